@@ -1,0 +1,87 @@
+"""Domain errors and the one place that turns them into HTTP answers.
+
+A domain error carries a stable machine ``code`` (for the SPA), a message for people, an HTTP
+status and optional extra fields. Services raise them; the DRF exception handler below and
+the pages' error rendering are the only translators.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import OperationalError
+from django.http import HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    code = "error"
+    status = 400
+    message = "Request failed"
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        self.message = message or self.message
+        self.extra = extra
+        super().__init__(self.message)
+
+    def payload(self) -> dict[str, Any]:
+        return {"success": False, "error": self.message, "code": self.code, **self.extra}
+
+
+class ServiceUnavailable(DomainError):
+    code = "service_unavailable"
+    status = 503
+    message = "The service is busy, please retry"
+
+
+def _is_lock_timeout(exc: Exception) -> bool:
+    # PostgreSQL's lock_timeout / statement_timeout: SQLSTATE 55P03 / 57014.
+    cause = getattr(exc, "__cause__", None)
+    sqlstate = getattr(cause, "sqlstate", None)
+    return sqlstate in {"55P03", "57014"} or "database is locked" in str(exc)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(exc.payload(), status=exc.status)
+    if isinstance(exc, OperationalError) and _is_lock_timeout(exc):
+        logger.warning("lock timeout in %s", context.get("view"))
+        response = Response(ServiceUnavailable().payload(), status=503)
+        response["Retry-After"] = "1"
+        return response
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = response.data
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {
+            "success": False,
+            "error": "Invalid request",
+            "code": "invalid",
+            "fields": detail,
+        }
+    elif isinstance(exc, exceptions.Throttled):
+        response.data = {"success": False, "error": "Too many requests", "code": "rate_limited"}
+    else:
+        message = detail.get("detail", detail) if isinstance(detail, dict) else detail
+        response.data = {
+            "success": False,
+            "error": str(message),
+            "code": getattr(exc, "default_code", "error"),
+        }
+    return response
+
+
+def ratelimited(request: HttpRequest, exception: Exception) -> JsonResponse:
+    """django-ratelimit's view for a refused request: 429 with Retry-After."""
+    response = JsonResponse(
+        {"success": False, "error": "Too many requests, slow down", "code": "rate_limited"},
+        status=status.HTTP_429_TOO_MANY_REQUESTS,
+    )
+    response["Retry-After"] = "60"
+    return response

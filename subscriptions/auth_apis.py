@@ -1,0 +1,75 @@
+"""Register and obtain JWTs (e-mail + password)."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.utils.decorators import method_decorator
+from django_ratelimit.decorators import ratelimit
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenRefreshView
+
+from subscriptions.apis import AnyResponse, _valid
+from subscriptions.users import user_register
+
+AUTH_RATE = "10/m"
+ratelimit_auth = method_decorator(
+    ratelimit(key="ip", rate=AUTH_RATE, method="POST", block=True), name="post"
+)
+
+
+class CredentialsInput(serializers.Serializer):
+    email = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class RegisterInput(CredentialsInput):
+    name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+
+
+def tokens_for(user) -> dict[str, object]:
+    refresh = RefreshToken.for_user(user)
+    return {
+        "access": str(refresh.access_token),
+        "refresh": str(refresh),
+        "user": {"id": user.pk, "email": user.email},
+    }
+
+
+@ratelimit_auth
+class RegisterApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+
+    @extend_schema(request=RegisterInput, responses={201: AnyResponse, 400: AnyResponse})
+    def post(self, request: Request) -> Response:
+        data = _valid(RegisterInput, request)
+        user = user_register(email=data["email"], password=data["password"], name=data["name"])
+        return Response({"success": True, "data": tokens_for(user)}, status=status.HTTP_201_CREATED)
+
+
+@ratelimit_auth
+class TokenApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+
+    @extend_schema(request=CredentialsInput, responses={200: AnyResponse, 401: AnyResponse})
+    def post(self, request: Request) -> Response:
+        data = _valid(CredentialsInput, request)
+        user = authenticate(request, email=data["email"], password=data["password"])
+        if user is None:
+            raise AuthenticationFailed("Wrong e-mail or password")
+        body = tokens_for(user)
+        # Top-level access/refresh too: the shape simplejwt clients expect.
+        return Response({"success": True, "data": body, **body})
+
+
+@ratelimit_auth
+class TokenRefreshApi(TokenRefreshView):
+    authentication_classes: list[type] = []

@@ -1,0 +1,240 @@
+"""The product catalogue: tiers, limits, feature costs, unlockable components and bundles.
+
+This is data, not logic: views, services and the Stripe sync read it from here and nowhere
+else. Money is integer cents; credits are integer units. Stripe prices are found by lookup key
+(``pro_monthly``, ``credits_250``), so no Stripe ids live in code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import MappingProxyType
+from typing import Literal
+
+Interval = Literal["month", "year"]
+INTERVALS: tuple[Interval, ...] = ("month", "year")
+UNLIMITED = None  # a limit of None means "no limit"
+
+
+@dataclass(frozen=True)
+class Tier:
+    key: str
+    name: str
+    rank: int
+    monthly_credits: int
+    price_monthly_cents: int
+    price_yearly_cents: int
+    unlock_duration: timedelta
+    limits: MappingProxyType[str, int | None]
+    features: tuple[str, ...]
+    description: str = ""
+
+    @property
+    def is_paid(self) -> bool:
+        return self.price_monthly_cents > 0
+
+    def lookup_key(self, interval: Interval) -> str:
+        return f"{self.key}_{'monthly' if interval == 'month' else 'yearly'}"
+
+    def price_cents(self, interval: Interval) -> int:
+        return self.price_monthly_cents if interval == "month" else self.price_yearly_cents
+
+
+@dataclass(frozen=True)
+class CreditAction:
+    key: str
+    name: str
+    cost: int  # credits per unit of quantity
+
+
+@dataclass(frozen=True)
+class Component:
+    key: str
+    name: str
+    cost: int  # credits for one unlock
+    min_tier: str = "free"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    key: str
+    name: str
+    credits: int
+    price_cents: int
+    lookup_key: str
+    required_tier_rank: int = 1  # bundles are sold to paid tiers only (product rule)
+
+
+def _limits(**values: int | None) -> MappingProxyType[str, int | None]:
+    return MappingProxyType(dict(values))
+
+
+_FREE_FEATURES = ("sentiment_analysis", "watchlist", "basic_charts")
+_PRO_FEATURES = _FREE_FEATURES + ("earnings_data", "sec_filings", "reddit_sentiment", "alerts")
+_ELITE_FEATURES = _PRO_FEATURES + ("bulk_analysis", "insider_trading", "institutional_holdings")
+_INSTITUTIONAL_FEATURES = _ELITE_FEATURES + ("api_access", "priority_support", "custom_allowance")
+
+TIERS: MappingProxyType[str, Tier] = MappingProxyType(
+    {
+        tier.key: tier
+        for tier in (
+            Tier(
+                key="free",
+                name="Free",
+                rank=0,
+                monthly_credits=0,
+                price_monthly_cents=0,
+                price_yearly_cents=0,
+                unlock_duration=timedelta(minutes=30),
+                limits=_limits(watchlist=3, alerts=0, searches_per_day=25),
+                features=_FREE_FEATURES,
+                description="Try HRVSTR with basic sentiment and a small watchlist.",
+            ),
+            Tier(
+                key="pro",
+                name="Pro",
+                rank=1,
+                monthly_credits=500,
+                price_monthly_cents=1900,
+                price_yearly_cents=19000,
+                unlock_duration=timedelta(hours=2),
+                limits=_limits(watchlist=25, alerts=10, searches_per_day=500),
+                features=_PRO_FEATURES,
+                description="For active traders: earnings, SEC filings and Reddit sentiment.",
+            ),
+            Tier(
+                key="elite",
+                name="Elite",
+                rank=2,
+                monthly_credits=2000,
+                price_monthly_cents=4900,
+                price_yearly_cents=49000,
+                unlock_duration=timedelta(hours=4),
+                limits=_limits(watchlist=UNLIMITED, alerts=100, searches_per_day=UNLIMITED),
+                features=_ELITE_FEATURES,
+                description="Bulk analysis, insider trading and institutional holdings.",
+            ),
+            Tier(
+                key="institutional",
+                name="Institutional",
+                rank=3,
+                monthly_credits=5000,
+                price_monthly_cents=19900,
+                price_yearly_cents=199000,
+                unlock_duration=timedelta(hours=8),
+                limits=_limits(watchlist=UNLIMITED, alerts=UNLIMITED, searches_per_day=UNLIMITED),
+                features=_INSTITUTIONAL_FEATURES,
+                description="Teams and funds: API access and an allowance sized to you.",
+            ),
+        )
+    }
+)
+FREE_TIER = TIERS["free"]
+
+CREDIT_ACTIONS: MappingProxyType[str, CreditAction] = MappingProxyType(
+    {
+        action.key: action
+        for action in (
+            CreditAction("sentiment_analysis", "Sentiment analysis", 1),
+            CreditAction("earnings_data", "Earnings data", 2),
+            CreditAction("sec_filing", "SEC filing", 3),
+            CreditAction("bulk_analysis", "Bulk analysis", 5),
+        )
+    }
+)
+MAX_ACTION_QUANTITY = 1000
+
+COMPONENTS: MappingProxyType[str, Component] = MappingProxyType(
+    {
+        component.key: component
+        for component in (
+            Component("chart", "Price chart", 10),
+            Component("scores", "HRVSTR scores", 8),
+            Component("reddit", "Reddit sentiment", 12, min_tier="pro"),
+            Component("insiderTrading", "Insider trading", 10),
+            Component("institutionalHoldings", "Institutional holdings", 15, min_tier="pro"),
+            Component("earningsAnalysis", "Earnings analysis", 8, min_tier="pro"),
+            Component("upcomingEarnings", "Upcoming earnings", 12),
+        )
+    }
+)
+
+BUNDLES: MappingProxyType[str, Bundle] = MappingProxyType(
+    {
+        bundle.key: bundle
+        for bundle in (
+            Bundle(
+                key="credits_250",
+                name="250 credits",
+                credits=250,
+                price_cents=1000,
+                lookup_key="credits_250",
+            ),
+        )
+    }
+)
+
+
+@dataclass(frozen=True)
+class PriceEntry:
+    """One sellable Stripe price, found in Stripe by ``lookup_key``."""
+
+    lookup_key: str
+    product_key: str
+    product_name: str
+    amount_cents: int
+    interval: Interval | None  # None for one-off (bundle) prices
+    tier: Tier | None = None
+    bundle: Bundle | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def price_entries() -> list[PriceEntry]:
+    """Every price the catalogue sells, for the Stripe sync and the lookups below."""
+    entries: list[PriceEntry] = []
+    for tier in TIERS.values():
+        if not tier.is_paid:
+            continue
+        for interval in INTERVALS:
+            entries.append(
+                PriceEntry(
+                    lookup_key=tier.lookup_key(interval),
+                    product_key=f"tier_{tier.key}",
+                    product_name=f"HRVSTR {tier.name}",
+                    amount_cents=tier.price_cents(interval),
+                    interval=interval,
+                    tier=tier,
+                    metadata={"hrvstr_tier": tier.key, "hrvstr_interval": interval},
+                )
+            )
+    for bundle in BUNDLES.values():
+        entries.append(
+            PriceEntry(
+                lookup_key=bundle.lookup_key,
+                product_key=f"bundle_{bundle.key}",
+                product_name=f"HRVSTR {bundle.name}",
+                amount_cents=bundle.price_cents,
+                interval=None,
+                bundle=bundle,
+                metadata={"hrvstr_bundle": bundle.key, "hrvstr_credits": str(bundle.credits)},
+            )
+        )
+    return entries
+
+
+PRICES_BY_LOOKUP_KEY: MappingProxyType[str, PriceEntry] = MappingProxyType(
+    {entry.lookup_key: entry for entry in price_entries()}
+)
+
+
+def tier_get(key: str) -> Tier | None:
+    return TIERS.get(key)
+
+
+def tiers_at_or_above(rank: int) -> list[str]:
+    return [tier.key for tier in TIERS.values() if tier.rank >= rank]
+
+
+def tiers_with_feature(feature: str) -> list[str]:
+    return [tier.key for tier in TIERS.values() if feature in tier.features]

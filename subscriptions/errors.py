@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from hrvstr.errors import DomainError
+
+
+class InsufficientCredits(DomainError):
+    code = "insufficient_credits"
+    status = 402
+    message = "Insufficient credits"
+
+
+class UnknownAction(DomainError):
+    code = "unknown_action"
+    status = 400
+    message = "Unknown action"
+
+
+class UnknownComponent(DomainError):
+    code = "unknown_component"
+    status = 400
+    message = "Unknown component"
+
+
+class TierRequired(DomainError):
+    code = "tier_required"
+    status = 403
+    message = "Your plan does not include this"
+
+
+class IdempotencyConflict(DomainError):
+    code = "idempotency_conflict"
+    status = 409
+    message = "This Idempotency-Key was already used for a different request"
+
+
+class HoldNotFound(DomainError):
+    code = "hold_not_found"
+    status = 404
+    message = "No such hold"
+
+
+class HoldNotOpen(DomainError):
+    code = "hold_not_open"
+    status = 409
+    message = "This hold is no longer open"
+
+
+class InvalidAmount(DomainError):
+    code = "invalid_amount"
+    status = 400
+    message = "Invalid amount"

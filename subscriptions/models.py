@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from subscriptions.catalogue import TIERS
+
+
+class Tier(models.TextChoices):
+    FREE = "free", TIERS["free"].name
+    PRO = "pro", TIERS["pro"].name
+    ELITE = "elite", TIERS["elite"].name
+    INSTITUTIONAL = "institutional", TIERS["institutional"].name
+
+
+class SubscriptionStatus(models.TextChoices):
+    # Mirrors Stripe's subscription statuses; "none" for accounts that never subscribed.
+    NONE = "none", "No subscription"
+    INCOMPLETE = "incomplete", "Incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete (expired)"
+    TRIALING = "trialing", "Trialing"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    CANCELED = "canceled", "Canceled"
+    UNPAID = "unpaid", "Unpaid"
+    PAUSED = "paused", "Paused"
+
+
+class BillingInterval(models.TextChoices):
+    MONTH = "month", "Monthly"
+    YEAR = "year", "Yearly"
+
+
+class CreditAccount(models.Model):
+    """A user's tier and credits: the cached state that the ledger sums to.
+
+    remaining = (monthly_allowance - monthly_used) + purchased_balance, never negative: the
+    CHECK constraints below hold it in the database, not only in Python. The monthly allowance
+    is spent first and resets each period; purchased credits never expire. Only the services in
+    ``subscriptions.services`` change a row, under ``select_for_update`` and with a ledger row.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account"
+    )
+    tier = models.CharField(max_length=32, choices=Tier.choices, default=Tier.FREE)
+    # Credits (integer units).
+    monthly_allowance = models.PositiveIntegerField(default=0)
+    monthly_used = models.PositiveIntegerField(default=0)
+    purchased_balance = models.PositiveIntegerField(default=0)
+    # Staff may size an institutional customer's allowance; None means the tier's default.
+    custom_allowance = models.PositiveIntegerField(null=True, blank=True)
+    # The current allowance period (monthly, even for yearly plans).
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    # Monthly periods are counted from this instant (sign-up, or the subscription's start) so a
+    # 31st keeps its day where months allow it.
+    period_anchor = models.DateTimeField()
+    # A downgrade waits for the end of the paid period; it is applied at the next reset.
+    pending_tier = models.CharField(max_length=32, choices=Tier.choices, blank=True)
+    subscription_status = models.CharField(
+        max_length=32, choices=SubscriptionStatus.choices, default=SubscriptionStatus.NONE
+    )
+    billing_interval = models.CharField(max_length=8, choices=BillingInterval.choices, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    # Stripe's paid period; a yearly plan has twelve allowance periods inside one.
+    billing_period_end = models.DateTimeField(null=True, blank=True)
+    # Past due: the paid tier is kept until this instant, then the account falls to free.
+    grace_until = models.DateTimeField(null=True, blank=True)
+    # Newest Stripe subscription state applied (Stripe's own timestamp), so late events lose.
+    stripe_state_at = models.DateTimeField(null=True, blank=True)
+    stripe_customer_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    stripe_subscription_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stripe_price_lookup_key = models.CharField(max_length=64, blank=True)
+    # Set when Stripe reports a price the catalogue does not know: the tier is kept, staff look.
+    billing_problem = models.CharField(max_length=255, blank=True)
+    # Earliest expiry among open holds, so a read knows without a query whether to sweep.
+    next_hold_expiry_at = models.DateTimeField(null=True, blank=True)
+    # Bumped on every change: the ETag of tier-info derives from it.
+    version = models.PositiveBigIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(monthly_used__lte=F("monthly_allowance")),
+                name="credit_account_used_within_allowance",
+            ),
+            models.CheckConstraint(
+                condition=Q(monthly_allowance__gte=0)
+                & Q(monthly_used__gte=0)
+                & Q(purchased_balance__gte=0),
+                name="credit_account_buckets_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(period_end__gt=F("period_start")),
+                name="credit_account_period_ordered",
+            ),
+        ]
+        indexes = [models.Index(fields=["period_end"], name="credit_account_period_end")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.tier})"
+
+    @property
+    def monthly_remaining(self) -> int:
+        return self.monthly_allowance - self.monthly_used
+
+    @property
+    def remaining(self) -> int:
+        return self.monthly_remaining + self.purchased_balance
+
+
+class HoldStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CAPTURED = "captured", "Captured"
+    RELEASED = "released", "Released"
+    EXPIRED = "expired", "Expired"
+
+
+class CreditHold(models.Model):
+    """Credits reserved for a long operation: counted as spent until released or expired."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="credit_holds"
+    )
+    action = models.CharField(max_length=64)
+    quantity = models.PositiveIntegerField()
+    # Credits taken from each bucket, so a release returns them where they came from.
+    monthly_amount = models.PositiveIntegerField()
+    purchased_amount = models.PositiveIntegerField()
+    # The allowance period the monthly part belongs to; after a reset it is not given back.
+    period_start = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=HoldStatus.choices, default=HoldStatus.OPEN)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "status", "expires_at"], name="hold_user_open")]
+
+    def __str__(self) -> str:
+        return f"hold #{self.pk} {self.action} x{self.quantity} ({self.status})"
+
+    @property
+    def amount(self) -> int:
+        return self.monthly_amount + self.purchased_amount
+
+
+class ComponentUnlock(models.Model):
+    """Time-limited access to a research component, paid once per window."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="component_unlocks"
+    )
+    component = models.CharField(max_length=64)
+    tier = models.CharField(max_length=32, choices=Tier.choices)
+    cost = models.PositiveIntegerField()  # credits
+    unlocked_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    # Set once the research_expired activity is written (conditional update: once only).
+    expiry_recorded = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "component", "-expires_at"], name="unlock_user_component"),
+            models.Index(fields=["expiry_recorded", "expires_at"], name="unlock_expiry_sweep"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.component} until {self.expires_at:%Y-%m-%d %H:%M}"

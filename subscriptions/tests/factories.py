@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+
+from subscriptions.services import account_create
+
+PASSWORD = "correct horse battery staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    username = factory.LazyAttribute(lambda user: user.email)
+
+    @factory.post_generation
+    def password(self, create, extracted, **kwargs):
+        self.set_password(extracted or PASSWORD)
+        if create:
+            self.save(update_fields=["password"])
+
+    @factory.post_generation
+    def credit_account(self, create, extracted, **kwargs):
+        if create:
+            account_create(user=self)
