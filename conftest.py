@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -47,7 +49,6 @@ def _fresh_cache():
     from django.core.cache import cache
 
     yield
-    try:
+    # The cache table may be gone with a transactional test's database.
+    with contextlib.suppress(Exception):
         cache.clear()
-    except Exception:  # the cache table may be gone with a transactional test's database
-        pass

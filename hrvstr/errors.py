@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import OperationalError
 from django.http import HttpRequest, JsonResponse
+from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -49,6 +50,8 @@ def _is_lock_timeout(exc: Exception) -> bool:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(exc.payload(), status=exc.status)
+    if isinstance(exc, Ratelimited):
+        return _too_many_requests()
     if isinstance(exc, OperationalError) and _is_lock_timeout(exc):
         logger.warning("lock timeout in %s", context.get("view"))
         response = Response(ServiceUnavailable().payload(), status=503)
@@ -77,11 +80,17 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
+RATE_LIMITED = {"success": False, "error": "Too many requests, slow down", "code": "rate_limited"}
+
+
+def _too_many_requests() -> Response:
+    response = Response(RATE_LIMITED, status=status.HTTP_429_TOO_MANY_REQUESTS)
+    response["Retry-After"] = "60"  # our limits are per minute
+    return response
+
+
 def ratelimited(request: HttpRequest, exception: Exception) -> JsonResponse:
-    """django-ratelimit's view for a refused request: 429 with Retry-After."""
-    response = JsonResponse(
-        {"success": False, "error": "Too many requests, slow down", "code": "rate_limited"},
-        status=status.HTTP_429_TOO_MANY_REQUESTS,
-    )
+    """django-ratelimit's view for a refused page request: 429 with Retry-After."""
+    response = JsonResponse(RATE_LIMITED, status=status.HTTP_429_TOO_MANY_REQUESTS)
     response["Retry-After"] = "60"
     return response

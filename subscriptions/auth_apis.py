@@ -7,7 +7,6 @@ from django.utils.decorators import method_decorator
 from django_ratelimit.decorators import ratelimit
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +14,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenRefreshView
 
+from hrvstr.errors import DomainError
 from subscriptions.apis import AnyResponse, _valid
 from subscriptions.users import user_register
 
@@ -22,6 +22,12 @@ AUTH_RATE = "10/m"
 ratelimit_auth = method_decorator(
     ratelimit(key="ip", rate=AUTH_RATE, method="POST", block=True), name="post"
 )
+
+
+class InvalidCredentials(DomainError):
+    code = "invalid_credentials"
+    status = 401
+    message = "Wrong e-mail or password"
 
 
 class CredentialsInput(serializers.Serializer):
@@ -64,7 +70,7 @@ class TokenApi(APIView):
         data = _valid(CredentialsInput, request)
         user = authenticate(request, email=data["email"], password=data["password"])
         if user is None:
-            raise AuthenticationFailed("Wrong e-mail or password")
+            raise InvalidCredentials()
         body = tokens_for(user)
         # Top-level access/refresh too: the shape simplejwt clients expect.
         return Response({"success": True, "data": body, **body})

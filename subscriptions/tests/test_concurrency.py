@@ -1,0 +1,118 @@
+"""Locks proven on real PostgreSQL connections: many threads, one account.
+
+Each thread has its own database connection (Django's connections are per thread), so these
+are genuinely concurrent transactions that PostgreSQL must serialise on the account row.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection, connections
+
+from activities.models import LedgerEntry
+from conftest import bearer_client
+from subscriptions import services
+from subscriptions.models import ComponentUnlock, CreditAccount
+from subscriptions.selectors import ledger_drift
+from subscriptions.tests.factories import UserFactory
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks"),
+]
+
+
+def run_together(count: int, work) -> list:
+    """Start ``count`` calls of ``work`` at the same instant; each thread closes its connection."""
+    barrier = threading.Barrier(count)
+
+    def one(index: int):
+        try:
+            barrier.wait()
+            return work(index)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_fifty_concurrent_spends_never_overdraw_and_the_ledger_sums(settings):
+    settings.RATELIMIT_ENABLE = False
+    user = UserFactory()
+    services.credits_purchase_add(user=user, credits=100, idempotency_key="seed")
+
+    def spend(index: int) -> int:
+        client = bearer_client(user)
+        response = client.post(
+            "/api/credits/spend",
+            {"action": "sec_filing", "quantity": 1},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=f"req-{index}",
+        )
+        return response.status_code
+
+    statuses = Counter(run_together(50, spend))
+    account = CreditAccount.objects.get(user=user)
+    assert statuses == {200: 33, 402: 17}
+    assert account.remaining == 1
+    assert ledger_drift(account=account) == {}
+    assert LedgerEntry.objects.filter(user=user, kind="spend").count() == 33
+
+
+def test_concurrent_retries_of_one_key_charge_once(settings):
+    settings.RATELIMIT_ENABLE = False
+    user = UserFactory()
+    services.credits_purchase_add(user=user, credits=100, idempotency_key="seed")
+
+    def spend(index: int):
+        client = bearer_client(user)
+        response = client.post(
+            "/api/credits/spend",
+            {"action": "bulk_analysis", "quantity": 1},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="the-same-key",
+        )
+        return response.status_code, response.json()["data"]["transactionId"]
+
+    answers = run_together(20, spend)
+    assert {status for status, _ in answers} == {200}
+    assert len({transaction_id for _, transaction_id in answers}) == 1
+    assert CreditAccount.objects.get(user=user).remaining == 95
+
+
+def test_a_double_unlock_from_two_devices_charges_once(settings):
+    settings.RATELIMIT_ENABLE = False
+    user = UserFactory()
+    services.credits_purchase_add(user=user, credits=100, idempotency_key="seed")
+
+    def unlock(index: int) -> bool:
+        client = bearer_client(user)
+        response = client.post(
+            "/api/credits/unlock-component", {"component": "chart"}, format="json"
+        )
+        return response.json()["data"]["charged"]
+
+    charged = run_together(8, unlock)
+    assert charged.count(True) == 1
+    assert ComponentUnlock.objects.filter(user=user).count() == 1
+    account = CreditAccount.objects.get(user=user)
+    assert account.remaining == 90
+    assert ledger_drift(account=account) == {}
+
+
+def test_concurrent_purchase_deliveries_add_credits_once():
+    user = UserFactory()
+
+    def deliver(index: int) -> int:
+        entry = services.credits_purchase_add(
+            user=user, credits=250, idempotency_key="checkout:cs_test_1"
+        )
+        return entry.pk
+
+    assert len(set(run_together(10, deliver))) == 1
+    assert CreditAccount.objects.get(user=user).purchased_balance == 250
