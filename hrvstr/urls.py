@@ -9,6 +9,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("subscriptions.urls")),
     path("api/", include("activities.urls")),
+    path("api/billing/", include("billing.urls")),
+    # dj-stripe's own per-endpoint webhook URL (/stripe/webhook/<uuid>/) also works.
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -659,8 +659,12 @@ def credits_purchase_add(
     source: str = "",
     reason: str = "Credits purchased",
     actor: Actor = Actor.STRIPE,
+    **details: str | int,
 ) -> LedgerEntry:
-    """Add purchased credits (they never expire), once per ``idempotency_key``."""
+    """Add purchased credits (they never expire), once per ``idempotency_key``.
+
+    Extra keyword ``details`` (e.g. the payment it came from) are kept on the ledger row.
+    """
     if credits <= 0:
         raise InvalidAmount("credits must be positive", credits=credits)
     if (existing := _recorded(idempotency_key)) is not None:
@@ -678,7 +682,7 @@ def credits_purchase_add(
                 purchased_delta=credits,
                 reason=reason,
                 source=source,
-                details={"credits": credits},
+                details={"credits": credits, **details},
             )
             activity_record(
                 user=user,

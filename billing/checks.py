@@ -1,0 +1,48 @@
+"""Start-up checks that keep test and live Stripe keys apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+
+@checks.register(checks.Tags.security, deploy=False)
+def stripe_keys_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    live = settings.STRIPE_LIVE_MODE
+    live_key = settings.STRIPE_LIVE_SECRET_KEY
+    test_key = settings.STRIPE_TEST_SECRET_KEY
+    if live and not live_key.startswith(("sk_live_", "rk_live_")):
+        errors.append(
+            checks.Error(
+                "STRIPE_LIVE_MODE is on but STRIPE_LIVE_SECRET_KEY is not a live key",
+                hint="Set STRIPE_LIVE_SECRET_KEY=sk_live_... or turn STRIPE_LIVE_MODE off.",
+                id="billing.E001",
+            )
+        )
+    if live and settings.DEBUG:
+        errors.append(
+            checks.Error(
+                "Live Stripe keys must not be used with DEBUG on",
+                hint="Turn DEBUG off, or STRIPE_LIVE_MODE off for development.",
+                id="billing.E002",
+            )
+        )
+    if test_key and not test_key.startswith(("sk_test_", "rk_test_")):
+        errors.append(
+            checks.Error(
+                "STRIPE_TEST_SECRET_KEY is not a test key",
+                hint="A live key never goes in STRIPE_TEST_SECRET_KEY.",
+                id="billing.E003",
+            )
+        )
+    if live and (settings.STRIPE_LIVE_WEBHOOK_SECRET == settings.STRIPE_TEST_WEBHOOK_SECRET):
+        errors.append(
+            checks.Error(
+                "The live webhook secret must differ from the test one (and be set)",
+                id="billing.E004",
+            )
+        )
+    return errors

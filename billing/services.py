@@ -1,0 +1,237 @@
+"""What users and staff ask of Stripe: customers, Checkout, the portal and plan changes.
+
+Tier and credit changes never happen here: Stripe's answer comes back as a signed webhook,
+and ``billing.sync`` applies it through the subscriptions rules. That keeps one path for
+every change, whoever started it (our pages, the SPA, the Stripe portal or the dashboard).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.db import transaction
+
+from billing import gateway
+from hrvstr.errors import DomainError
+from subscriptions import catalogue
+from subscriptions.models import CreditAccount
+from subscriptions.services import LIVE_STATUSES, account_get
+
+logger = logging.getLogger(__name__)
+PRICE_CACHE_SECONDS = 600
+
+
+class AlreadySubscribed(DomainError):
+    code = "already_subscribed"
+    status = 409
+    message = "You already have a subscription: change your plan instead"
+
+
+class BundleRequiresPaidTier(DomainError):
+    code = "bundle_requires_paid_tier"
+    status = 403
+    message = "Credit bundles are available on paid plans"
+
+
+class NoStripeCustomer(DomainError):
+    code = "no_stripe_customer"
+    status = 400
+    message = "You have no billing account yet: choose a plan first"
+
+
+class NoSubscription(DomainError):
+    code = "no_subscription"
+    status = 400
+    message = "You have no active subscription"
+
+
+class UnknownPlan(DomainError):
+    code = "unknown_plan"
+    status = 400
+    message = "Unknown plan"
+
+
+class PriceMissing(DomainError):
+    code = "price_missing"
+    status = 503
+    message = "This plan is not set up in Stripe yet (run manage.py stripe_sync_catalogue)"
+
+
+@dataclass(frozen=True)
+class CheckoutStart:
+    url: str
+    session_id: str
+
+
+def price_id_for(lookup_key: str) -> str:
+    """The Stripe price id behind a catalogue lookup key (cached: prices rarely change)."""
+    cache_key = f"stripe-price:{'live' if gateway.live_mode() else 'test'}:{lookup_key}"
+    price_id = cache.get(cache_key)
+    if price_id is None:
+        price = gateway.prices_by_lookup_keys([lookup_key]).get(lookup_key)
+        if price is None:
+            raise PriceMissing(lookup_key=lookup_key)
+        price_id = price.id
+        cache.set(cache_key, price_id, PRICE_CACHE_SECONDS)
+    return price_id
+
+
+def customer_ensure(*, user: AbstractBaseUser) -> str:
+    """The user's one Stripe customer, created on first need.
+
+    Two checkouts starting at once both wait on the account's row lock, and the Stripe call
+    carries an idempotency key derived from the user, so neither a race here nor a retry
+    after a crash can create a second customer. (The Stripe call happens under the lock; it
+    is a once-per-user event and keeping it inside is what makes the guard hold.)
+    """
+    account = account_get(user=user)
+    if account.stripe_customer_id:
+        return account.stripe_customer_id
+    with transaction.atomic():
+        account = CreditAccount.objects.select_for_update().get(pk=account.pk)
+        if account.stripe_customer_id:
+            return account.stripe_customer_id
+        customer = gateway.customer_create(
+            email=user.email,
+            name=user.get_full_name(),
+            metadata={"hrvstr_user_id": str(user.pk), "djstripe_subscriber": str(user.pk)},
+            idempotency_key=f"customer:{user.pk}",
+        )
+        CreditAccount.objects.filter(pk=account.pk).update(stripe_customer_id=customer.id)
+    return customer.id
+
+
+def _plan_entry(tier: str, interval: str) -> catalogue.PriceEntry:
+    tier_spec = catalogue.TIERS.get(tier)
+    if tier_spec is None or not tier_spec.is_paid or interval not in catalogue.INTERVALS:
+        raise UnknownPlan(tier=tier, interval=interval, available=_paid_tiers())
+    return catalogue.PRICES_BY_LOOKUP_KEY[tier_spec.lookup_key(interval)]  # type: ignore[arg-type]
+
+
+def _paid_tiers() -> list[str]:
+    return [tier.key for tier in catalogue.TIERS.values() if tier.is_paid]
+
+
+def _has_live_subscription(account: CreditAccount) -> bool:
+    return bool(account.stripe_subscription_id) and account.subscription_status in LIVE_STATUSES
+
+
+def checkout_session_create(
+    *,
+    user: AbstractBaseUser,
+    tier: str | None = None,
+    interval: str = "month",
+    bundle: str | None = None,
+) -> CheckoutStart:
+    """Start Stripe Checkout for a plan (subscription mode) or a credit bundle (payment mode)."""
+    if not gateway.is_configured():
+        raise gateway.StripeNotConfigured()
+    account = account_get(user=user)
+    metadata = {"hrvstr_user_id": str(user.pk)}
+    if bundle is not None:
+        bundle_spec = catalogue.BUNDLES.get(bundle)
+        if bundle_spec is None:
+            raise UnknownPlan("Unknown credit bundle", bundle=bundle, available=list(catalogue.BUNDLES))
+        if catalogue.TIERS[account.tier].rank < bundle_spec.required_tier_rank:
+            raise BundleRequiresPaidTier(
+                tier=account.tier,
+                requiredTiers=catalogue.tiers_at_or_above(bundle_spec.required_tier_rank),
+            )
+        lookup_key = bundle_spec.lookup_key
+        mode_params: dict[str, object] = {
+            "mode": "payment",
+            "payment_intent_data": {"metadata": metadata | {"hrvstr_bundle": bundle}},
+        }
+    else:
+        entry = _plan_entry(tier or "", interval)
+        if _has_live_subscription(account):
+            raise AlreadySubscribed(action="change_plan", tier=account.tier)
+        lookup_key = entry.lookup_key
+        mode_params = {"mode": "subscription", "subscription_data": {"metadata": metadata}}
+    site = settings.SITE_URL
+    session = gateway.checkout_session_create(
+        customer=customer_ensure(user=user),
+        line_items=[{"price": price_id_for(lookup_key), "quantity": 1}],
+        success_url=f"{site}/billing/success/?session_id={{CHECKOUT_SESSION_ID}}",
+        cancel_url=f"{site}/billing/cancel/",
+        client_reference_id=str(user.pk),
+        metadata=metadata | {"hrvstr_lookup_key": lookup_key},
+        **mode_params,
+    )
+    return CheckoutStart(url=session.url, session_id=session.id)
+
+
+def portal_session_create(*, user: AbstractBaseUser, return_url: str | None = None) -> str:
+    """A Stripe customer portal link (cards, invoices, plan and cancellation)."""
+    account = account_get(user=user)
+    if not account.stripe_customer_id:
+        raise NoStripeCustomer(action="redirect_to_pricing")
+    session = gateway.portal_session_create(
+        customer_id=account.stripe_customer_id,
+        return_url=return_url or f"{settings.SITE_URL}/billing/",
+    )
+    return session.url
+
+
+def _live_subscription_id(user: AbstractBaseUser) -> str:
+    account = account_get(user=user)
+    if not _has_live_subscription(account):
+        raise NoSubscription()
+    return account.stripe_subscription_id
+
+
+def subscription_change_plan(*, user: AbstractBaseUser, tier: str, interval: str) -> None:
+    """Move the subscription to another plan.
+
+    Upgrades (and interval changes, which Stripe bills at once anyway) are prorated and
+    invoiced now; downgrades are not prorated: the customer keeps the higher tier until the
+    paid period ends, when the renewal bills the lower price.
+    """
+    entry = _plan_entry(tier, interval)
+    subscription_id = _live_subscription_id(user)
+    subscription = gateway.subscription_retrieve(subscription_id)
+    from billing.stripe_data import price_entry, subscription_item_id, subscription_price, to_dict
+
+    data = to_dict(subscription)
+    current = price_entry(subscription_price(data))
+    if current is not None and current.lookup_key == entry.lookup_key:
+        return
+    current_rank = current.tier.rank if current and current.tier else -1
+    upgrade = entry.tier.rank > current_rank or (  # type: ignore[union-attr]
+        current is not None and entry.interval != current.interval
+    )
+    gateway.subscription_modify(
+        subscription_id,
+        items=[{"id": subscription_item_id(data), "price": price_id_for(entry.lookup_key)}],
+        proration_behavior="always_invoice" if upgrade else "none",
+        cancel_at_period_end=False,
+        metadata={"hrvstr_user_id": str(user.pk)},
+        idempotency_key=f"change-plan:{subscription_id}:{entry.lookup_key}:{current_rank}",
+    )
+
+
+def subscription_cancel(*, user: AbstractBaseUser, immediate: bool = False) -> None:
+    """Cancel at the end of the paid period (default) or now."""
+    subscription_id = _live_subscription_id(user)
+    if immediate:
+        gateway.subscription_cancel_now(subscription_id, idempotency_key=f"cancel:{subscription_id}")
+    else:
+        gateway.subscription_modify(
+            subscription_id,
+            cancel_at_period_end=True,
+            idempotency_key=f"cancel-at-end:{subscription_id}:{account_get(user=user).version}",
+        )
+
+
+def subscription_resume(*, user: AbstractBaseUser) -> None:
+    """Undo a cancellation at period end, while the period lasts."""
+    subscription_id = _live_subscription_id(user)
+    gateway.subscription_modify(
+        subscription_id,
+        cancel_at_period_end=False,
+        idempotency_key=f"resume:{subscription_id}:{account_get(user=user).version}",
+    )

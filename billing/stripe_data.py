@@ -1,0 +1,95 @@
+"""Small readers over Stripe objects (dicts) in the pinned API version's shapes.
+
+Since the 2025-03-31 ("basil") API, a subscription's billing period lives on its items and an
+invoice names its subscription under ``parent.subscription_details``. dj-stripe 2.11's own
+helpers still read the removed top-level fields (``Subscription.current_period_end`` is None,
+``Invoice.subscription`` stays null), so we read ``stripe_data`` through these instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from subscriptions import catalogue
+from subscriptions.catalogue import PriceEntry
+
+StripeDict = Mapping[str, Any]
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A plain dict from a StripeObject (no longer a dict in stripe-python 15) or a dict."""
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return dict(obj)
+
+
+def timestamp(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
+
+
+def object_id(value: Any) -> str | None:
+    """An id from a field that is either an id or an expanded object."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.get("id")
+
+
+def _first_item(subscription: StripeDict) -> StripeDict | None:
+    items = (subscription.get("items") or {}).get("data") or []
+    return items[0] if items else None
+
+
+def subscription_period(subscription: StripeDict) -> tuple[datetime, datetime] | None:
+    item = _first_item(subscription)
+    if item is None or item.get("current_period_start") is None:
+        return None
+    return timestamp(item["current_period_start"]), timestamp(item["current_period_end"])
+
+
+def subscription_price(subscription: StripeDict) -> StripeDict | None:
+    item = _first_item(subscription)
+    return item.get("price") if item else None
+
+
+def subscription_item_id(subscription: StripeDict) -> str | None:
+    item = _first_item(subscription)
+    return item.get("id") if item else None
+
+
+def price_entry(price: StripeDict | None) -> PriceEntry | None:
+    """The catalogue entry a Stripe price sells, by lookup key; None for a stranger."""
+    if not price:
+        return None
+    return catalogue.PRICES_BY_LOOKUP_KEY.get(price.get("lookup_key") or "")
+
+
+def invoice_subscription_id(invoice: StripeDict) -> str | None:
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    return object_id(details.get("subscription"))
+
+
+def invoice_subscription_period(invoice: StripeDict) -> tuple[datetime, datetime] | None:
+    """The service period an invoice pays for, from its subscription (non-proration) line."""
+    lines = (invoice.get("lines") or {}).get("data") or []
+    for line in lines:
+        parent = line.get("parent") or {}
+        details = parent.get("subscription_item_details") or {}
+        if details.get("proration"):
+            continue
+        period = line.get("period") or {}
+        if period.get("start") is not None and period.get("end") is not None:
+            return timestamp(period["start"]), timestamp(period["end"])
+    return None
+
+
+def checkout_price_lookup_keys(session: StripeDict) -> list[tuple[str, int]]:
+    """(lookup_key, quantity) of each line item of an expanded Checkout Session."""
+    lines = (session.get("line_items") or {}).get("data") or []
+    found = []
+    for line in lines:
+        price = line.get("price") or {}
+        found.append((price.get("lookup_key") or "", int(line.get("quantity") or 1)))
+    return found

@@ -1,0 +1,295 @@
+"""Stripe's state -> our accounts, through the subscriptions rules.
+
+Webhook receivers, the admin's resync and ``reconcile_billing`` all come here. Every function
+reads the *current* Stripe object (dj-stripe has just re-fetched it for a webhook) rather than
+trusting an event's snapshot, so late, duplicated and reordered deliveries converge; every
+write is keyed so that a replay changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from activities.models import LedgerEntry, LedgerKind
+from billing import gateway
+from billing.stripe_data import (
+    StripeDict,
+    checkout_price_lookup_keys,
+    invoice_subscription_id,
+    invoice_subscription_period,
+    object_id,
+    price_entry,
+    subscription_period,
+    subscription_price,
+    to_dict,
+)
+from subscriptions import catalogue, services
+from subscriptions.models import CreditAccount
+
+logger = logging.getLogger(__name__)
+
+RENEWAL_REASONS = {"subscription_create", "subscription_cycle"}
+
+
+def user_for_customer(customer_id: str | None) -> AbstractBaseUser | None:
+    if not customer_id:
+        return None
+    account = (
+        CreditAccount.objects.select_related("user").filter(stripe_customer_id=customer_id).first()
+    )
+    return account.user if account else None
+
+
+def _user_for(obj: StripeDict) -> AbstractBaseUser | None:
+    """The user a Stripe object belongs to: by customer, else by the user id we put in metadata."""
+    user = user_for_customer(object_id(obj.get("customer")))
+    if user is not None:
+        return user
+    user_id = (obj.get("metadata") or {}).get("hrvstr_user_id") or obj.get("client_reference_id")
+    if user_id and str(user_id).isdigit():
+        user = get_user_model().objects.filter(pk=int(user_id)).first()
+        customer_id = object_id(obj.get("customer"))
+        if user is not None and customer_id:
+            # Link a customer made outside our Checkout flow (e.g. in the dashboard), once.
+            CreditAccount.objects.filter(user=user, stripe_customer_id__isnull=True).update(
+                stripe_customer_id=customer_id
+            )
+        return user
+    return None
+
+
+def subscription_state(subscription: StripeDict, *, observed_at: datetime):
+    """Our plain view of a Stripe subscription (tier None when its price is not ours)."""
+    period = subscription_period(subscription)
+    if period is None:
+        raise ValueError(f"subscription {subscription.get('id')} has no items with a period")
+    price = subscription_price(subscription) or {}
+    entry = price_entry(price)
+    recurring = price.get("recurring") or {}
+    return services.SubscriptionState(
+        subscription_id=subscription["id"],
+        status=subscription["status"],
+        tier=entry.tier.key if entry and entry.tier else None,
+        price_lookup_key=price.get("lookup_key") or price.get("id") or "",
+        interval=(entry.interval if entry else None) or recurring.get("interval") or "month",
+        period_start=period[0],
+        period_end=period[1],
+        cancel_at_period_end=bool(subscription.get("cancel_at_period_end")),
+        observed_at=observed_at,
+    )
+
+
+def subscription_apply(
+    subscription: StripeDict, *, observed_at: datetime, idempotency_key: str, source: str = ""
+) -> LedgerEntry | None:
+    """Apply a Stripe subscription to its customer's account. Unknown customers are skipped."""
+    user = _user_for(subscription)
+    if user is None:
+        logger.warning("subscription %s: no user for its customer", subscription.get("id"))
+        return None
+    state = subscription_state(subscription, observed_at=observed_at)
+    return services.subscription_sync(
+        user=user, state=state, idempotency_key=idempotency_key, source=source
+    )
+
+
+def invoice_paid_apply(invoice: StripeDict, *, event_id: str, observed_at: datetime) -> None:
+    """A paid first or renewal invoice starts a paid period: sync the plan, reset the allowance.
+
+    Proration and one-off invoices are not renewals and grant nothing.
+    """
+    if invoice.get("billing_reason") not in RENEWAL_REASONS:
+        return
+    subscription_id = invoice_subscription_id(invoice)
+    period = invoice_subscription_period(invoice)
+    user = _user_for(invoice)
+    if not subscription_id or period is None or user is None:
+        logger.warning("invoice %s: not linked to a known subscription/user", invoice.get("id"))
+        return
+    subscription = to_dict(gateway.subscription_retrieve(subscription_id))
+    # The plan first, so the allowance granted below is the paid tier's.
+    subscription_apply(
+        subscription,
+        observed_at=observed_at,
+        idempotency_key=f"sub:{subscription_id}:{event_id}",
+        source=event_id,
+    )
+    state = subscription_state(subscription, observed_at=observed_at)
+    services.allowance_period_start(
+        user=user,
+        period_start=period[0],
+        period_end=period[1],
+        interval=state.interval,
+        idempotency_key=f"invoice:{invoice['id']}",
+        source=invoice["id"],
+    )
+
+
+def checkout_completed_apply(session: StripeDict, *, event_id: str) -> LedgerEntry | None:
+    """A paid Checkout in payment mode adds the bundle's credits, once per session.
+
+    Credits come from the catalogue entry of the price bought, never from the amount paid.
+    Subscription-mode sessions need nothing here: their subscription and invoice events do it.
+    """
+    if session.get("mode") != "payment" or session.get("payment_status") != "paid":
+        return None
+    user = _user_for(session)
+    if user is None:
+        logger.warning("checkout %s: no user", session.get("id"))
+        return None
+    credits = 0
+    for lookup_key, quantity in checkout_price_lookup_keys(session):
+        entry = catalogue.PRICES_BY_LOOKUP_KEY.get(lookup_key)
+        if entry is None or entry.bundle is None:
+            logger.error("checkout %s: price %r is not a bundle", session.get("id"), lookup_key)
+            continue
+        credits += entry.bundle.credits * quantity
+    if credits == 0:
+        return None
+    return services.credits_purchase_add(
+        user=user,
+        credits=credits,
+        idempotency_key=f"checkout:{session['id']}",
+        source=session["id"],
+        reason=f"Bought {credits} credits",
+        payment_intent=object_id(session.get("payment_intent")) or "",
+        amount_cents=int(session.get("amount_total") or 0),
+    )
+
+
+def _purchase_for_payment_intent(payment_intent_id: str | None) -> LedgerEntry | None:
+    if not payment_intent_id:
+        return None
+    return LedgerEntry.objects.filter(
+        kind=LedgerKind.PURCHASE, details__payment_intent=payment_intent_id
+    ).first()
+
+
+def charge_refunded_apply(charge: StripeDict, *, event_id: str) -> LedgerEntry | None:
+    """Claw back the refunded share of a bundle's credits (as far as they are unspent)."""
+    purchase = _purchase_for_payment_intent(object_id(charge.get("payment_intent")))
+    if purchase is None:
+        return None  # not a credit bundle (a subscription invoice, or not ours)
+    amount = int(charge.get("amount") or 0)
+    refunded = int(charge.get("amount_refunded") or 0)
+    if amount <= 0 or refunded <= 0:
+        return None
+    return _clawback_share(purchase, share_cents=refunded, amount_cents=amount, cause=charge["id"])
+
+
+def dispute_apply(dispute: StripeDict, *, event_id: str) -> LedgerEntry | None:
+    """A disputed bundle payment: take back the disputed share of its credits."""
+    charge_id = object_id(dispute.get("charge"))
+    payment_intent = object_id(dispute.get("payment_intent"))
+    purchase = _purchase_for_payment_intent(payment_intent)
+    if purchase is None:
+        return None
+    amount = int(purchase.details.get("amount_cents") or 0) or int(dispute.get("amount") or 0)
+    return _clawback_share(
+        purchase,
+        share_cents=int(dispute.get("amount") or 0),
+        amount_cents=amount,
+        cause=f"dispute:{dispute['id']}:{charge_id}",
+    )
+
+
+def _clawback_share(
+    purchase: LedgerEntry, *, share_cents: int, amount_cents: int, cause: str
+) -> LedgerEntry | None:
+    credits = purchase.purchased_delta
+    target = credits * min(share_cents, amount_cents) // amount_cents
+    # Partial refunds arrive as a growing amount_refunded: take only what is new.
+    earlier = LedgerEntry.objects.filter(
+        kind=LedgerKind.CLAWBACK, source=purchase.source, user_id=purchase.user_id
+    )
+    already = sum(entry.details.get("requested", 0) for entry in earlier)
+    missing = target - already
+    if missing <= 0:
+        return None
+    return services.credits_clawback(
+        user=purchase.user,
+        credits=missing,
+        idempotency_key=f"clawback:{cause}:{target}",
+        source=purchase.source,
+        reason=f"Refund of {purchase.reason.lower() or 'credits'}",
+    )
+
+
+@dataclass(frozen=True)
+class Drift:
+    user_id: int
+    email: str
+    field: str
+    ours: Any
+    stripe: Any
+
+
+def account_drift(account: CreditAccount) -> tuple[list[Drift], dict[str, Any] | None]:
+    """Compare an account with Stripe's view: returns the differences and the subscription."""
+    if not account.stripe_customer_id:
+        return [], None
+    subscriptions = [to_dict(s) for s in gateway.subscriptions_list(account.stripe_customer_id)]
+    live = [s for s in subscriptions if s["status"] in {"active", "trialing", "past_due"}]
+    current = max(live or subscriptions, key=lambda s: s.get("created") or 0, default=None)
+    found: list[Drift] = []
+    email = account.user.email
+
+    def differs(field: str, ours: Any, theirs: Any) -> None:
+        if ours != theirs:
+            found.append(Drift(account.user_id, email, field, ours, theirs))
+
+    if current is None:
+        differs("tier", account.tier, "free")
+        return found, None
+    state = subscription_state(current, observed_at=timezone.now())
+    if current["status"] in {"active", "trialing", "past_due"}:
+        expected_tier = state.tier or account.tier
+        # A downgrade waiting for the period end is in sync, not drift.
+        if expected_tier not in {account.tier, account.pending_tier}:
+            differs("tier", account.tier, expected_tier)
+        differs("subscription_status", account.subscription_status, current["status"])
+        differs("stripe_subscription_id", account.stripe_subscription_id, current["id"])
+        differs("billing_period_end", account.billing_period_end, state.period_end)
+        differs("cancel_at_period_end", account.cancel_at_period_end, state.cancel_at_period_end)
+    else:
+        differs("tier", account.tier, "free")
+    return found, current
+
+
+def account_resync(*, account: CreditAccount, reason: str = "resync") -> str:
+    """Bring one account in line with Stripe's current subscription; returns a summary."""
+    drift, current = account_drift(account)
+    if not drift:
+        return "in sync"
+    if current is not None:
+        subscription_apply(
+            current,
+            observed_at=timezone.now(),
+            idempotency_key=f"{reason}:{current['id']}:{timezone.now().timestamp()}",
+            source=reason,
+        )
+    else:
+        services.subscription_sync(
+            user=account.user,
+            state=services.SubscriptionState(
+                subscription_id=account.stripe_subscription_id or "none",
+                status="canceled",
+                tier=None,
+                price_lookup_key="",
+                interval="month",
+                period_start=timezone.now(),
+                period_end=timezone.now(),
+                cancel_at_period_end=False,
+                observed_at=timezone.now(),
+            ),
+            idempotency_key=f"{reason}:none:{account.pk}:{timezone.now().timestamp()}",
+            source=reason,
+        )
+    return "; ".join(f"{d.field}: {d.ours!r} -> {d.stripe!r}" for d in drift)
