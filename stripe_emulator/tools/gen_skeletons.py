@@ -23,6 +23,9 @@ from stripe_emulator.shape_check import ALWAYS_OPTIONAL, INCLUDABLE, class_for
 # Top-level objects, then nested paths that builders fill in beyond the all-null default.
 TARGETS = [
     "account",
+    "account.settings",
+    "account.settings.dashboard",
+    "account.settings.branding",
     "customer",
     "customer.invoice_settings",
     "product",
