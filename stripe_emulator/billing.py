@@ -448,18 +448,21 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
         clock["frozen_time"] = until
 
 
-def proration_items(emu: Emulator, sub: dict, item: dict, new_price: dict, qty: int, when: int):
-    """Two invoice items: credit for unused time on the old price, charge for the new one."""
+def proration_items(
+    emu: Emulator, sub: dict, item: dict, new_price: dict, qty: int, when: int, credit_only: bool
+) -> list[dict]:
+    """Credit for unused time on the old price and (unless the period restarts) a charge for
+    the remaining time on the new one. Stored pending; the caller emits the events."""
     start, end = item["current_period_start"], item["current_period_end"]
     if not start <= when < end:
         return []
     remaining, total = end - when, end - start
     old = item["price"]
     result = []
-    for price, quantity, sign, label in (
-        (old, item["quantity"], -1, "Unused time on"),
-        (new_price, qty, 1, "Remaining time on"),
-    ):
+    parts = [(old, item["quantity"], -1, "Unused time on")]
+    if not credit_only:
+        parts.append((new_price, qty, 1, "Remaining time on"))
+    for price, quantity, sign, label in parts:
         amount = sign * round(price["unit_amount"] * quantity * remaining / total)
         product = emu.store.get(price["product"]) or {"name": price["product"]}
         ii = objects.invoice_item(
@@ -478,7 +481,6 @@ def proration_items(emu: Emulator, sub: dict, item: dict, new_price: dict, qty: 
             test_clock=sub["test_clock"],
         )
         emu.store.add(ii)
-        emu.emit("invoiceitem.created", ii)
         result.append(ii)
     return result
 
@@ -587,14 +589,14 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
                 item["price"]["recurring"]["interval_count"],
             )
             new_interval = (price["recurring"]["interval"], price["recurring"]["interval_count"])
+            restart = old_interval != new_interval  # the billing anchor resets
             if behavior != "none":
-                pending += proration_items(emu, sub, item, price, quantity, when)
-            if old_interval != new_interval:  # the billing anchor resets
+                pending += proration_items(emu, sub, item, price, quantity, when, restart)
+            if restart:
                 reset_period = True
                 item["current_period_start"] = at
                 item["current_period_end"] = add_interval(at, *new_interval)
                 sub["billing_cycle_anchor"] = at
-                pending = [ii for ii in pending if ii["amount"] < 0]
             item["price"] = copy.deepcopy(price)
             item["plan"] = objects.plan_from(price)
             item["quantity"] = quantity
@@ -603,6 +605,8 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
     previous = _diff(before, sub)
     if previous:
         emu.emit("customer.subscription.updated", sub, previous)
+    for ii in pending:
+        emu.emit("invoiceitem.created", ii)
     if reset_period or (behavior == "always_invoice" and pending):
         end = sub["items"]["data"][0]["current_period_start"]
         inv = create_invoice(
