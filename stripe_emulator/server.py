@@ -1,0 +1,85 @@
+"""The loopback HTTP server (``ThreadingHTTPServer``) around ``Emulator.handle``."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+from .webhooks import is_loopback_host
+
+if TYPE_CHECKING:
+    from .core import Emulator
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    server: EmulatorServer
+    protocol_version = "HTTP/1.1"
+    server_version = "stripe-emulator/1.0"
+
+    def _serve(self) -> None:
+        client_host = self.client_address[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if not is_loopback_host(client_host):  # defence in depth: we only bind loopback anyway
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        resp = self.server.emulator.handle(self.command, self.path, dict(self.headers), body)
+        self.send_response(resp.status)
+        for key, value in resp.headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(resp.body)
+
+    do_GET = do_POST = do_DELETE = do_HEAD = _serve  # noqa: N815
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, emulator: Emulator, host: str, port: int, verbose: bool = False) -> None:
+        if not is_loopback_host(host):
+            raise ValueError(f"refusing to listen on {host!r}: the emulator binds loopback only")
+        self.emulator = emulator
+        self.verbose = verbose
+        if ":" in host:
+            import socket
+
+            self.address_family = socket.AF_INET6
+        super().__init__((host, port), RequestHandler)
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = f"[{host}]" if ":" in str(host) else host
+        return f"http://{host}:{port}"
+
+    def start(self) -> EmulatorServer:
+        self.thread = threading.Thread(
+            target=self.serve_forever, name="stripe-emulator", daemon=True
+        )
+        self.thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.server_close()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+
+def serve(emulator: Emulator, host: str = "127.0.0.1", port: int = 0, verbose: bool = False):
+    """Start serving in a background thread. The emulator's base_url follows the bound port."""
+    server = EmulatorServer(emulator, host, port, verbose)
+    emulator.base_url = server.url
+    return server.start()
