@@ -52,3 +52,30 @@ def _fresh_cache():
     # The cache table may be gone with a transactional test's database.
     with contextlib.suppress(Exception):
         cache.clear()
+
+
+@pytest.fixture
+def stripe_harness(settings, db):
+    """The offline Stripe behind the unmodified SDK, with webhooks posted to our endpoint."""
+    import stripe
+
+    from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, StripeHarness
+    from stripe_emulator import Emulator
+    from stripe_emulator.client import EmulatorHTTPClient
+
+    settings.STRIPE_TEST_SECRET_KEY = SECRET_KEY
+    settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
+    emulator = Emulator(delivery="sync")
+    harness = StripeHarness(emulator=emulator)
+    emulator.add_webhook_endpoint(harness, secret=WEBHOOK_SECRET)
+    previous = stripe.default_http_client
+    stripe.default_http_client = EmulatorHTTPClient(emulator)
+    try:
+        from billing.catalogue_sync import catalogue_sync
+
+        catalogue_sync()
+        harness.queued.clear()
+        yield harness
+    finally:
+        stripe.default_http_client = previous
+        emulator.close()

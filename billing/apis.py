@@ -37,7 +37,7 @@ class CheckoutInput(serializers.Serializer):
     interval = serializers.CharField(max_length=16, required=False, default="month")
     bundle = serializers.CharField(max_length=64, required=False)
     # The original SPA's shape: a catalogue price (by lookup key) and a mode.
-    priceId = serializers.CharField(max_length=64, required=False)  # noqa: N815
+    priceId = serializers.CharField(max_length=64, required=False)
     mode = serializers.ChoiceField(choices=["subscription", "payment"], required=False)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:

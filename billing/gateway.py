@@ -124,9 +124,7 @@ def products_list() -> Iterator[stripe.Product]:
     return _call(stripe.Product.list, limit=100).auto_paging_iter()
 
 
-def product_create(
-    *, name: str, metadata: dict[str, str], idempotency_key: str
-) -> stripe.Product:
+def product_create(*, name: str, metadata: dict[str, str], idempotency_key: str) -> stripe.Product:
     return _call(
         stripe.Product.create, name=name, metadata=metadata, idempotency_key=idempotency_key
     )

@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from billing import gateway
+from billing.stripe_data import price_entry, subscription_item_id, subscription_price, to_dict
 from hrvstr.errors import DomainError
 from subscriptions import catalogue
 from subscriptions.models import CreditAccount
@@ -135,7 +136,9 @@ def checkout_session_create(
     if bundle is not None:
         bundle_spec = catalogue.BUNDLES.get(bundle)
         if bundle_spec is None:
-            raise UnknownPlan("Unknown credit bundle", bundle=bundle, available=list(catalogue.BUNDLES))
+            raise UnknownPlan(
+                "Unknown credit bundle", bundle=bundle, available=list(catalogue.BUNDLES)
+            )
         if catalogue.TIERS[account.tier].rank < bundle_spec.required_tier_rank:
             raise BundleRequiresPaidTier(
                 tier=account.tier,
@@ -194,8 +197,6 @@ def subscription_change_plan(*, user: AbstractBaseUser, tier: str, interval: str
     entry = _plan_entry(tier, interval)
     subscription_id = _live_subscription_id(user)
     subscription = gateway.subscription_retrieve(subscription_id)
-    from billing.stripe_data import price_entry, subscription_item_id, subscription_price, to_dict
-
     data = to_dict(subscription)
     current = price_entry(subscription_price(data))
     if current is not None and current.lookup_key == entry.lookup_key:
@@ -218,7 +219,9 @@ def subscription_cancel(*, user: AbstractBaseUser, immediate: bool = False) -> N
     """Cancel at the end of the paid period (default) or now."""
     subscription_id = _live_subscription_id(user)
     if immediate:
-        gateway.subscription_cancel_now(subscription_id, idempotency_key=f"cancel:{subscription_id}")
+        gateway.subscription_cancel_now(
+            subscription_id, idempotency_key=f"cancel:{subscription_id}"
+        )
     else:
         gateway.subscription_modify(
             subscription_id,

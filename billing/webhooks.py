@@ -22,9 +22,7 @@ def current(model: type[djstripe_models.StripeModel], event: Any) -> dict[str, A
     return stored or snapshot
 
 
-@djstripe_receiver(
-    ["checkout.session.completed", "checkout.session.async_payment_succeeded"]
-)
+@djstripe_receiver(["checkout.session.completed", "checkout.session.async_payment_succeeded"])
 def on_checkout_paid(sender: Any, event: Any, **kwargs: Any) -> None:
     sync.checkout_completed_apply(current(djstripe_models.Session, event), event_id=event.id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -423,7 +424,8 @@ def test_openapi_schema_and_offline_docs(client, db):
     assert schema.status_code == 200 and b"/api/credits/spend" in schema.content
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
-    assert b"cdn" not in docs.content.lower()
+    assets = re.findall(rb'(?:src|href)="([^"]+)"', docs.content)
+    assert assets and all(url.startswith(b"/static/") for url in assets), assets
 
 
 @override_settings(CORS_ALLOWED_ORIGINS=["http://localhost:5173"])

@@ -1,0 +1,69 @@
+"""The offline Stripe wired into Django's test client, for flow tests.
+
+The SDK (ours and dj-stripe's) talks to an in-process emulator; the emulator's webhooks are
+queued and posted to ``/api/billing/webhook`` with their real signatures when the test calls
+``deliver()``, the way Stripe delivers them: after the API call that caused them returned.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.test import Client
+
+from stripe_emulator import Emulator
+
+WEBHOOK_SECRET = "whsec_hrvstr_tests_0123456789"
+SECRET_KEY = "sk_test_hrvstrTests0123456789abcdef"
+
+
+@dataclass
+class Delivery:
+    body: bytes
+    headers: dict[str, str]
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class StripeHarness:
+    emulator: Emulator
+    client: Client = field(default_factory=Client)
+    queued: list[Delivery] = field(default_factory=list)
+    delivered: list[Delivery] = field(default_factory=list)
+
+    def __call__(self, body: bytes, headers: dict[str, str]) -> int:
+        self.queued.append(Delivery(body, dict(headers)))
+        return 200
+
+    def post(self, delivery: Delivery) -> int:
+        response = self.client.post(
+            "/api/billing/webhook",
+            data=delivery.body,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=delivery.headers["Stripe-Signature"],
+        )
+        return response.status_code
+
+    def deliver(self, *, order: str = "sent", duplicate: bool = False, seed: int = 0) -> list[int]:
+        """Post what is queued (in order, reversed or shuffled; optionally twice each)."""
+        batch, self.queued = self.queued, []
+        if duplicate:
+            batch = batch + batch
+        if order == "reversed":
+            batch.reverse()
+        elif order == "shuffled":
+            random.Random(seed).shuffle(batch)
+        statuses = [self.post(delivery) for delivery in batch]
+        self.delivered.extend(batch)
+        bad = [(d.event["type"], s) for d, s in zip(batch, statuses, strict=True) if s != 200]
+        assert not bad, f"webhook deliveries failed: {bad}"
+        return statuses
+
+    def types(self) -> list[str]:
+        return [delivery.event["type"] for delivery in self.queued]
