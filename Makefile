@@ -15,13 +15,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
-# Development server on SQLite with the demo catalogue and users (DEBUG on: local only).
+# Development server on SQLite with demo users, the catalogue and (without real Stripe keys)
+# the offline Stripe emulator; DEBUG on: local only.
 run: install
-	mkdir -p var
-	DEBUG=true $(BIN)/python manage.py migrate --noinput
-	DEBUG=true $(BIN)/python manage.py createcachetable
-	DEBUG=true $(BIN)/python manage.py seed_demo
-	DEBUG=true $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	PORT=$(PORT) bash scripts/run_dev.sh
 
 # The whole suite; set DATABASE_URL=postgres://... to run it on PostgreSQL.
 test: install

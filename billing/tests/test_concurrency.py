@@ -1,0 +1,62 @@
+"""Concurrent deliveries and checkouts over real PostgreSQL connections."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from djstripe.models import Event
+
+from billing import services
+from billing.tests.test_flows import subscribe_pro
+from subscriptions.models import CreditAccount
+from subscriptions.selectors import ledger_drift
+from subscriptions.tests.test_concurrency import run_together
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks"),
+]
+
+
+def test_two_checkouts_at_once_create_one_stripe_customer(owner, stripe_harness):
+    customer_ids = run_together(6, lambda index: services.customer_ensure(user=owner))
+    assert len(set(customer_ids)) == 1
+    assert len(stripe_harness.emulator.store.all("customer")) == 1
+    assert CreditAccount.objects.get(user=owner).stripe_customer_id == customer_ids[0]
+
+
+def test_the_same_event_delivered_20_times_at_once_has_one_effect(api, owner, stripe_harness):
+    subscribe_pro(api, stripe_harness)
+    response = api.post(
+        "/api/billing/create-checkout-session", {"bundle": "credits_250"}, format="json"
+    )
+    stripe_harness.deliver()
+    stripe_harness.emulator.complete_checkout(response.json()["sessionId"])
+    completed = [
+        d for d in stripe_harness.queued if d.event["type"] == "checkout.session.completed"
+    ]
+    stripe_harness.queued.clear()
+
+    statuses = run_together(20, lambda index: stripe_harness.post(completed[0]))
+    assert set(statuses) == {200}
+    account = CreditAccount.objects.get(user=owner)
+    assert account.purchased_balance == 250
+    assert ledger_drift(account=account) == {}
+    assert Event.objects.filter(id=completed[0].event["id"]).count() == 1
+
+
+def test_a_whole_checkout_delivered_concurrently_converges(api, owner, stripe_harness):
+    response = api.post("/api/billing/create-checkout-session", {"tier": "pro"}, format="json")
+    stripe_harness.deliver()
+    stripe_harness.emulator.complete_checkout(response.json()["sessionId"])
+    batch = list(stripe_harness.queued) * 2
+    stripe_harness.queued.clear()
+    statuses = run_together(len(batch), lambda index: stripe_harness.post(batch[index]))
+    assert set(statuses) <= {200, 500, 503}
+    # Whatever lost a race is retried by Stripe: deliver every failed one again, in order.
+    for delivery, status in zip(batch, statuses, strict=True):
+        if status != 200:
+            assert stripe_harness.post(delivery) == 200
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.remaining) == ("pro", 500)
+    assert ledger_drift(account=account) == {}

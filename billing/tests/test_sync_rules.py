@@ -1,0 +1,103 @@
+"""Unit tests of the Stripe-to-account translation, with Stripe-shaped dicts."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from activities.models import LedgerEntry
+from billing import stripe_data, sync
+from subscriptions.models import CreditAccount
+
+NOW = int(time.time())
+
+
+def subscription(lookup_key="pro_monthly", status="active", interval="month", **extra):
+    return {
+        "id": "sub_1",
+        "object": "subscription",
+        "customer": "cus_1",
+        "status": status,
+        "cancel_at_period_end": False,
+        "metadata": {},
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "id": "si_1",
+                    "current_period_start": NOW,
+                    "current_period_end": NOW + 30 * 86400,
+                    "price": {
+                        "id": "price_x",
+                        "lookup_key": lookup_key,
+                        "recurring": {"interval": interval},
+                    },
+                }
+            ],
+        },
+        **extra,
+    }
+
+
+def link(user):
+    CreditAccount.objects.filter(user=user).update(stripe_customer_id="cus_1")
+
+
+def test_periods_are_read_from_the_subscription_item():
+    start, end = stripe_data.subscription_period(subscription())
+    assert start == datetime.fromtimestamp(NOW, tz=UTC)
+    assert (end - start).days == 30
+
+
+def test_invoice_subscription_is_read_from_parent():
+    invoice = {"parent": {"subscription_details": {"subscription": "sub_9"}}}
+    assert stripe_data.invoice_subscription_id(invoice) == "sub_9"
+    assert stripe_data.invoice_subscription_id({"subscription": "sub_legacy"}) is None
+
+
+def test_invoice_period_skips_proration_lines():
+    invoice = {
+        "lines": {
+            "data": [
+                {
+                    "parent": {"subscription_item_details": {"proration": True}},
+                    "period": {"start": 1, "end": 2},
+                },
+                {
+                    "parent": {"subscription_item_details": {"proration": False}},
+                    "period": {"start": NOW, "end": NOW + 10},
+                },
+            ]
+        }
+    }
+    assert stripe_data.invoice_subscription_period(invoice)[0].timestamp() == NOW
+
+
+def test_an_unknown_price_keeps_the_paying_tier_and_flags_it(owner):
+    link(owner)
+    sync.subscription_apply(subscription(), observed_at=datetime.now(tz=UTC), idempotency_key="a")
+    sync.subscription_apply(
+        subscription(lookup_key="mystery_price"),
+        observed_at=datetime.now(tz=UTC),
+        idempotency_key="b",
+    )
+    account = CreditAccount.objects.get(user=owner)
+    assert account.tier == "pro"
+    assert "mystery_price" in account.billing_problem
+
+
+def test_a_subscription_of_an_unknown_customer_changes_nothing(owner):
+    assert (
+        sync.subscription_apply(
+            subscription(), observed_at=datetime.now(tz=UTC), idempotency_key="a"
+        )
+        is None
+    )
+    assert CreditAccount.objects.get(user=owner).tier == "free"
+
+
+def test_a_proration_invoice_is_not_a_renewal(owner):
+    link(owner)
+    invoice = {"id": "in_1", "billing_reason": "subscription_update", "customer": "cus_1"}
+    sync.invoice_paid_apply(invoice, event_id="evt_1", observed_at=datetime.now(tz=UTC))
+    assert not LedgerEntry.objects.filter(kind="period_reset").exists()
