@@ -14,9 +14,11 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
+from djstripe.models import WebhookEventTrigger
 
 from billing import gateway
 from billing.stripe_data import price_entry, subscription_item_id, subscription_price, to_dict
+from billing.sync import account_resync
 from hrvstr.errors import DomainError
 from subscriptions import catalogue
 from subscriptions.models import CreditAccount
@@ -238,3 +240,30 @@ def subscription_resume(*, user: AbstractBaseUser) -> None:
         cancel_at_period_end=False,
         idempotency_key=f"resume:{subscription_id}:{account_get(user=user).version}",
     )
+
+
+class ReplayRefused(DomainError):
+    code = "replay_refused"
+    status = 400
+    message = "Only a validly signed delivery that failed can be replayed"
+
+
+def webhook_event_replay(*, trigger: WebhookEventTrigger, staff_user: AbstractBaseUser) -> bool:
+    """Run a stored delivery that failed through processing again (e.g. after a fix).
+
+    Only validly signed deliveries qualify; processing is idempotent by event id and by our
+    ledger keys, so a replay of something that did land changes nothing.
+    """
+    if not trigger.valid:
+        raise ReplayRefused()
+    if trigger.processed:
+        return False
+    logger.info("staff %s replays webhook trigger %s", staff_user.pk, trigger.pk)
+    with transaction.atomic():
+        trigger.process(save=True, api_key=gateway.secret_key() or None)
+    return True
+
+
+def account_resync_from_stripe(*, account: CreditAccount, staff_user: AbstractBaseUser) -> str:
+    """Staff: bring one account in line with Stripe now; returns what changed."""
+    return account_resync(account=account, reason=f"staff-resync:{staff_user.pk}")

@@ -17,7 +17,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from activities.models import LedgerEntry, LedgerKind
+from activities.models import ActivityType, LedgerEntry, LedgerKind
+from activities.services import activity_record
 from billing import gateway
 from billing.stripe_data import (
     StripeDict,
@@ -161,6 +162,20 @@ def checkout_completed_apply(session: StripeDict, *, event_id: str) -> LedgerEnt
         reason=f"Bought {credits} credits",
         payment_intent=object_id(session.get("payment_intent")) or "",
         amount_cents=int(session.get("amount_total") or 0),
+    )
+
+
+def checkout_payment_failed_apply(session: StripeDict, *, event_id: str) -> None:
+    """A delayed payment (bank debit) for a bundle failed: nothing to grant, tell the user."""
+    user = _user_for(session)
+    if user is None:
+        return
+    activity_record(
+        user=user,
+        activity_type=ActivityType.PAYMENT_FAILED,
+        title="Payment failed",
+        description="Your credit purchase could not be charged; no credits were added.",
+        dedupe_key=f"checkout-failed:{session['id']}",
     )
 
 

@@ -27,6 +27,11 @@ def on_checkout_paid(sender: Any, event: Any, **kwargs: Any) -> None:
     sync.checkout_completed_apply(current(djstripe_models.Session, event), event_id=event.id)
 
 
+@djstripe_receiver("checkout.session.async_payment_failed")
+def on_checkout_payment_failed(sender: Any, event: Any, **kwargs: Any) -> None:
+    sync.checkout_payment_failed_apply(current(djstripe_models.Session, event), event_id=event.id)
+
+
 @djstripe_receiver(
     [
         "customer.subscription.created",

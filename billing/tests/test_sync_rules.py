@@ -101,3 +101,15 @@ def test_a_proration_invoice_is_not_a_renewal(owner):
     invoice = {"id": "in_1", "billing_reason": "subscription_update", "customer": "cus_1"}
     sync.invoice_paid_apply(invoice, event_id="evt_1", observed_at=datetime.now(tz=UTC))
     assert not LedgerEntry.objects.filter(kind="period_reset").exists()
+
+
+def test_a_failed_delayed_bundle_payment_is_told_once_and_grants_nothing(owner):
+    from activities.models import Activity
+
+    link(owner)
+    session = {"id": "cs_1", "customer": "cus_1", "mode": "payment", "payment_status": "unpaid"}
+    for _ in range(2):
+        sync.checkout_payment_failed_apply(session, event_id="evt_1")
+        assert sync.checkout_completed_apply(session, event_id="evt_1") is None
+    assert Activity.objects.filter(user=owner, activity_type="payment_failed").count() == 1
+    assert CreditAccount.objects.get(user=owner).purchased_balance == 0

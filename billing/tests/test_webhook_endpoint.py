@@ -164,3 +164,35 @@ def test_an_event_for_an_unknown_customer_is_acknowledged_and_changes_nothing(
     stripe_harness.emulator.complete_checkout(session.id)
     stripe_harness.deliver()  # asserts every delivery got 200
     assert not CreditAccount.objects.exclude(tier="free").exists()
+
+
+def test_staff_can_replay_a_failed_delivery_once_the_cause_is_fixed(
+    api, owner, stripe_harness, staff, monkeypatch
+):
+    from billing import services, sync
+
+    subscribe = api.post("/api/billing/create-checkout-session", {"tier": "pro"}, format="json")
+    stripe_harness.deliver()
+    stripe_harness.emulator.complete_checkout(subscribe.json()["sessionId"])
+    real_apply = sync.subscription_apply
+    monkeypatch.setattr(sync, "subscription_apply", lambda *a, **k: 1 / 0)
+    batch, stripe_harness.queued = stripe_harness.queued, []
+    for delivery in batch:
+        stripe_harness.post(delivery)
+    failed = list(WebhookEventTrigger.objects.filter(valid=True, processed=False))
+    assert failed
+    monkeypatch.setattr(sync, "subscription_apply", real_apply)
+    assert all(services.webhook_event_replay(trigger=t, staff_user=staff) for t in failed)
+    assert CreditAccount.objects.get(user=owner).tier == "pro"
+    failed[0].refresh_from_db()
+    assert services.webhook_event_replay(trigger=failed[0], staff_user=staff) is False
+
+
+def test_an_unsigned_delivery_cannot_be_replayed(client, endpoint_configured, staff):
+    from billing import services
+    from hrvstr.errors import DomainError
+
+    post(client, event_body(), sign(event_body(), secret="whsec_wrong"))
+    trigger = WebhookEventTrigger.objects.get()
+    with pytest.raises(DomainError):
+        services.webhook_event_replay(trigger=trigger, staff_user=staff)
