@@ -168,6 +168,10 @@ def portal_session_create(*, customer_id: str, return_url: str) -> stripe.billin
     return _call(stripe.billing_portal.Session.create, customer=customer_id, return_url=return_url)
 
 
+def charges_for_payment_intent(payment_intent_id: str) -> list[stripe.Charge]:
+    return list(_call(stripe.Charge.list, payment_intent=payment_intent_id, limit=100).data)
+
+
 # --- subscriptions and invoices -----------------------------------------------------------------
 
 

@@ -154,15 +154,23 @@ def checkout_completed_apply(session: StripeDict, *, event_id: str) -> LedgerEnt
         credits += entry.bundle.credits * quantity
     if credits == 0:
         return None
-    return services.credits_purchase_add(
+    payment_intent = object_id(session.get("payment_intent")) or ""
+    purchase = services.credits_purchase_add(
         user=user,
         credits=credits,
         idempotency_key=f"checkout:{session['id']}",
         source=session["id"],
         reason=f"Bought {credits} credits",
-        payment_intent=object_id(session.get("payment_intent")) or "",
+        payment_intent=payment_intent,
         amount_cents=int(session.get("amount_total") or 0),
     )
+    # ``charge.refunded`` may have arrived before this event (Stripe does not order them) and
+    # found no purchase to claw back from: apply the charge's current refunds now. Keyed like
+    # the refund event's clawback, so whichever comes second changes nothing.
+    if payment_intent:
+        for charge in gateway.charges_for_payment_intent(payment_intent):
+            charge_refunded_apply(to_dict(charge), event_id=event_id)
+    return purchase
 
 
 def checkout_payment_failed_apply(session: StripeDict, *, event_id: str) -> None:
