@@ -196,3 +196,173 @@ def test_an_unsigned_delivery_cannot_be_replayed(client, endpoint_configured, st
     trigger = WebhookEventTrigger.objects.get()
     with pytest.raises(DomainError):
         services.webhook_event_replay(trigger=trigger, staff_user=staff)
+
+
+# --- every refusal changes nothing and leaves a trace in the log ---------------------------------
+
+
+def _snapshot():
+    from activities.models import LedgerEntry
+
+    accounts = sorted(
+        CreditAccount.objects.values_list(
+            "user_id", "tier", "monthly_allowance", "monthly_used", "purchased_balance"
+        )
+    )
+    return accounts, LedgerEntry.objects.count(), Event.objects.count()
+
+
+def _bad_request(kind: str) -> tuple[str, str | None]:
+    body = event_body("customer.subscription.updated")
+    if kind == "no-signature":
+        return body, None
+    if kind == "wrong-secret":
+        return body, sign(body, secret="whsec_someone_else")
+    if kind == "stale":
+        return body, sign(body, timestamp=int(time.time()) - 3600)
+    if kind == "altered":
+        return body, sign(body.replace("updated", "deleted"))
+    if kind == "altered-after-signing":
+        signature = sign(body)
+        return body.replace('"livemode": false', '"livemode": false ') + " ", signature
+    if kind == "malformed":
+        return "{not json", sign("{not json")
+    if kind == "five-megabytes":
+        big = event_body("customer.subscription.updated", description="x" * (5 * 1024 * 1024))
+        return big, sign(big)
+    if kind == "livemode":
+        live = event_body("customer.subscription.updated", livemode=True)
+        return live, sign(live)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        ("no-signature", 400),
+        ("wrong-secret", 400),
+        ("stale", 400),
+        ("altered", 400),
+        ("altered-after-signing", 400),
+        ("malformed", 400),
+        ("five-megabytes", 400),
+        ("livemode", 400),
+    ],
+)
+def test_bad_input_gets_its_status_changes_nothing_and_is_logged(
+    client, endpoint_configured, owner, caplog, kind, status
+):
+    body, signature = _bad_request(kind)
+    before = _snapshot()
+    with caplog.at_level("WARNING"):
+        response = post(client, body, signature)
+    assert response.status_code == status
+    assert _snapshot() == before
+    assert not Event.objects.exists()
+    warnings = [r for r in caplog.records if r.levelname in {"WARNING", "ERROR"}]
+    assert warnings, f"{kind}: nothing logged"
+    # The log names the problem, never the secret or the signature.
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert WEBHOOK_SECRET not in logged
+    if signature:
+        assert signature.split("v1=")[-1] not in logged
+
+
+def test_an_unknown_customer_is_logged(stripe_harness, owner, caplog):
+    import stripe
+
+    key = "sk_test_hrvstrTests0123456789abcdef"
+    customer = stripe.Customer.create(email="stranger@example.com", api_key=key)
+    price = stripe.Price.list(lookup_keys=["pro_monthly"], api_key=key).data[0]
+    session = stripe.checkout.Session.create(
+        mode="subscription",
+        customer=customer.id,
+        line_items=[{"price": price.id, "quantity": 1}],
+        success_url="http://127.0.0.1/ok",
+        cancel_url="http://127.0.0.1/cancel",
+        api_key=key,
+    )
+    stripe_harness.emulator.complete_checkout(session.id)
+    before = _snapshot()[:2]
+    with caplog.at_level("WARNING"):
+        stripe_harness.deliver()
+    assert _snapshot()[:2] == before
+    assert any("no user" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unknown_price_keeps_tier_and_credits_flags_the_account_and_logs(
+    api, owner, stripe_harness, caplog
+):
+    import stripe
+
+    from billing.tests.test_flows import subscribe_pro
+
+    key = "sk_test_hrvstrTests0123456789abcdef"
+    subscribe_pro(api, stripe_harness)
+    account = CreditAccount.objects.get(user=owner)
+    product = stripe.Product.create(name="Not ours", api_key=key)
+    price = stripe.Price.create(
+        product=product.id,
+        unit_amount=999,
+        currency="usd",
+        recurring={"interval": "month"},
+        api_key=key,
+    )
+    subscription = stripe.Subscription.retrieve(account.stripe_subscription_id, api_key=key)
+    stripe.Subscription.modify(
+        subscription.id,
+        items=[{"id": subscription["items"]["data"][0]["id"], "price": price.id}],
+        proration_behavior="none",
+        api_key=key,
+    )
+    from activities.models import LedgerEntry
+
+    before = _snapshot()[0]
+    with caplog.at_level("WARNING"):
+        stripe_harness.deliver()
+    assert _snapshot()[0] == before
+    # The flag is recorded (a row without credit movement), the credits are not touched.
+    new_rows = LedgerEntry.objects.filter(user=owner).order_by("-id")[:1]
+    assert [(r.monthly_delta, r.purchased_delta) for r in new_rows] == [(0, 0)]
+    account.refresh_from_db()
+    assert account.tier == "pro" and "Unknown Stripe price" in account.billing_problem
+    assert any("Unknown Stripe price" in r.getMessage() for r in caplog.records)
+
+
+def test_a_database_error_midway_answers_500_leaves_nothing_and_the_retry_applies(
+    api, owner, stripe_harness, monkeypatch, caplog
+):
+    """The ledger row is written, then the account update fails: both must roll back."""
+    from django.db import DatabaseError
+
+    from activities.models import LedgerEntry
+    from subscriptions import services
+
+    api.post("/api/billing/create-checkout-session", {"tier": "pro"}, format="json")
+    stripe_harness.deliver()
+    session_id = stripe_harness.emulator.store.all("checkout.session")[0]["id"]
+    stripe_harness.emulator.complete_checkout(session_id)
+    batch, stripe_harness.queued = stripe_harness.queued, []
+    real_apply = services._apply
+
+    def fails_after_the_ledger_row(*args, **kwargs):
+        real_apply(*args, **kwargs)
+        raise DatabaseError("could not write block: disk full")
+
+    monkeypatch.setattr(services, "_apply", fails_after_the_ledger_row)
+    with caplog.at_level("ERROR"):
+        statuses = [stripe_harness.post(delivery) for delivery in batch]
+    assert any(status >= 500 for status in statuses)
+    assert not any(300 <= status < 500 for status in statuses)
+    assert any("failed" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.monthly_allowance, account.remaining) == ("free", 0, 0)
+    assert not LedgerEntry.objects.filter(user=owner).exclude(kind="period_reset").exists()
+
+    monkeypatch.setattr(services, "_apply", real_apply)
+    assert {stripe_harness.post(delivery) for delivery in batch} == {200}
+    account.refresh_from_db()
+    assert (account.tier, account.remaining) == ("pro", 500)
+    from subscriptions.selectors import ledger_drift
+
+    assert ledger_drift(account=account) == {}
