@@ -60,3 +60,72 @@ def test_a_whole_checkout_delivered_concurrently_converges(api, owner, stripe_ha
     account = CreditAccount.objects.get(user=owner)
     assert (account.tier, account.remaining) == ("pro", 500)
     assert ledger_drift(account=account) == {}
+
+
+def run_in_processes(count: int, work) -> list:
+    """``work(index)`` in ``count`` forked processes released at once; their results in order.
+
+    Each child gets its own PostgreSQL connection (the parent's are closed before the fork, so
+    no socket is shared) and its own copy of the in-process offline Stripe, which only serves
+    reads here. The results come back over a pipe.
+    """
+    import multiprocessing
+    import os
+
+    from django.db import connections
+
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(count)
+    results = context.SimpleQueue()  # put() writes at once (a Queue's feeder thread would not)
+    connections.close_all()
+
+    def child(index: int) -> None:
+        try:
+            barrier.wait(timeout=60)
+            results.put((index, work(index)))
+        except BaseException as exc:
+            results.put((index, f"error: {exc!r}"))
+        finally:
+            connections.close_all()
+            os._exit(0)
+
+    processes = [context.Process(target=child, args=(i,)) for i in range(count)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    collected = {}
+    while not results.empty():
+        index, result = results.get()
+        collected[index] = result
+    return [collected.get(i, "no answer") for i in range(count)]
+
+
+def test_the_same_event_delivered_20_times_to_separate_processes_has_one_effect(
+    api, owner, stripe_harness
+):
+    subscribe_pro(api, stripe_harness)
+    response = api.post(
+        "/api/billing/create-checkout-session", {"bundle": "credits_250"}, format="json"
+    )
+    stripe_harness.deliver()
+    stripe_harness.emulator.complete_checkout(response.json()["sessionId"])
+    completed = next(
+        d for d in stripe_harness.queued if d.event["type"] == "checkout.session.completed"
+    )
+    stripe_harness.queued.clear()
+
+    statuses = run_in_processes(20, lambda index: stripe_harness.post(completed))
+    # A loser of the insert race may answer 5xx (Stripe retries it); none may answer 4xx.
+    assert all(status == 200 or status in {500, 503} for status in statuses), statuses
+    assert statuses.count(200) >= 1
+    for status in statuses:
+        if status != 200:
+            assert stripe_harness.post(completed) == 200
+    account = CreditAccount.objects.get(user=owner)
+    assert account.purchased_balance == 250
+    assert ledger_drift(account=account) == {}
+    assert Event.objects.filter(id=completed.event["id"]).count() == 1
+    from activities.models import LedgerEntry
+
+    assert LedgerEntry.objects.filter(user=owner, kind="purchase").count() == 1
