@@ -316,6 +316,7 @@ def test_unlock_component_charges_once_and_shows_the_session(api, owner):
     first = api.post("/api/credits/unlock-component", {"component": "chart"}, format="json")
     second = api.post("/api/credits/unlock-component", {"component": "chart"}, format="json")
     assert first.json()["data"]["charged"] is True
+    assert first.json()["data"]["creditsRemaining"] == 90
     assert second.json()["data"]["charged"] is False
     assert second.json()["data"]["creditsRemaining"] == 90
     access = api.get("/api/credits/component-access/chart").json()["data"]
