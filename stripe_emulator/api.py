@@ -87,6 +87,7 @@ def create_customer(emu: Emulator, req: Request) -> dict:
         description=p.get("description") or None,
         phone=p.get("phone") or None,
         payment_method=p.get("payment_method"),
+        preferred_locales=p.get("preferred_locales"),
     )
 
 
@@ -100,6 +101,7 @@ def create_customer_record(
     description: str | None = None,
     phone: str | None = None,
     payment_method: str | None = None,
+    preferred_locales: list[str] | None = None,
 ) -> dict:
     cid = emu.new_id("cus_")
     created = emu.now()
@@ -110,6 +112,7 @@ def create_customer_record(
     )
     cus["description"] = description
     cus["phone"] = phone
+    cus["preferred_locales"] = list(preferred_locales or [])
     emu.store.add(cus)
     emu.emit("customer.created", cus)
     if payment_method:
