@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     server.shutdown()
-    emulator.flush(5)
+    emulator.flush(1)  # give queued first attempts a moment; pending retries are dropped
     emulator.close()
     return 0
 

@@ -66,7 +66,7 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def start(self) -> EmulatorServer:
         self.thread = threading.Thread(
-            target=self.serve_forever, name="stripe-emulator", daemon=True
+            target=self.serve_forever, args=(0.05,), name="stripe-emulator", daemon=True
         )
         self.thread.start()
         return self
