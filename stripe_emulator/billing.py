@@ -420,6 +420,9 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
                 due.append((sub["cancel_at"], 0, "cancel", sub))
             else:
                 due.append((end, 1, "renew", sub))
+        for session in emu.store.all("checkout.session"):
+            if session["status"] == "open" and emu.clock_of(session) == clock_id:
+                due.append((session["expires_at"], 3, "expire", session))
         for inv in emu.store.all("invoice"):
             if (
                 inv["status"] == "open"
@@ -440,6 +443,9 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
                 cancel_now(emu, obj)
             elif action == "renew":
                 renew(emu, obj)
+            elif action == "expire":
+                obj.update(status="expired", url=None)
+                emu.emit("checkout.session.expired", obj)
             else:
                 pay_invoice(emu, obj, "retry")
         finally:
