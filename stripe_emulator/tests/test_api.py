@@ -252,3 +252,34 @@ def test_json_body_is_pretty_and_parseable(emu):
     resp = raw(emu, "GET", "/v1/account")
     assert json.loads(resp.body)["object"] == "account"
     assert resp.headers["Content-Type"] == "application/json"
+
+
+def test_async_methods_work_in_process(client, catalog):
+    import asyncio
+
+    async def main():
+        cus = await client.v1.customers.create_async(params={"email": "async@x.io"})
+        return await client.v1.customers.retrieve_async(cus.id)
+
+    assert asyncio.run(main()).email == "async@x.io"
+
+
+def test_sdk_retries_are_kept(emu):
+    retrying = stripe.StripeClient(KEY, http_client=EmulatorHTTPClient(emu), max_network_retries=2)
+    assert retrying.v1.customers.list().data == []
+
+
+def test_delete_customer_cancels_subscriptions(client, emu, catalog, sink):
+    from .conftest import subscribe
+
+    session, sub = subscribe(client, emu, catalog["pro_monthly"].id)
+    sink.events.clear()
+    deleted = client.v1.customers.delete(session.customer)
+    assert deleted.deleted is True
+    assert sink.types == ["customer.subscription.deleted", "customer.deleted"]
+    assert client.v1.customers.retrieve(session.customer).deleted is True
+    assert client.v1.subscriptions.retrieve(sub.id).status == "canceled"
+    assert session.customer not in {c.id for c in client.v1.customers.list().data}
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.customers.update(session.customer, params={"name": "x"})
+    assert client.v1.accounts.retrieve("acct_emulator").id == "acct_emulator"

@@ -145,6 +145,12 @@ def run_full_scenario(emu) -> RecordingClient:
     _, other = subscribe(client, emu, prices["Pro"].id)
     client.v1.subscriptions.update(other.id, params={"cancel_at_period_end": True})
     client.v1.subscriptions.cancel(other.id)
+    client.v1.customers.delete(other.customer)
+    client.v1.customers.retrieve(other.customer)
+    client.v1.prices.retrieve(
+        prices["Pro"].id, params={"expand": ["currency_options", "product", "tiers"]}
+    )
+    client.v1.accounts.retrieve("acct_emulator")
     expired = client.v1.checkout.sessions.create(
         params={"mode": "payment", "line_items": [{"price": one_off.id}], "success_url": "x"}
     )
@@ -197,7 +203,7 @@ def test_every_event_payload_and_type_matches_the_sdk(scenario, emu):
     for needed in (
         "customer.subscription.deleted", "invoice.payment_failed", "charge.failed",
         "invoiceitem.created", "refund.created", "charge.refunded", "checkout.session.expired",
-        "test_helpers.test_clock.ready", "billing_portal.session.created",
+        "test_helpers.test_clock.ready", "billing_portal.session.created", "customer.deleted",
     ):  # fmt: skip
         assert needed in types
 
