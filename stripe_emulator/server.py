@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
+from .core import Response
 from .webhooks import is_loopback_host
 
 if TYPE_CHECKING:
@@ -26,7 +28,13 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        resp = self.server.emulator.handle(self.command, self.path, dict(self.headers), body)
+        try:
+            resp = self.server.emulator.handle(self.command, self.path, dict(self.headers), body)
+        except Exception:  # noqa: BLE001 - an emulator bug must not look like a network failure
+            self.log_error("emulator error:\n%s", traceback.format_exc())
+            resp = Response.of_json(
+                500, {"error": {"type": "api_error", "message": "Stripe emulator internal error"}}
+            )
         self.send_response(resp.status)
         for key, value in resp.headers.items():
             self.send_header(key, value)
@@ -40,6 +48,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         if self.server.verbose:
             super().log_message(format, *args)
+
+    def log_error(self, format: str, *args: object) -> None:  # noqa: A002
+        super().log_message(format, *args)  # errors are always shown
 
 
 class EmulatorServer(ThreadingHTTPServer):

@@ -283,3 +283,18 @@ def test_delete_customer_cancels_subscriptions(client, emu, catalog, sink):
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.customers.update(session.customer, params={"name": "x"})
     assert client.v1.accounts.retrieve("acct_emulator").id == "acct_emulator"
+
+
+def test_expand_depth_limit(client, emu, catalog):
+    from .conftest import subscribe
+
+    session, _ = subscribe(client, emu, catalog["pro_monthly"].id)
+    deep = client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["subscription.latest_invoice.customer.test_clock"]}
+    )
+    assert deep.subscription.latest_invoice.customer.email
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        client.v1.checkout.sessions.retrieve(
+            session.id, params={"expand": ["subscription.latest_invoice.customer.a.b"]}
+        )
+    assert "4 levels" in info.value.user_message

@@ -181,3 +181,33 @@ def test_main_starts_and_serves(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_concurrent_requests_keep_state_consistent(served):
+    import concurrent.futures
+
+    emu, server = served
+    client = stripe.StripeClient("sk_test_c", base_addresses={"api": server.url})
+    sink = WebhookSink()
+    emu.add_webhook_endpoint(sink, SECRET, ["customer.created"])
+
+    def create(i):
+        return client.v1.customers.create(params={"email": f"c{i}@x.io"}).id
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(create, range(40)))
+    assert len(set(ids)) == 40
+    listed = [c.id for c in client.v1.customers.list(params={"limit": 100}).auto_paging_iter()]
+    assert sorted(listed) == sorted(ids)
+    assert len(sink.received) == 40
+
+
+def test_internal_errors_become_500(served, monkeypatch):
+    emu, server = served
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(emu, "handle", boom)
+    status, _, body = call(f"{server.url}/v1/account")
+    assert status == 500 and json.loads(body)["error"]["type"] == "api_error"
