@@ -68,6 +68,8 @@ class EmulatorServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__((host, port), RequestHandler)
         self.thread: threading.Thread | None = None
+        self.ticker: threading.Thread | None = None
+        self.stopped = threading.Event()
 
     @property
     def url(self) -> str:
@@ -83,14 +85,41 @@ class EmulatorServer(ThreadingHTTPServer):
         return self
 
     def shutdown(self) -> None:
+        self.stopped.set()
+        if self.ticker is not None:
+            self.ticker.join(timeout=5)
         super().shutdown()
         self.server_close()
         if self.thread is not None:
             self.thread.join(timeout=5)
 
 
-def serve(emulator: Emulator, host: str = "127.0.0.1", port: int = 0, verbose: bool = False):
-    """Start serving in a background thread. The emulator's base_url follows the bound port."""
+def serve(
+    emulator: Emulator,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    verbose: bool = False,
+    tick: float | None = None,
+) -> EmulatorServer:
+    """Start serving in a background thread. The emulator's base_url follows the bound port.
+
+    With ``tick`` (seconds), a ticker runs what falls due on the wall clock (renewals, retries,
+    session expiry) as real time passes, as Stripe would; tests leave it off and move clocks.
+    """
     server = EmulatorServer(emulator, host, port, verbose)
     emulator.base_url = server.url
-    return server.start()
+    server.start()
+    if tick:
+        server.ticker = threading.Thread(
+            target=_tick, args=(server, tick), name="stripe-emulator-ticker", daemon=True
+        )
+        server.ticker.start()
+    return server
+
+
+def _tick(server: EmulatorServer, every: float) -> None:
+    while not server.stopped.wait(every):
+        try:
+            server.emulator.run_due()
+        except Exception:  # noqa: BLE001 - keep ticking; the error is logged
+            traceback.print_exc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlencode
@@ -211,3 +212,27 @@ def test_internal_errors_become_500(served, monkeypatch):
     monkeypatch.setattr(emu, "handle", boom)
     status, _, body = call(f"{server.url}/v1/account")
     assert status == 500 and json.loads(body)["error"]["type"] == "api_error"
+
+
+def test_ticker_runs_due_work_as_time_passes():
+    from .conftest import FakeClock
+
+    clock = FakeClock()
+    emu = Emulator(clock=clock)
+    server = emu.serve(tick=0.02)
+    try:
+        client = stripe.StripeClient("sk_test_t", base_addresses={"api": server.url})
+        price = client.v1.prices.create(
+            params={"product_data": {"name": "T"}, "unit_amount": 100, "currency": "usd"}
+        )
+        session = client.v1.checkout.sessions.create(
+            params={"mode": "payment", "line_items": [{"price": price.id}], "success_url": "x"}
+        )
+        clock.t += 24 * 3600 + 1
+        for _ in range(200):
+            if client.v1.checkout.sessions.retrieve(session.id).status == "expired":
+                break
+            time.sleep(0.01)
+        assert client.v1.checkout.sessions.retrieve(session.id).status == "expired"
+    finally:
+        server.shutdown()
