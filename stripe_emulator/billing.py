@@ -531,7 +531,7 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
                     f"No such subscription item: '{spec['id']}'",
                     "resource_missing",
                 )
-        elif len(sub["items"]["data"]) == 1:
+        else:
             raise invalid(
                 f"items[{i}][id]",
                 "Adding items is not supported by the emulator; "
@@ -550,6 +550,9 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
                 raise invalid(f"items[{i}][price]", "The price's currency must match.")
         changes.append((item, price, spec.get("quantity", item["quantity"]), spec))
     cancel_at = p.get("cancel_at")
+    if cancel_at in ("min_period_end", "max_period_end"):
+        ends = [i["current_period_end"] for i in sub["items"]["data"]]
+        cancel_at = min(ends) if cancel_at == "min_period_end" else max(ends)
     if cancel_at not in (None, ""):
         try:
             cancel_at = int(cancel_at)

@@ -390,3 +390,14 @@ def test_open_sessions_expire_when_the_clock_passes(client, emu, catalog, sink):
     assert client.v1.checkout.sessions.retrieve(session.id).status == "expired"
     expired = sink.of_type("checkout.session.expired")
     assert expired[0]["created"] == session.expires_at
+
+
+def test_cancel_at_period_end_keywords_and_item_without_id(client, emu, catalog):
+    _, sub = subscribe(client, emu, catalog["pro_monthly"].id)
+    sub = client.v1.subscriptions.update(sub.id, params={"cancel_at": "max_period_end"})
+    assert sub.cancel_at == FEB_1
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        client.v1.subscriptions.update(
+            sub.id, params={"items": [{"price": catalog["basic_monthly"].id}]}
+        )
+    assert info.value.param == "items[0][id]"
