@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     if not is_loopback_host(args.host):
         parser.error(f"refusing --host {args.host}: the emulator only listens on loopback")
     emulator = Emulator(delivery=args.delivery, state_path=args.state)
-    server = emulator.serve(args.host, args.port)
+    server = emulator.serve(args.host, args.port, tick=1.0)
     events = [e.strip() for e in args.events.split(",") if e.strip()]
     known = {e["url"] for e in emulator.store.all("webhook_endpoint")}
     for i, url in enumerate(args.webhook):
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     server.shutdown()
-    emulator.flush(5)
+    emulator.flush(1)  # give queued first attempts a moment; pending retries are dropped
     emulator.close()
     return 0
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .core import Request, Routes
-from .errors import StripeError, invalid, missing
+from .errors import StripeError, invalid, missing, not_found
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
 
@@ -57,6 +57,14 @@ def get_account(emu: Emulator, req: Request) -> dict:
     return objects.account()
 
 
+@routes("GET", f"/v1/accounts/{ID}")
+def get_account_by_id(emu: Emulator, req: Request, oid: str) -> dict:
+    req.parse({})
+    if oid != "acct_emulator":
+        raise not_found("account", oid)
+    return objects.account()
+
+
 # --- customers --------------------------------------------------------------------------
 CUSTOMER_SPEC = {
     "email": "str",
@@ -87,6 +95,7 @@ def create_customer(emu: Emulator, req: Request) -> dict:
         description=p.get("description") or None,
         phone=p.get("phone") or None,
         payment_method=p.get("payment_method"),
+        preferred_locales=p.get("preferred_locales"),
     )
 
 
@@ -100,6 +109,7 @@ def create_customer_record(
     description: str | None = None,
     phone: str | None = None,
     payment_method: str | None = None,
+    preferred_locales: list[str] | None = None,
 ) -> dict:
     cid = emu.new_id("cus_")
     created = emu.now()
@@ -110,6 +120,7 @@ def create_customer_record(
     )
     cus["description"] = description
     cus["phone"] = phone
+    cus["preferred_locales"] = list(preferred_locales or [])
     emu.store.add(cus)
     emu.emit("customer.created", cus)
     if payment_method:
@@ -121,7 +132,26 @@ def create_customer_record(
 @routes("GET", f"/v1/customers/{ID}")
 def get_customer(emu: Emulator, req: Request, oid: str) -> dict:
     req.parse({})
+    stub = emu.store.objects.get(oid)
+    if stub and stub.get("deleted") and stub["object"] == "customer":
+        return stub  # Stripe answers a deleted customer with its stub, not a 404
     return emu.get("customer", oid)
+
+
+@routes("DELETE", f"/v1/customers/{ID}")
+def delete_customer(emu: Emulator, req: Request, oid: str) -> dict:
+    """Delete a customer: its subscriptions are canceled first, as Stripe does."""
+    from .billing import cancel_now
+
+    req.parse({})
+    cus = emu.get("customer", oid)
+    for sub in emu.store.all("subscription"):
+        if sub["customer"] == oid and sub["status"] not in ("canceled", "incomplete_expired"):
+            cancel_now(emu, sub)
+    emu.emit("customer.deleted", cus)
+    stub = {"id": oid, "object": "customer", "deleted": True}
+    emu.store.objects[oid] = stub
+    return stub
 
 
 @routes("POST", f"/v1/customers/{ID}")

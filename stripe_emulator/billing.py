@@ -420,6 +420,9 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
                 due.append((sub["cancel_at"], 0, "cancel", sub))
             else:
                 due.append((end, 1, "renew", sub))
+        for session in emu.store.all("checkout.session"):
+            if session["status"] == "open" and emu.clock_of(session) == clock_id:
+                due.append((session["expires_at"], 3, "expire", session))
         for inv in emu.store.all("invoice"):
             if (
                 inv["status"] == "open"
@@ -440,6 +443,9 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
                 cancel_now(emu, obj)
             elif action == "renew":
                 renew(emu, obj)
+            elif action == "expire":
+                obj.update(status="expired", url=None)
+                emu.emit("checkout.session.expired", obj)
             else:
                 pay_invoice(emu, obj, "retry")
         finally:
@@ -525,7 +531,7 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
                     f"No such subscription item: '{spec['id']}'",
                     "resource_missing",
                 )
-        elif len(sub["items"]["data"]) == 1:
+        else:
             raise invalid(
                 f"items[{i}][id]",
                 "Adding items is not supported by the emulator; "
@@ -544,6 +550,9 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
                 raise invalid(f"items[{i}][price]", "The price's currency must match.")
         changes.append((item, price, spec.get("quantity", item["quantity"]), spec))
     cancel_at = p.get("cancel_at")
+    if cancel_at in ("min_period_end", "max_period_end"):
+        ends = [i["current_period_end"] for i in sub["items"]["data"]]
+        cancel_at = min(ends) if cancel_at == "min_period_end" else max(ends)
     if cancel_at not in (None, ""):
         try:
             cancel_at = int(cancel_at)

@@ -3,7 +3,6 @@ the admin API and ``Emulator.complete_checkout``)."""
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 from . import objects
@@ -230,10 +229,8 @@ def complete(
             emu, email=email or "customer@example.invalid", name=name, metadata={}
         )
     pm = create_payment_method(emu, number, exp_month, exp_year)
-    emu.store.note(pm["id"])["card"] = number
     if cus is not None:
         attach_payment_method(emu, pm["id"], cus["id"])
-    before = copy.deepcopy(session)
     if session["mode"] == "subscription":
         assert cus is not None
         set_default_payment_method(emu, cus, pm["id"])
@@ -275,6 +272,5 @@ def complete(
         customer_details=details,
         url=None,
     )
-    del before
     emu.emit("checkout.session.completed", session)
     return session

@@ -1,11 +1,16 @@
 """In-process transport: stripe-python talks to an ``Emulator`` without a socket.
 
-stripe.default_http_client = EmulatorHTTPClient(emulator)          # global API, dj-stripe
-client = stripe.StripeClient("sk_test_x", http_client=EmulatorHTTPClient(emulator))
+    stripe.default_http_client = EmulatorHTTPClient(emulator)          # global API, dj-stripe
+    client = stripe.StripeClient("sk_test_x", http_client=EmulatorHTTPClient(emulator))
+
+stripe-python's own retry logic (``request_with_retries``) is kept; it calls ``request``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,13 +29,7 @@ class EmulatorHTTPClient(stripe.HTTPClient):
         self.emulator = emulator
 
     def request(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str] | None,
-        post_data: Any = None,
-        *args: Any,
-        **kwargs: Any,
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
     ) -> tuple[bytes, int, dict[str, str]]:
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -38,15 +37,33 @@ class EmulatorHTTPClient(stripe.HTTPClient):
         resp = self.emulator.handle(method, target, dict(headers or {}), body)
         return resp.body, resp.status, dict(resp.headers)
 
-    def request_with_retries(self, method, url, headers, post_data=None, *args, **kwargs):  # noqa: ANN001,ANN201
-        # no network, nothing to retry
-        return self.request(method, url, headers, post_data)
-
-    def request_stream(self, method, url, headers, post_data=None, *args, **kwargs):  # noqa: ANN001,ANN201
-        body, status, headers = self.request(method, url, headers, post_data)
-        import io
-
-        return io.BytesIO(body), status, headers
+    def request_stream(
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[io.BytesIO, int, dict[str, str]]:
+        body, status, resp_headers = self.request(method, url, headers, post_data)
+        return io.BytesIO(body), status, resp_headers
 
     def close(self) -> None:
         pass
+
+    # --- async API (stripe-python's *_async methods) -------------------------------------
+    async def request_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[bytes, int, dict[str, str]]:
+        return self.request(method, url, headers, post_data)
+
+    async def request_stream_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[AsyncIterator[bytes], int, dict[str, str]]:
+        body, status, resp_headers = self.request(method, url, headers, post_data)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield body
+
+        return chunks(), status, resp_headers
+
+    async def close_async(self) -> None:
+        pass
+
+    def sleep_async(self, secs: float):  # noqa: ANN201 - matches the base signature
+        return asyncio.sleep(secs)

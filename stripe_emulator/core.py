@@ -540,11 +540,14 @@ class Emulator:
         """Wait for background deliveries (no-op in sync mode)."""
         return self.dispatcher.flush(timeout)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0):
-        """Start the loopback HTTP server in a thread; returns it (``.url``, ``.shutdown()``)."""
+    def serve(self, host: str = "127.0.0.1", port: int = 0, tick: float | None = None):
+        """Start the loopback HTTP server in a thread; returns it (``.url``, ``.shutdown()``).
+
+        ``tick`` (seconds) also runs due renewals/retries/expiries as wall-clock time passes.
+        """
         from .server import serve
 
-        return serve(self, host, port)
+        return serve(self, host, port, tick=tick)
 
     def close(self) -> None:
         self.dispatcher.stop()

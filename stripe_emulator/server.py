@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
+from .core import Response
 from .webhooks import is_loopback_host
 
 if TYPE_CHECKING:
@@ -26,7 +28,13 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        resp = self.server.emulator.handle(self.command, self.path, dict(self.headers), body)
+        try:
+            resp = self.server.emulator.handle(self.command, self.path, dict(self.headers), body)
+        except Exception:  # noqa: BLE001 - an emulator bug must not look like a network failure
+            self.log_error("emulator error:\n%s", traceback.format_exc())
+            resp = Response.of_json(
+                500, {"error": {"type": "api_error", "message": "Stripe emulator internal error"}}
+            )
         self.send_response(resp.status)
         for key, value in resp.headers.items():
             self.send_header(key, value)
@@ -40,6 +48,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         if self.server.verbose:
             super().log_message(format, *args)
+
+    def log_error(self, format: str, *args: object) -> None:  # noqa: A002
+        super().log_message(format, *args)  # errors are always shown
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -57,6 +68,8 @@ class EmulatorServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__((host, port), RequestHandler)
         self.thread: threading.Thread | None = None
+        self.ticker: threading.Thread | None = None
+        self.stopped = threading.Event()
 
     @property
     def url(self) -> str:
@@ -66,20 +79,47 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def start(self) -> EmulatorServer:
         self.thread = threading.Thread(
-            target=self.serve_forever, name="stripe-emulator", daemon=True
+            target=self.serve_forever, args=(0.05,), name="stripe-emulator", daemon=True
         )
         self.thread.start()
         return self
 
     def shutdown(self) -> None:
+        self.stopped.set()
+        if self.ticker is not None:
+            self.ticker.join(timeout=5)
         super().shutdown()
         self.server_close()
         if self.thread is not None:
             self.thread.join(timeout=5)
 
 
-def serve(emulator: Emulator, host: str = "127.0.0.1", port: int = 0, verbose: bool = False):
-    """Start serving in a background thread. The emulator's base_url follows the bound port."""
+def serve(
+    emulator: Emulator,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    verbose: bool = False,
+    tick: float | None = None,
+) -> EmulatorServer:
+    """Start serving in a background thread. The emulator's base_url follows the bound port.
+
+    With ``tick`` (seconds), a ticker runs what falls due on the wall clock (renewals, retries,
+    session expiry) as real time passes, as Stripe would; tests leave it off and move clocks.
+    """
     server = EmulatorServer(emulator, host, port, verbose)
     emulator.base_url = server.url
-    return server.start()
+    server.start()
+    if tick:
+        server.ticker = threading.Thread(
+            target=_tick, args=(server, tick), name="stripe-emulator-ticker", daemon=True
+        )
+        server.ticker.start()
+    return server
+
+
+def _tick(server: EmulatorServer, every: float) -> None:
+    while not server.stopped.wait(every):
+        try:
+            server.emulator.run_due()
+        except Exception:  # noqa: BLE001 - keep ticking; the error is logged
+            traceback.print_exc()

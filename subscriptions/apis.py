@@ -259,7 +259,10 @@ class UnlockComponentApi(APIView):
         data = _valid(UnlockInput, request)
         result = services.component_unlock(user=request.user, component=data["component"])
         now = timezone.now()
-        account = services.account_get(user=request.user, now=now)
+        if result.entry is not None:
+            remaining = result.entry.remaining_after
+        else:  # nothing changed: the account read with the request is current
+            remaining = services.account_get(user=request.user, now=now).remaining
         return ok(
             {
                 "unlocked": True,
@@ -267,7 +270,7 @@ class UnlockComponentApi(APIView):
                 "creditsUsed": result.unlock.cost if result.charged else 0,
                 "existingSession": not result.charged,
                 "session": selectors.unlock_as_json(result.unlock, now=now),
-                "creditsRemaining": account.remaining,
+                "creditsRemaining": remaining,
             }
         )
 

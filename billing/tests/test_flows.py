@@ -308,3 +308,22 @@ def test_one_stripe_customer_per_user(api, owner, stripe_harness):
         api.post("/api/billing/create-checkout-session", {"tier": "pro"}, format="json")
     customers = [c for c in stripe_harness.emulator.store.all("customer")]
     assert len(customers) == 1
+
+
+def test_a_yearly_plan_renews_the_allowance_every_month(api, owner, stripe_harness):
+    import time_machine
+    from django.utils import timezone
+
+    checkout(api, stripe_harness, {"tier": "pro", "interval": "year"})
+    stripe_harness.deliver()
+    spend(api, 500)
+    assert tier_info(api)["credits"]["remaining"] == 0
+    stripe_harness.emulator.advance_clock(32 * DAY)
+    stripe_harness.deliver()  # no invoice in a yearly plan's second month...
+    assert not [e for e in stripe_harness.delivered if e.event["type"] == "invoice.paid"][1:]
+    with time_machine.travel(timezone.now() + timezone.timedelta(days=32)):
+        from conftest import bearer_client
+
+        data = bearer_client(owner).get("/api/subscription/tier-info").json()["data"]
+    # ...yet the allowance renews on its own monthly.
+    assert (data["tier"], data["credits"]["used"], data["credits"]["remaining"]) == ("pro", 0, 500)

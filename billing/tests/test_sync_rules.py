@@ -113,3 +113,65 @@ def test_a_failed_delayed_bundle_payment_is_told_once_and_grants_nothing(owner):
         assert sync.checkout_completed_apply(session, event_id="evt_1") is None
     assert Activity.objects.filter(user=owner, activity_type="payment_failed").count() == 1
     assert CreditAccount.objects.get(user=owner).purchased_balance == 0
+
+
+def paid_bundle_session(session_id="cs_1", quantity=1, lookup_key="credits_250"):
+    return {
+        "id": session_id,
+        "customer": "cus_1",
+        "mode": "payment",
+        "payment_status": "paid",
+        "payment_intent": f"pi_{session_id}",
+        "amount_total": 1000 * quantity,
+        "line_items": {"data": [{"quantity": quantity, "price": {"lookup_key": lookup_key}}]},
+    }
+
+
+def test_bundle_credits_come_from_the_catalogue_not_the_amount_paid(owner):
+    link(owner)
+    session = paid_bundle_session(quantity=2) | {"amount_total": 1}
+    entry = sync.checkout_completed_apply(session, event_id="evt_1")
+    assert entry.purchased_delta == 500
+    assert entry.details["payment_intent"] == "pi_cs_1"
+
+
+def test_a_session_selling_something_else_grants_nothing(owner):
+    link(owner)
+    assert (
+        sync.checkout_completed_apply(
+            paid_bundle_session(lookup_key="pro_monthly"), event_id="evt_1"
+        )
+        is None
+    )
+    assert (
+        sync.checkout_completed_apply(
+            paid_bundle_session() | {"customer": "cus_unknown", "metadata": {}}, event_id="e"
+        )
+        is None
+    )
+
+
+def test_partial_refunds_claw_back_only_the_new_share(owner):
+    link(owner)
+    sync.checkout_completed_apply(paid_bundle_session(), event_id="evt_1")
+    charge = {"id": "ch_1", "payment_intent": "pi_cs_1", "amount": 1000, "amount_refunded": 400}
+    sync.charge_refunded_apply(charge, event_id="evt_2")
+    sync.charge_refunded_apply(charge, event_id="evt_2b")  # the same state again: nothing new
+    assert CreditAccount.objects.get(user=owner).purchased_balance == 150
+    sync.charge_refunded_apply(charge | {"amount_refunded": 1000}, event_id="evt_3")
+    assert CreditAccount.objects.get(user=owner).purchased_balance == 0
+
+
+def test_a_refund_of_something_that_is_not_a_bundle_changes_nothing(owner):
+    charge = {"id": "ch_9", "payment_intent": "pi_subscription", "amount": 1900}
+    assert sync.charge_refunded_apply(charge | {"amount_refunded": 1900}, event_id="e") is None
+
+
+def test_a_dispute_claws_back_the_disputed_share(owner):
+    link(owner)
+    sync.checkout_completed_apply(paid_bundle_session(), event_id="evt_1")
+    dispute = {"id": "dp_1", "charge": "ch_1", "payment_intent": "pi_cs_1", "amount": 1000}
+    entry = sync.dispute_apply(dispute, event_id="evt_4")
+    assert entry.details["taken"] == 250
+    assert sync.dispute_apply(dispute, event_id="evt_4") is None
+    assert sync.dispute_apply(dispute | {"payment_intent": "pi_other"}, event_id="e") is None

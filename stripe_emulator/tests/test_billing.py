@@ -351,3 +351,53 @@ def test_global_clock_renewal_and_test_clock_list_delete(client, emu, catalog, s
     with pytest.raises(stripe.InvalidRequestError) as info:
         client.v1.test_helpers.test_clocks.retrieve(clock.id)
     assert info.value.http_status == 404
+
+
+def test_invoice_void_uncollectible_and_finalize_errors(client, emu, catalog, sink):
+    clock, cus = clocked_customer(client)
+    _, sub = subscribe(
+        client, emu, catalog["pro_monthly"].id, customer=cus.id, card="4000000000000341"
+    )
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + 60})
+    open_id = client.v1.subscriptions.retrieve(sub.id).latest_invoice
+    voided = client.v1.invoices.void_invoice(open_id)
+    assert voided.status == "void" and voided.status_transitions.voided_at == FEB_1 + 60
+    assert sink.types[-1] == "invoice.voided"
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.invoices.mark_uncollectible(open_id)
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.invoices.finalize_invoice(open_id)
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": MAR_1 + 60})
+    second = client.v1.subscriptions.retrieve(sub.id).latest_invoice
+    marked = client.v1.invoices.mark_uncollectible(second)
+    assert marked.status == "uncollectible" and sink.types[-1] == "invoice.marked_uncollectible"
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        client.v1.invoices.pay(second)
+    assert info.value.code == "invoice_not_open"
+    drafts = client.v1.invoices.list(params={"customer": cus.id, "status": "draft"})
+    assert drafts.data == []
+
+
+def test_open_sessions_expire_when_the_clock_passes(client, emu, catalog, sink):
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "line_items": [{"price": catalog["credits"].id}],
+            "success_url": "http://127.0.0.1/ok",
+        }
+    )
+    emu.advance_clock(24 * 3600 + 1)
+    assert client.v1.checkout.sessions.retrieve(session.id).status == "expired"
+    expired = sink.of_type("checkout.session.expired")
+    assert expired[0]["created"] == session.expires_at
+
+
+def test_cancel_at_period_end_keywords_and_item_without_id(client, emu, catalog):
+    _, sub = subscribe(client, emu, catalog["pro_monthly"].id)
+    sub = client.v1.subscriptions.update(sub.id, params={"cancel_at": "max_period_end"})
+    assert sub.cancel_at == FEB_1
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        client.v1.subscriptions.update(
+            sub.id, params={"items": [{"price": catalog["basic_monthly"].id}]}
+        )
+    assert info.value.param == "items[0][id]"

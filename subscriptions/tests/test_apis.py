@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from activities.models import LedgerEntry
+from conftest import bearer_client
 from subscriptions import services
 from subscriptions.models import CreditAccount
 from subscriptions.tests.factories import PASSWORD
@@ -316,6 +317,7 @@ def test_unlock_component_charges_once_and_shows_the_session(api, owner):
     first = api.post("/api/credits/unlock-component", {"component": "chart"}, format="json")
     second = api.post("/api/credits/unlock-component", {"component": "chart"}, format="json")
     assert first.json()["data"]["charged"] is True
+    assert first.json()["data"]["creditsRemaining"] == 90
     assert second.json()["data"]["charged"] is False
     assert second.json()["data"]["creditsRemaining"] == 90
     access = api.get("/api/credits/component-access/chart").json()["data"]
@@ -449,3 +451,25 @@ def test_ledger_rows_record_the_spend(api, owner):
     spend(api, "sec_filing", 1, key="abc")
     entry = LedgerEntry.objects.filter(user=owner, kind="spend").get()
     assert (entry.purchased_delta, entry.actor, entry.source) == (-3, "user", "abc")
+
+
+@override_settings(RATELIMIT_ENABLE=True)
+def test_login_is_rate_limited_per_address(anon, db):
+    statuses = [
+        anon.post(
+            "/api/auth/token", {"email": "x@example.com", "password": "wrong"}, format="json"
+        ).status_code
+        for _ in range(12)
+    ]
+    assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+
+
+def test_an_idempotency_key_is_honoured_however_late_the_retry_comes(api, owner):
+    import time_machine
+
+    give_credits(owner)
+    first = spend(api, "earnings_data", 2, key="slow-retry")
+    with time_machine.travel(timezone.now() + timedelta(days=400)):
+        retry = spend(bearer_client(owner), "earnings_data", 2, key="slow-retry")
+    assert retry.json() == first.json()
+    assert LedgerEntry.objects.filter(user=owner, kind="spend").count() == 1

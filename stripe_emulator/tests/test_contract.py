@@ -1,0 +1,265 @@
+"""Contract: everything the emulator returns or emits matches the installed stripe-python.
+
+A full scenario runs through the SDK; every 200 response body, every nested object in it, every
+event payload and every stored object passes ``shape_check`` (unknown fields, missing fields,
+wrong types, Literal values), and every event type is in ``stripe.Event``'s type Literal. Upgrading
+stripe-python re-runs this against the new annotations.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stripe
+
+from stripe_emulator import shape_check
+from stripe_emulator.client import EmulatorHTTPClient
+
+from .conftest import KEY, START, subscribe
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "stripe" / "fixtures3.json"
+LEGACY_FIELDS = {
+    "subscription": {"current_period_start", "current_period_end", "plan", "quantity"},
+    "invoice": {"subscription", "charge", "payment_intent", "paid"},
+    "charge": {"invoice"},
+    "line_item": {"subscription_item", "plan", "price", "proration"},
+}
+
+
+class RecordingClient(EmulatorHTTPClient):
+    def __init__(self, emulator):
+        super().__init__(emulator)
+        self.bodies: list[dict[str, Any]] = []
+
+    def request(self, method, url, headers, post_data=None, *args, **kwargs):
+        body, status, resp_headers = super().request(method, url, headers, post_data)
+        if status == 200:
+            self.bodies.append(json.loads(body))
+        return body, status, resp_headers
+
+
+def walk_objects(value: Any):
+    """Every dict with an ``object`` field (top-level or nested, expanded or listed)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("object"), str):
+            yield value
+        for item in value.values():
+            yield from walk_objects(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk_objects(item)
+
+
+def run_full_scenario(emu) -> RecordingClient:
+    rec = RecordingClient(emu)
+    client = stripe.StripeClient(KEY, http_client=rec, max_network_retries=0)
+    client.v1.accounts.retrieve_current()
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": "http://127.0.0.1:9/hook", "enabled_events": ["invoice.paid"]}
+    )
+    client.v1.webhook_endpoints.list()
+    client.v1.webhook_endpoints.delete(endpoint.id)
+    prices = {}
+    for name, amount, interval in (("Basic", 1000, "month"), ("Pro", 3000, "month")):
+        prod = client.v1.products.create(params={"name": name, "metadata": {"tier": name}})
+        prices[name] = client.v1.prices.create(
+            params={
+                "product": prod.id,
+                "unit_amount": amount,
+                "currency": "usd",
+                "recurring": {"interval": interval},
+                "lookup_key": name.lower(),
+            }
+        )
+    one_off = client.v1.prices.create(
+        params={"product_data": {"name": "Credits"}, "unit_amount": 500, "currency": "usd"}
+    )
+    client.v1.prices.list(params={"expand": ["data.product"], "lookup_keys": ["basic"]})
+    client.v1.products.list()
+    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": START})
+    cus = client.v1.customers.create(
+        params={"email": "k@x.io", "test_clock": clock.id, "metadata": {"djstripe_subscriber": "1"}}
+    )
+    client.v1.customers.retrieve(cus.id, params={"expand": ["default_source", "sources"]})
+    client.v1.customers.list(params={"email": "k@x.io"})
+    session, sub = subscribe(
+        client,
+        emu,
+        prices["Basic"].id,
+        customer=cus.id,
+        metadata={"uid": "1"},
+        subscription_data={"metadata": {"a": "b"}},
+    )
+    client.v1.checkout.sessions.retrieve(
+        session.id,
+        params={
+            "expand": [
+                "line_items",
+                "total_details.breakdown",
+                "line_items.data.discounts",
+                "line_items.data.price.product",
+            ]
+        },
+    )
+    client.v1.checkout.sessions.line_items.list(session.id)
+    client.v1.checkout.sessions.list()
+    client.v1.subscriptions.update(
+        sub.id,
+        params={"items": [{"id": sub["items"].data[0].id, "price": prices["Pro"].id}]},
+    )
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": START + 32 * 86400})
+    portal = client.v1.billing_portal.sessions.create(params={"customer": cus.id})
+    emu.handle("POST", f"/portal/{portal.id}", {}, b"action=card&card_number=4000000000000341")
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": START + 75 * 86400})
+    client.v1.subscriptions.list(params={"customer": cus.id, "status": "all"})
+    invoices = client.v1.invoices.list(
+        params={"customer": cus.id, "expand": ["data.payments", "data.lines.data.discounts"]}
+    )
+    for inv in invoices.data:
+        client.v1.invoices.retrieve(inv.id, params={"expand": ["discounts", "payments"]})
+        client.v1.invoices.line_items.list(inv.id)
+    client.v1.invoice_items.list(params={"customer": cus.id})
+    client.v1.invoice_payments.list(params={"invoice": invoices.data[-1].id})
+    client.v1.subscription_items.list(params={"subscription": sub.id})
+    # payment mode + refund
+    pay = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "customer_creation": "always",
+            "line_items": [{"price": one_off.id, "quantity": 2}],
+            "success_url": "http://127.0.0.1/ok",
+        }
+    )
+    emu.complete_checkout(pay.id)
+    pay = client.v1.checkout.sessions.retrieve(pay.id, params={"expand": ["payment_intent"]})
+    client.v1.charges.retrieve(
+        pay.payment_intent.latest_charge, params={"expand": ["balance_transaction"]}
+    )
+    client.v1.refunds.create(params={"payment_intent": pay.payment_intent.id, "amount": 100})
+    client.v1.refunds.list()
+    client.v1.payment_methods.list(params={"customer": cus.id, "type": "card"})
+    # another subscription: cancel at period end, then immediate cancel
+    _, other = subscribe(client, emu, prices["Pro"].id)
+    client.v1.subscriptions.update(other.id, params={"cancel_at_period_end": True})
+    client.v1.subscriptions.cancel(other.id)
+    client.v1.customers.delete(other.customer)
+    client.v1.customers.retrieve(other.customer)
+    client.v1.prices.retrieve(
+        prices["Pro"].id, params={"expand": ["currency_options", "product", "tiers"]}
+    )
+    client.v1.accounts.retrieve("acct_emulator")
+    expired = client.v1.checkout.sessions.create(
+        params={"mode": "payment", "line_items": [{"price": one_off.id}], "success_url": "x"}
+    )
+    client.v1.checkout.sessions.expire(expired.id)
+    client.v1.events.list(params={"limit": 100})
+    client.v1.test_helpers.test_clocks.delete(clock.id)
+    return rec
+
+
+@pytest.fixture
+def scenario(emu, sink):
+    return run_full_scenario(emu), sink
+
+
+def test_every_response_and_nested_object_matches_the_sdk(scenario):
+    rec, _ = scenario
+    problems = []
+    seen_types = set()
+    for body in rec.bodies:
+        for obj in walk_objects(body):
+            seen_types.add(obj["object"])
+            problems += [f"{obj['object']} {obj.get('id')}: {p}" for p in shape_check.check(obj)]
+    assert problems == []
+    expected = {
+        "account", "customer", "product", "price", "checkout.session", "item", "subscription",
+        "subscription_item", "invoice", "line_item", "invoiceitem", "invoice_payment",
+        "payment_intent", "charge", "balance_transaction", "payment_method", "refund",
+        "billing_portal.session", "event", "webhook_endpoint", "test_helpers.test_clock", "list",
+        "plan",
+    }  # fmt: skip
+    assert expected <= seen_types
+
+
+def test_every_event_payload_and_type_matches_the_sdk(scenario, emu):
+    _, sink = scenario
+    allowed = shape_check.event_types()
+    events = emu.events()
+    assert len(events) > 80 and len(sink.events) == len(events)
+    problems = []
+    for event in events:
+        assert event["type"] in allowed, event["type"]
+        problems += [f"{event['type']}: {p}" for p in shape_check.check(event)]
+        problems += [
+            f"{event['type']} data.object: {p}" for p in shape_check.check(event["data"]["object"])
+        ]
+        if event["type"].endswith(".updated"):
+            assert event["data"]["previous_attributes"], event["type"]
+    assert problems == []
+    types = {e["type"] for e in events}
+    for needed in (
+        "customer.subscription.deleted", "invoice.payment_failed", "charge.failed",
+        "invoiceitem.created", "refund.created", "charge.refunded", "checkout.session.expired",
+        "test_helpers.test_clock.ready", "billing_portal.session.created", "customer.deleted",
+    ):  # fmt: skip
+        assert needed in types
+
+
+def test_every_stored_object_matches_the_sdk(scenario, emu):
+    problems = []
+    for obj in emu.store.objects.values():
+        problems += [f"{obj['object']} {obj['id']}: {p}" for p in shape_check.check(obj)]
+    assert problems == []
+
+
+def test_no_legacy_fields_are_emitted(scenario, emu):
+    for obj in walk_objects(emu.store.to_json()["objects"]):
+        legacy = LEGACY_FIELDS.get(obj["object"], set()) & set(obj)
+        assert not legacy, (obj["object"], legacy)
+
+
+@pytest.mark.skipif(not FIXTURES.exists(), reason="../shared/stripe/fixtures3.json not available")
+def test_top_level_fields_cover_stripes_own_examples(scenario, emu):
+    """Every field in Stripe's example object that the SDK still declares is emitted too."""
+    examples = json.loads(FIXTURES.read_text())["resources"]
+    checked = 0
+    for kind in {o["object"] for o in emu.store.objects.values()}:
+        example = examples.get(kind)
+        cls = shape_check.class_for(kind)
+        if not example or cls is None:
+            continue
+        declared = set(getattr(cls, "__annotations__", {}))
+        ours = next(o for o in emu.store.objects.values() if o["object"] == kind)
+        missing = (set(example) & declared) - set(ours) - shape_check.INCLUDABLE.get(kind, set())
+        assert not missing, (kind, missing)
+        checked += 1
+    assert checked >= 15
+
+
+# --- the checker itself ------------------------------------------------------------------
+def test_shape_check_catches_problems():
+    good = {
+        "id": "clock_1",
+        "object": "test_helpers.test_clock",
+        "created": 1,
+        "deletes_after": 2,
+        "frozen_time": 3,
+        "livemode": False,
+        "name": None,
+        "status": "ready",
+        "status_details": {"advancing": None},
+    }
+    assert shape_check.check(good) == []
+    assert any("unknown field" in p for p in shape_check.check({**good, "extra": 1}))
+    assert any("missing field" in p for p in shape_check.check(
+        {k: v for k, v in good.items() if k != "frozen_time"}))  # fmt: skip
+    assert any("expected int" in p for p in shape_check.check({**good, "created": "1"}))
+    assert any("not in" in p for p in shape_check.check({**good, "deleted": False}))
+    assert shape_check.check({**good, "status": "sleeping"}) == []  # Union[Literal, str]
+    assert any("null but not Optional" in p for p in shape_check.check({**good, "livemode": None}))
+    assert shape_check.check({"id": "we_1", "object": "webhook_endpoint", "deleted": True}) == []
+    assert shape_check.check({"object": "nonsense"}) == ["unknown object type 'nonsense'"]
+    assert "invoice.paid" in shape_check.event_types()
