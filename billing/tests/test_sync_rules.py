@@ -5,11 +5,21 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import pytest
+
 from activities.models import LedgerEntry
 from billing import stripe_data, sync
 from subscriptions.models import CreditAccount
 
 NOW = int(time.time())
+
+
+@pytest.fixture(autouse=True)
+def charges(monkeypatch):
+    """Stripe's charges per payment intent, as the checkout handler looks them up."""
+    found: dict[str, list[dict]] = {}
+    monkeypatch.setattr(sync.gateway, "charges_for_payment_intent", lambda pi: found.get(pi, []))
+    return found
 
 
 def subscription(lookup_key="pro_monthly", status="active", interval="month", **extra):
@@ -175,3 +185,14 @@ def test_a_dispute_claws_back_the_disputed_share(owner):
     assert entry.details["taken"] == 250
     assert sync.dispute_apply(dispute, event_id="evt_4") is None
     assert sync.dispute_apply(dispute | {"payment_intent": "pi_other"}, event_id="e") is None
+
+
+def test_a_refund_already_on_the_charge_is_clawed_back_when_the_checkout_arrives(owner, charges):
+    link(owner)
+    charge = {"id": "ch_1", "payment_intent": "pi_cs_1", "amount": 1000, "amount_refunded": 1000}
+    assert sync.charge_refunded_apply(charge, event_id="evt_refund") is None  # no purchase yet
+    charges["pi_cs_1"] = [charge]
+    sync.checkout_completed_apply(paid_bundle_session(), event_id="evt_1")
+    sync.charge_refunded_apply(charge, event_id="evt_refund_retry")  # a retry: nothing more
+    assert CreditAccount.objects.get(user=owner).purchased_balance == 0
+    assert LedgerEntry.objects.filter(user=owner, kind="clawback").count() == 1
