@@ -1,7 +1,21 @@
 from __future__ import annotations
 
+import ipaddress
+
 from django.conf import settings
 from django.http import HttpRequest
+
+# Callers whose address we cannot know (a unix-socket server leaves REMOTE_ADDR empty) share
+# one rate-limit bucket: django-ratelimit needs an address, and a made-up one per request would
+# be a way around the limits.
+UNKNOWN_ADDRESS = "0.0.0.0"
+
+
+def _address(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -9,7 +23,7 @@ def client_ip(request: HttpRequest) -> str:
 
     With ``TRUSTED_PROXY_COUNT = n`` the n-th address from the right is the client (each trusted
     proxy appends the address it saw); with 0 the header is ignored, so a client cannot pick
-    the address that rate limits are keyed on.
+    the address that rate limits are keyed on. Always a valid IP address (rate limits parse it).
     """
     hops = settings.TRUSTED_PROXY_COUNT
     if hops > 0:
@@ -17,6 +31,6 @@ def client_ip(request: HttpRequest) -> str:
             part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
         ]
         forwarded = [part for part in forwarded if part]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+        if len(forwarded) >= hops and (address := _address(forwarded[-hops])):
+            return address
+    return _address(request.META.get("REMOTE_ADDR", "") or "") or UNKNOWN_ADDRESS
