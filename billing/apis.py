@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from billing import selectors, services
 from subscriptions import catalogue
-from subscriptions.apis import ERRORS, AnyResponse, _valid, ok
+from subscriptions.apis import ERRORS, RATE_LIMITED, AnyResponse, _valid, ok
 from subscriptions.selectors import available_tiers, bundles_for_sale
 
 BILLING_RATE = "20/m"
@@ -71,7 +71,10 @@ class CancelInput(serializers.Serializer):
 
 @ratelimit_billing
 class CheckoutSessionApi(APIView):
-    @extend_schema(request=CheckoutInput, responses={200: AnyResponse, 409: AnyResponse, **ERRORS})
+    @extend_schema(
+        request=CheckoutInput,
+        responses={200: AnyResponse, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
+    )
     def post(self, request: Request) -> Response:
         data = _valid(CheckoutInput, request)
         start = services.checkout_session_create(
@@ -86,7 +89,7 @@ class CheckoutSessionApi(APIView):
 
 @ratelimit_billing
 class CustomerPortalApi(APIView):
-    @extend_schema(request=None, responses={200: AnyResponse, **ERRORS})
+    @extend_schema(request=None, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
     def post(self, request: Request) -> Response:
         url = services.portal_session_create(user=request.user)
         return Response({"success": True, "data": {"url": url}, "url": url})
@@ -94,7 +97,7 @@ class CustomerPortalApi(APIView):
 
 @ratelimit_billing
 class ChangePlanApi(APIView):
-    @extend_schema(request=PlanInput, responses={200: AnyResponse, **ERRORS})
+    @extend_schema(request=PlanInput, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
     def post(self, request: Request) -> Response:
         data = _valid(PlanInput, request)
         services.subscription_change_plan(
@@ -105,7 +108,7 @@ class ChangePlanApi(APIView):
 
 @ratelimit_billing
 class CancelSubscriptionApi(APIView):
-    @extend_schema(request=CancelInput, responses={200: AnyResponse, **ERRORS})
+    @extend_schema(request=CancelInput, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
     def post(self, request: Request) -> Response:
         data = _valid(CancelInput, request) if request.data else {"immediate": False}
         services.subscription_cancel(user=request.user, immediate=data["immediate"])
@@ -114,7 +117,7 @@ class CancelSubscriptionApi(APIView):
 
 @ratelimit_billing
 class ResumeSubscriptionApi(APIView):
-    @extend_schema(request=None, responses={200: AnyResponse, **ERRORS})
+    @extend_schema(request=None, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
     def post(self, request: Request) -> Response:
         services.subscription_resume(user=request.user)
         return ok({"resumed": True})

@@ -35,6 +35,8 @@ AnyResponse = inline_serializer(
     "Envelope", fields={"success": serializers.BooleanField(), "data": serializers.JSONField()}
 )
 ERRORS = {400: AnyResponse, 401: AnyResponse, 402: AnyResponse, 403: AnyResponse}
+# Views behind a rate limit also answer 429 (with Retry-After): the schema says so.
+RATE_LIMITED = {429: AnyResponse}
 
 
 def ok(data: Any, *, code: int = status.HTTP_200_OK) -> Response:
@@ -189,7 +191,10 @@ def _bounded_int(request: Request, name: str, *, default: int, low: int, high: i
 
 @ratelimit_spend
 class SpendApi(APIView):
-    @extend_schema(request=QuantityInput, responses={200: AnyResponse, 409: AnyResponse, **ERRORS})
+    @extend_schema(
+        request=QuantityInput,
+        responses={200: AnyResponse, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
+    )
     def post(self, request: Request) -> Response:
         data = _valid(QuantityInput, request)
         result = services.credits_spend(
@@ -224,7 +229,10 @@ def hold_as_json(hold: Any) -> dict[str, Any]:
 
 @ratelimit_spend
 class HoldCreateApi(APIView):
-    @extend_schema(request=QuantityInput, responses={201: AnyResponse, 409: AnyResponse, **ERRORS})
+    @extend_schema(
+        request=QuantityInput,
+        responses={201: AnyResponse, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
+    )
     def post(self, request: Request) -> Response:
         data = _valid(QuantityInput, request)
         hold = services.credits_hold_create(
@@ -237,13 +245,19 @@ class HoldCreateApi(APIView):
 
 
 class HoldCaptureApi(APIView):
-    @extend_schema(request=None, responses={200: AnyResponse, 404: AnyResponse, 409: AnyResponse})
+    @extend_schema(
+        request=None,
+        responses={200: AnyResponse, 401: AnyResponse, 404: AnyResponse, 409: AnyResponse},
+    )
     def post(self, request: Request, hold_id: int) -> Response:
         return ok(hold_as_json(services.credits_hold_capture(user=request.user, hold_id=hold_id)))
 
 
 class HoldReleaseApi(APIView):
-    @extend_schema(request=None, responses={200: AnyResponse, 404: AnyResponse, 409: AnyResponse})
+    @extend_schema(
+        request=None,
+        responses={200: AnyResponse, 401: AnyResponse, 404: AnyResponse, 409: AnyResponse},
+    )
     def post(self, request: Request, hold_id: int) -> Response:
         return ok(hold_as_json(services.credits_hold_release(user=request.user, hold_id=hold_id)))
 
@@ -254,7 +268,7 @@ class UnlockInput(serializers.Serializer):
 
 @ratelimit_unlock
 class UnlockComponentApi(APIView):
-    @extend_schema(request=UnlockInput, responses={200: AnyResponse, **ERRORS})
+    @extend_schema(request=UnlockInput, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
     def post(self, request: Request) -> Response:
         data = _valid(UnlockInput, request)
         result = services.component_unlock(user=request.user, component=data["component"])

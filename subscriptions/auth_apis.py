@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import authenticate
 from django.utils.decorators import method_decorator
 from django_ratelimit.decorators import ratelimit
@@ -15,7 +17,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenRefreshView
 
 from hrvstr.errors import DomainError
-from subscriptions.apis import AnyResponse, _valid
+from subscriptions.apis import RATE_LIMITED, AnyResponse, _valid
 from subscriptions.users import user_register
 
 AUTH_RATE = "10/m"
@@ -53,7 +55,9 @@ class RegisterApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
 
-    @extend_schema(request=RegisterInput, responses={201: AnyResponse, 400: AnyResponse})
+    @extend_schema(
+        request=RegisterInput, responses={201: AnyResponse, 400: AnyResponse, **RATE_LIMITED}
+    )
     def post(self, request: Request) -> Response:
         data = _valid(RegisterInput, request)
         user = user_register(email=data["email"], password=data["password"], name=data["name"])
@@ -65,7 +69,10 @@ class TokenApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
 
-    @extend_schema(request=CredentialsInput, responses={200: AnyResponse, 401: AnyResponse})
+    @extend_schema(
+        request=CredentialsInput,
+        responses={200: AnyResponse, 400: AnyResponse, 401: AnyResponse, **RATE_LIMITED},
+    )
     def post(self, request: Request) -> Response:
         data = _valid(CredentialsInput, request)
         user = authenticate(request, email=data["email"], password=data["password"])
@@ -79,3 +86,7 @@ class TokenApi(APIView):
 @ratelimit_auth
 class TokenRefreshApi(TokenRefreshView):
     authentication_classes: list[type] = []
+
+    @extend_schema(responses={200: AnyResponse, 400: AnyResponse, 401: AnyResponse, **RATE_LIMITED})
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().post(request, *args, **kwargs)
