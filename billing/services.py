@@ -248,12 +248,26 @@ class ReplayRefused(DomainError):
     message = "Only a validly signed delivery that failed can be replayed"
 
 
+class StaffOnly(DomainError):
+    code = "staff_only"
+    status = 403
+    message = "Only staff can do this"
+
+
+def _require_staff(user: AbstractBaseUser) -> None:
+    # The admin guards its own pages; the services guard themselves too, so a future caller
+    # (a page, a command, an API) cannot hand a customer a staff action by forgetting to.
+    if not (getattr(user, "is_active", False) and getattr(user, "is_staff", False)):
+        raise StaffOnly()
+
+
 def webhook_event_replay(*, trigger: WebhookEventTrigger, staff_user: AbstractBaseUser) -> bool:
     """Run a stored delivery that failed through processing again (e.g. after a fix).
 
     Only validly signed deliveries qualify; processing is idempotent by event id and by our
     ledger keys, so a replay of something that did land changes nothing.
     """
+    _require_staff(staff_user)
     if not trigger.valid:
         raise ReplayRefused()
     if trigger.processed:
@@ -266,4 +280,5 @@ def webhook_event_replay(*, trigger: WebhookEventTrigger, staff_user: AbstractBa
 
 def account_resync_from_stripe(*, account: CreditAccount, staff_user: AbstractBaseUser) -> str:
     """Staff: bring one account in line with Stripe now; returns what changed."""
+    _require_staff(staff_user)
     return account_resync(account=account, reason=f"staff-resync:{staff_user.pk}")
