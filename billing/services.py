@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -182,11 +183,24 @@ def portal_session_create(*, user: AbstractBaseUser, return_url: str | None = No
     return session.url
 
 
-def _live_subscription_id(user: AbstractBaseUser) -> str:
+def _live_subscription(user: AbstractBaseUser) -> dict[str, Any]:
+    """The user's live subscription as Stripe has it now.
+
+    Our row can be a webhook behind Stripe (a cancel or a failed renewal that ended it is still
+    on its way): asking Stripe first turns that race into ``no_subscription`` (400) instead of
+    a Stripe refusal answered as 502.
+    """
     account = account_get(user=user)
     if not _has_live_subscription(account):
         raise NoSubscription()
-    return account.stripe_subscription_id
+    data = to_dict(gateway.subscription_retrieve(account.stripe_subscription_id))
+    if data.get("status") not in LIVE_STATUSES:
+        raise NoSubscription()
+    return data
+
+
+def _live_subscription_id(user: AbstractBaseUser) -> str:
+    return str(_live_subscription(user)["id"])
 
 
 def subscription_change_plan(*, user: AbstractBaseUser, tier: str, interval: str) -> None:
@@ -197,9 +211,8 @@ def subscription_change_plan(*, user: AbstractBaseUser, tier: str, interval: str
     paid period ends, when the renewal bills the lower price.
     """
     entry = _plan_entry(tier, interval)
-    subscription_id = _live_subscription_id(user)
-    subscription = gateway.subscription_retrieve(subscription_id)
-    data = to_dict(subscription)
+    data = _live_subscription(user)
+    subscription_id = data["id"]
     current = price_entry(subscription_price(data))
     if current is not None and current.lookup_key == entry.lookup_key:
         return
