@@ -15,7 +15,7 @@ import uuid
 
 import stripe
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -60,6 +60,12 @@ def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"success": False, "error": message}, status=status)
 
 
+def _busy() -> JsonResponse:
+    response = _error(503, "Busy, retry")
+    response["Retry-After"] = "5"
+    return response
+
+
 @csrf_exempt
 @require_POST
 @transaction.non_atomic_requests
@@ -67,7 +73,12 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     if "stripe-signature" not in request.headers:
         logger.warning("webhook without Stripe-Signature from %s", request.META.get("REMOTE_ADDR"))
         return _error(400, "Missing Stripe-Signature header")
-    endpoint = webhook_endpoint_ensure()
+    try:
+        endpoint = webhook_endpoint_ensure()
+    except (OperationalError, InterfaceError):
+        # The database is unreachable (e.g. restarting): Stripe retries a 503 later.
+        logger.warning("webhook: database unavailable", exc_info=True)
+        return _busy()
     if endpoint is None:
         return _error(503, "Webhook secret not configured")
     try:
@@ -80,11 +91,9 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         return _error(400, "Event mode does not match this endpoint")
     try:
         trigger = WebhookEventTrigger.from_request(request, webhook_endpoint=endpoint)
-    except OperationalError:
+    except (OperationalError, InterfaceError):
         logger.exception("webhook %s: database busy", event.get("id"))
-        response = _error(503, "Busy, retry")
-        response["Retry-After"] = "5"
-        return response
+        return _busy()
     except Exception:
         logger.exception("webhook %s (%s) failed", event.get("id"), event.get("type"))
         return _error(500, "Processing failed; Stripe will retry")

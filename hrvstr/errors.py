@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions, status
@@ -40,6 +40,11 @@ class ServiceUnavailable(DomainError):
     message = "The service is busy, please retry"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    message = "The service is briefly unavailable, please retry"
+
+
 def _is_lock_timeout(exc: Exception) -> bool:
     # PostgreSQL's lock_timeout / statement_timeout: SQLSTATE 55P03 / 57014.
     cause = getattr(exc, "__cause__", None)
@@ -56,6 +61,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         logger.warning("lock timeout in %s", context.get("view"))
         response = Response(ServiceUnavailable().payload(), status=503)
         response["Retry-After"] = "1"
+        return response
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is restarting or unreachable (seen in the soak while PostgreSQL
+        # restarts): nothing was committed, so say "retry shortly" rather than 500.
+        logger.warning("database unavailable in %s: %s", context.get("view"), exc)
+        response = Response(DatabaseUnavailable().payload(), status=503)
+        response["Retry-After"] = "5"
         return response
     response = exception_handler(exc, context)
     if response is None:

@@ -45,3 +45,37 @@ def test_an_anonymous_endpoint_without_remote_addr_is_not_a_500(client, db):
         REMOTE_ADDR="",
     )
     assert response.status_code in {400, 401}
+
+
+def test_an_unreachable_database_is_503_with_retry_after_not_500(api, owner, monkeypatch):
+    """Found by the soak while PostgreSQL restarted: every API call answered 500."""
+    from django.db import OperationalError
+
+    from subscriptions import services
+
+    def down(**kwargs):
+        raise OperationalError("connection failed: the database system is shutting down")
+
+    monkeypatch.setattr(services, "account_get", down)
+    response = api.get("/api/credits/balance")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["code"] == "database_unavailable"
+
+
+def test_a_webhook_while_the_database_is_unreachable_is_503(client, db, monkeypatch):
+    from django.db import OperationalError
+
+    from billing import endpoint
+
+    def down():
+        raise OperationalError("connection failed: Connection refused")
+
+    monkeypatch.setattr(endpoint, "webhook_endpoint_ensure", down)
+    response = client.post(
+        "/api/billing/webhook",
+        data="{}",
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE="t=1,v1=00",
+    )
+    assert response.status_code == 503 and response["Retry-After"] == "5"
