@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install lint format migrate check-migrations clean
+.PHONY: run test install lint format migrate check-migrations clean soak
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -23,6 +23,11 @@ run: install
 # The whole suite; set DATABASE_URL=postgres://... to run it on PostgreSQL.
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Simulated users against gunicorn + the offline Stripe on PostgreSQL, with faults; prints a
+# table and fails on drift (see bench/soak.py). SOAK_ARGS="--duration 300 --users 24".
+soak: install
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
