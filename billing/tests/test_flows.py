@@ -362,3 +362,21 @@ def test_every_event_the_emulator_sends_is_verified_and_processed_by_dj_stripe(
     triggers = WebhookEventTrigger.objects.all()
     assert triggers.count() == len(stripe_harness.delivered)
     assert all(t.valid and t.processed and not t.exception for t in triggers)
+
+
+def test_cancel_resume_cancel_before_the_webhooks_land_ends_cancelled(api, owner, stripe_harness):
+    subscribe_pro(api, stripe_harness)
+    for path in ("cancel-subscription", "resume-subscription", "cancel-subscription"):
+        assert api.post(f"/api/billing/{path}", {}, format="json").status_code == 200
+    stripe_harness.deliver()
+    assert tier_info(api)["subscription"]["cancelAtPeriodEnd"] is True
+
+
+def test_up_down_up_before_the_webhooks_land_ends_on_the_last_choice(api, owner, stripe_harness):
+    subscribe_pro(api, stripe_harness)
+    for tier in ("elite", "pro", "elite"):
+        assert (
+            api.post("/api/billing/change-plan", {"tier": tier}, format="json").status_code == 200
+        )
+    stripe_harness.deliver()
+    assert tier_info(api)["tier"] == "elite"
