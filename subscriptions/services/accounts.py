@@ -53,16 +53,25 @@ def account_get(*, user: AbstractBaseUser, now: datetime | None = None) -> Credi
     return account_refresh(account=account, now=now)
 
 
-def refresh_due(account: CreditAccount, now: datetime) -> bool:
-    if account.next_hold_expiry_at is not None and account.next_hold_expiry_at <= now:
-        return True
-    if (
+def _holds_due(account: CreditAccount, now: datetime) -> bool:
+    return account.next_hold_expiry_at is not None and account.next_hold_expiry_at <= now
+
+
+def _grace_over(account: CreditAccount, now: datetime) -> bool:
+    return (
         account.subscription_status == SubscriptionStatus.PAST_DUE
         and account.grace_until is not None
         and account.grace_until <= now
-    ):
-        return True
+    )
+
+
+def _period_over(account: CreditAccount, now: datetime) -> bool:
     return account.period_end <= now and rolls_by_itself(account)
+
+
+def refresh_due(account: CreditAccount, now: datetime) -> bool:
+    """Whether a read must take the lock: a hold expired, the grace ran out or a period ended."""
+    return _holds_due(account, now) or _grace_over(account, now) or _period_over(account, now)
 
 
 def rolls_by_itself(account: CreditAccount) -> bool:
@@ -91,13 +100,10 @@ def account_refresh(*, account: CreditAccount, now: datetime | None = None) -> C
 
 
 def refresh_locked(account: CreditAccount, now: datetime) -> None:
-    if account.next_hold_expiry_at is not None and account.next_hold_expiry_at <= now:
+    """Do what fell due, in order, on an account whose row lock the caller holds."""
+    if _holds_due(account, now):
         holds_expire_locked(account, now)
-    if (
-        account.subscription_status == SubscriptionStatus.PAST_DUE
-        and account.grace_until is not None
-        and account.grace_until <= now
-    ):
+    if _grace_over(account, now):
         fall_to_free_locked(
             account,
             now=now,
@@ -106,7 +112,7 @@ def refresh_locked(account: CreditAccount, now: datetime) -> None:
             reason="Payment grace period ended",
             source=account.stripe_subscription_id,
         )
-    if account.period_end <= now and rolls_by_itself(account):
+    if _period_over(account, now):
         start, end = monthly_period_containing(account.period_anchor, now)
         if account.billing_period_end is not None and account.tier != Tier.FREE:
             end = min(end, account.billing_period_end)
