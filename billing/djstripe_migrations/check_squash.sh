@@ -2,9 +2,9 @@
 # Proves that our squashed dj-stripe migration matches upstream's: migrates one PostgreSQL
 # database the upstream way (slow: 50-140 s) and one with the squash, checks that the first
 # is seen as up to date, and compares the two schemas column by column.
-# Usage: scripts/check_djstripe_squash.sh [postgres://postgres@127.0.0.1:5432]
+# Usage: billing/djstripe_migrations/check_squash.sh [postgres://postgres@127.0.0.1:5432]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 server="${1:-postgres://postgres@127.0.0.1:5432}"
 py=.venv/bin/python
 export HRVSTR_TESTING=true
