@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 # Development server on SQLite with demo users, the catalogue and (without real Stripe keys)
 # the offline Stripe emulator; DEBUG on: local only.
 run: install
-	PORT=$(PORT) bash scripts/run_dev.sh
+	PORT=$(PORT) $(BIN)/python -m hrvstr.devserver
 
 # The whole suite; set DATABASE_URL=postgres://... to run it on PostgreSQL.
 test: install

@@ -105,11 +105,6 @@ def customer_retrieve(customer_id: str) -> stripe.Customer:
     return _call(stripe.Customer.retrieve, customer_id)
 
 
-def payment_methods_list(customer_id: str) -> list[stripe.PaymentMethod]:
-    result = _call(stripe.PaymentMethod.list, customer=customer_id, type="card", limit=10)
-    return list(result.data)
-
-
 # --- catalogue --------------------------------------------------------------------------------
 
 
@@ -198,7 +193,3 @@ def subscription_modify(
 
 def subscription_cancel_now(subscription_id: str, *, idempotency_key: str) -> stripe.Subscription:
     return _call(stripe.Subscription.cancel, subscription_id, idempotency_key=idempotency_key)
-
-
-def invoices_list(customer_id: str, *, limit: int) -> list[stripe.Invoice]:
-    return list(_call(stripe.Invoice.list, customer=customer_id, limit=limit).data)

@@ -1,10 +1,15 @@
-"""Reads of billing state for the SPA and the pages (the subscription, invoices, cards)."""
+"""Reads of billing state for the SPA and the pages (the subscription, invoices, cards).
+
+They read dj-stripe's mirror of Stripe (kept current by the webhooks), so a page view costs no
+Stripe API call; only a subscription the mirror has not seen yet is fetched from Stripe.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from djstripe import models as djstripe_models
 
 from billing import gateway
 from billing.stripe_data import (
@@ -24,9 +29,14 @@ def _iso(value) -> str | None:
 def subscription_for_user(*, user: AbstractBaseUser) -> dict[str, Any] | None:
     """The current subscription in the SPA's field names, or None."""
     account = account_get(user=user)
-    if not account.stripe_subscription_id or not gateway.is_configured():
+    if not account.stripe_subscription_id:
         return None
-    data = to_dict(gateway.subscription_retrieve(account.stripe_subscription_id))
+    mirrored = (
+        djstripe_models.Subscription.objects.filter(id=account.stripe_subscription_id)
+        .values_list("stripe_data", flat=True)
+        .first()
+    )
+    data = mirrored or to_dict(gateway.subscription_retrieve(account.stripe_subscription_id))
     price = subscription_price(data) or {}
     entry = price_entry(price)
     period = subscription_period(data)
@@ -46,9 +56,13 @@ def subscription_for_user(*, user: AbstractBaseUser) -> dict[str, Any] | None:
 
 def invoices_recent(*, user: AbstractBaseUser, limit: int = 10) -> list[dict[str, Any]]:
     account = account_get(user=user)
-    if not account.stripe_customer_id or not gateway.is_configured():
+    if not account.stripe_customer_id:
         return []
-    invoices = [to_dict(i) for i in gateway.invoices_list(account.stripe_customer_id, limit=limit)]
+    invoices = list(
+        djstripe_models.Invoice.objects.filter(customer__id=account.stripe_customer_id)
+        .order_by("-created")
+        .values_list("stripe_data", flat=True)[:limit]
+    )
     return [
         {
             "id": invoice["id"],
@@ -69,9 +83,13 @@ def invoices_recent(*, user: AbstractBaseUser, limit: int = 10) -> list[dict[str
 
 def payment_methods(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
     account = account_get(user=user)
-    if not account.stripe_customer_id or not gateway.is_configured():
+    if not account.stripe_customer_id:
         return []
-    methods = [to_dict(m) for m in gateway.payment_methods_list(account.stripe_customer_id)]
+    methods = list(
+        djstripe_models.PaymentMethod.objects.filter(customer__id=account.stripe_customer_id)
+        .order_by("-created")
+        .values_list("stripe_data", flat=True)[:10]
+    )
     return [
         {
             "id": method["id"],

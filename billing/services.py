@@ -8,6 +8,7 @@ every change, whoever started it (our pages, the SPA, the Stripe portal or the d
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,6 +204,17 @@ def _live_subscription_id(user: AbstractBaseUser) -> str:
     return str(_live_subscription(user)["id"])
 
 
+def _request_key(action: str, subscription_id: str) -> str:
+    """A key per user request, so the SDK's network retries of it are replayed by Stripe.
+
+    Not derived from state: cancel, resume, cancel again (before the webhooks land) are three
+    requests, and a state-derived key would make Stripe replay the first for the third.
+    Repeating the same change is harmless anyway (the target state is checked first or is
+    already Stripe's).
+    """
+    return f"{action}:{subscription_id}:{uuid.uuid4().hex}"
+
+
 def subscription_change_plan(*, user: AbstractBaseUser, tier: str, interval: str) -> None:
     """Move the subscription to another plan.
 
@@ -226,7 +238,7 @@ def subscription_change_plan(*, user: AbstractBaseUser, tier: str, interval: str
         proration_behavior="always_invoice" if upgrade else "none",
         cancel_at_period_end=False,
         metadata={"hrvstr_user_id": str(user.pk)},
-        idempotency_key=f"change-plan:{subscription_id}:{entry.lookup_key}:{current_rank}",
+        idempotency_key=_request_key("change-plan", subscription_id),
     )
 
 
@@ -241,7 +253,7 @@ def subscription_cancel(*, user: AbstractBaseUser, immediate: bool = False) -> N
         gateway.subscription_modify(
             subscription_id,
             cancel_at_period_end=True,
-            idempotency_key=f"cancel-at-end:{subscription_id}:{account_get(user=user).version}",
+            idempotency_key=_request_key("cancel-at-end", subscription_id),
         )
 
 
@@ -251,7 +263,7 @@ def subscription_resume(*, user: AbstractBaseUser) -> None:
     gateway.subscription_modify(
         subscription_id,
         cancel_at_period_end=False,
-        idempotency_key=f"resume:{subscription_id}:{account_get(user=user).version}",
+        idempotency_key=_request_key("resume", subscription_id),
     )
 
 

@@ -327,3 +327,56 @@ def test_a_yearly_plan_renews_the_allowance_every_month(api, owner, stripe_harne
         data = bearer_client(owner).get("/api/subscription/tier-info").json()["data"]
     # ...yet the allowance renews on its own monthly.
     assert (data["tier"], data["credits"]["used"], data["credits"]["remaining"]) == ("pro", 0, 500)
+
+
+def test_every_event_the_emulator_sends_is_verified_and_processed_by_dj_stripe(
+    api, owner, stripe_harness
+):
+    import stripe
+    from djstripe.models import WebhookEventTrigger
+
+    from billing.tests.harness import WEBHOOK_SECRET
+
+    subscribe_pro(api, stripe_harness, card="4000000000000341")
+    buy_bundle(api, stripe_harness)
+    api.post("/api/billing/change-plan", {"tier": "elite"}, format="json")
+    stripe_harness.deliver()
+    stripe_harness.emulator.advance_clock(45 * DAY)  # a failed renewal and its retries
+    stripe_harness.deliver()
+    types = {delivery.event["type"] for delivery in stripe_harness.delivered}
+    assert {
+        "customer.created",
+        "checkout.session.completed",
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "invoice.paid",
+        "invoice.payment_failed",
+        "payment_intent.succeeded",
+        "charge.succeeded",
+    } <= types
+    for delivery in stripe_harness.delivered:
+        event = stripe.Webhook.construct_event(
+            delivery.body, delivery.headers["Stripe-Signature"], WEBHOOK_SECRET
+        )
+        assert event.id == delivery.event["id"]
+    triggers = WebhookEventTrigger.objects.all()
+    assert triggers.count() == len(stripe_harness.delivered)
+    assert all(t.valid and t.processed and not t.exception for t in triggers)
+
+
+def test_cancel_resume_cancel_before_the_webhooks_land_ends_cancelled(api, owner, stripe_harness):
+    subscribe_pro(api, stripe_harness)
+    for path in ("cancel-subscription", "resume-subscription", "cancel-subscription"):
+        assert api.post(f"/api/billing/{path}", {}, format="json").status_code == 200
+    stripe_harness.deliver()
+    assert tier_info(api)["subscription"]["cancelAtPeriodEnd"] is True
+
+
+def test_up_down_up_before_the_webhooks_land_ends_on_the_last_choice(api, owner, stripe_harness):
+    subscribe_pro(api, stripe_harness)
+    for tier in ("elite", "pro", "elite"):
+        assert (
+            api.post("/api/billing/change-plan", {"tier": tier}, format="json").status_code == 200
+        )
+    stripe_harness.deliver()
+    assert tier_info(api)["tier"] == "elite"

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activities.models import Activity, ActivityType, LedgerEntry
-from subscriptions import services
+from subscriptions import catalogue, services
 from subscriptions.errors import (
     HoldNotOpen,
     IdempotencyConflict,
@@ -402,7 +402,7 @@ def test_no_plan_change_sequence_yields_more_than_the_highest_allowance(db, tier
             state=state(tier=tier, observed_at=T0 + timedelta(minutes=step + 1)),
             idempotency_key=f"p:{user.pk}:{step}",
         )
-        granted_max = max(granted_max, services.catalogue.TIERS[tier].monthly_credits)
+        granted_max = max(granted_max, catalogue.TIERS[tier].monthly_credits)
         if step < len(spends):
             try:
                 services.credits_spend(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -31,6 +32,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo user:  {DEMO_EMAIL} / {password}\n"
-                f"Staff user: {STAFF_EMAIL} / {password}  (http://127.0.0.1:8000/admin/)"
+                f"Staff user: {STAFF_EMAIL} / {password}  ({settings.SITE_URL}/admin/)"
             )
         )

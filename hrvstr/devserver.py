@@ -1,0 +1,105 @@
+"""``make run``: the app on SQLite and, unless real Stripe keys are set, the offline Stripe.
+
+    python -m hrvstr.devserver            # PORT (8000) and STRIPE_EMULATOR_PORT (12111) override
+
+The emulator runs as its own process (it imports nothing of ours), keeps its state in
+``var/stripe_emulator.json`` and delivers signed webhooks to ``/api/billing/webhook``. The app
+is migrated, seeded with demo users (printed) and the Stripe catalogue, then served. Ctrl-C
+stops both.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+EMULATOR_KEY = "sk_test_offlineEmulatorKey000000000000"
+EMULATOR_WEBHOOK_SECRET = "whsec_offline_emulator_development"
+
+
+def _wait_for_port(port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT", "8000"))
+    emulator_port = int(os.environ.get("STRIPE_EMULATOR_PORT", "12111"))
+    env = dict(os.environ)
+    env.setdefault("DEBUG", "true")
+    env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    emulator = None
+    live = env.get("STRIPE_LIVE_MODE", "").lower() in {"1", "true", "yes", "on"}
+    if not env.get("STRIPE_TEST_SECRET_KEY") and not live:
+        env.update(
+            STRIPE_TEST_SECRET_KEY=EMULATOR_KEY,
+            STRIPE_TEST_WEBHOOK_SECRET=EMULATOR_WEBHOOK_SECRET,
+            STRIPE_API_HOST=f"http://127.0.0.1:{emulator_port}",
+        )
+        emulator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stripe_emulator",
+                "--port",
+                str(emulator_port),
+                "--state",
+                str(BASE_DIR / "var" / "stripe_emulator.json"),
+                "--webhook",
+                f"http://127.0.0.1:{port}/api/billing/webhook",
+                "--webhook-secret",
+                EMULATOR_WEBHOOK_SECRET,
+            ],
+            cwd=BASE_DIR,
+        )
+        if not _wait_for_port(emulator_port):
+            emulator.terminate()
+            print(f"The Stripe emulator did not start on port {emulator_port}", file=sys.stderr)
+            return 1
+        print(f"Offline Stripe on http://127.0.0.1:{emulator_port} (pay with 4242 4242 4242 4242)")
+    server = None
+    try:
+        _manage(env, "migrate", "--noinput")
+        _manage(env, "createcachetable")
+        _manage(env, "seed_demo")
+        if env.get("STRIPE_TEST_SECRET_KEY") or env.get("STRIPE_LIVE_SECRET_KEY"):
+            _manage(env, "stripe_sync_catalogue")
+        print(f"Serving http://127.0.0.1:{port}  (Ctrl-C stops everything)", flush=True)
+        server = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=BASE_DIR, env=env
+        )
+        signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    except subprocess.CalledProcessError as exc:
+        return exc.returncode
+    finally:
+        for process in (server, emulator):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The rules that change tiers and credits: the only writers of ``CreditAccount``.
+
+Every public service here runs in ``transaction.atomic()``, takes the account's row lock
+(``select_for_update``) before reading a balance, writes exactly one ledger row per change,
+and is idempotent by the ledger's UNIQUE ``idempotency_key``: a repeated key returns the first
+row and changes nothing. PostgreSQL's row lock is the arbiter between concurrent requests, on
+any number of processes and machines; CHECK constraints are the last line against overdraft.
+"""
+
+from __future__ import annotations
+
+from subscriptions.services.accounts import (
+    account_create,
+    account_get,
+    account_refresh,
+    allowance_period_start,
+    allowances_grant_due,
+)
+from subscriptions.services.adjustments import (
+    allowance_override_set,
+    credits_adjust,
+    credits_clawback,
+    credits_purchase_add,
+)
+from subscriptions.services.core import (
+    ENDED_STATUSES,
+    LIVE_STATUSES,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    tier_allowance,
+)
+from subscriptions.services.spending import (
+    SpendResult,
+    UnlockResult,
+    action_cost,
+    component_unlock,
+    credits_hold_capture,
+    credits_hold_create,
+    credits_hold_release,
+    credits_spend,
+    unlocks_record_expired,
+)
+from subscriptions.services.tiers import (
+    SubscriptionState,
+    subscription_sync,
+)
+
+__all__ = [
+    "ENDED_STATUSES",
+    "LIVE_STATUSES",
+    "MAX_IDEMPOTENCY_KEY_LENGTH",
+    "SpendResult",
+    "SubscriptionState",
+    "UnlockResult",
+    "account_create",
+    "account_get",
+    "account_refresh",
+    "action_cost",
+    "allowance_override_set",
+    "allowance_period_start",
+    "allowances_grant_due",
+    "component_unlock",
+    "credits_adjust",
+    "credits_clawback",
+    "credits_hold_capture",
+    "credits_hold_create",
+    "credits_hold_release",
+    "credits_purchase_add",
+    "credits_spend",
+    "subscription_sync",
+    "tier_allowance",
+    "unlocks_record_expired",
+]

@@ -1,0 +1,231 @@
+"""Accounts and their allowance periods: opening, reading up to date, monthly renewal."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from activities.models import ActivityType, Actor, LedgerEntry, LedgerKind
+from activities.services import activity_record
+from subscriptions import catalogue
+from subscriptions.models import (
+    BillingInterval,
+    CreditAccount,
+    SubscriptionStatus,
+    Tier,
+)
+from subscriptions.periods import add_months, monthly_period_containing
+from subscriptions.services.core import apply_change, lock_account, recorded_entry, tier_allowance
+from subscriptions.services.holds import holds_expire_locked
+from subscriptions.services.tiers import fall_to_free_locked
+
+logger = logging.getLogger(__name__)
+
+
+def account_create(*, user: AbstractBaseUser, now: datetime | None = None) -> CreditAccount:
+    """Open the free credit account that every user has from sign-up."""
+    now = now or timezone.now()
+    account, _ = CreditAccount.objects.get_or_create(
+        user=user,
+        defaults=dict(
+            tier=Tier.FREE,
+            monthly_allowance=catalogue.FREE_TIER.monthly_credits,
+            period_start=now,
+            period_end=add_months(now, 1),
+            period_anchor=now,
+        ),
+    )
+    return account
+
+
+def account_get(*, user: AbstractBaseUser, now: datetime | None = None) -> CreditAccount:
+    """The user's account, brought up to date (period roll, expired holds, ended grace)."""
+    try:
+        account = user.credit_account  # type: ignore[attr-defined]
+    except CreditAccount.DoesNotExist:
+        account = account_create(user=user, now=now)
+    return account_refresh(account=account, now=now)
+
+
+def _holds_due(account: CreditAccount, now: datetime) -> bool:
+    return account.next_hold_expiry_at is not None and account.next_hold_expiry_at <= now
+
+
+def _grace_over(account: CreditAccount, now: datetime) -> bool:
+    return (
+        account.subscription_status == SubscriptionStatus.PAST_DUE
+        and account.grace_until is not None
+        and account.grace_until <= now
+    )
+
+
+def _period_over(account: CreditAccount, now: datetime) -> bool:
+    return account.period_end <= now and rolls_by_itself(account)
+
+
+def refresh_due(account: CreditAccount, now: datetime) -> bool:
+    """Whether a read must take the lock: a hold expired, the grace ran out or a period ended."""
+    return _holds_due(account, now) or _grace_over(account, now) or _period_over(account, now)
+
+
+def rolls_by_itself(account: CreditAccount) -> bool:
+    """Free accounts and yearly plans renew their monthly allowance without a Stripe invoice."""
+    if account.tier == Tier.FREE:
+        return True
+    return (
+        account.billing_interval == BillingInterval.YEAR
+        and account.billing_period_end is not None
+        and account.period_end < account.billing_period_end
+    )
+
+
+def account_refresh(*, account: CreditAccount, now: datetime | None = None) -> CreditAccount:
+    """Bring an account read after its period ended (or a hold expired) up to date, atomically.
+
+    Costs no query when nothing is due, which is almost every read.
+    """
+    now = now or timezone.now()
+    if not refresh_due(account, now):
+        return account
+    with transaction.atomic():
+        locked = lock_account(account.user_id)
+        refresh_locked(locked, now)
+    return locked
+
+
+def refresh_locked(account: CreditAccount, now: datetime) -> None:
+    """Do what fell due, in order, on an account whose row lock the caller holds."""
+    if _holds_due(account, now):
+        holds_expire_locked(account, now)
+    if _grace_over(account, now):
+        fall_to_free_locked(
+            account,
+            now=now,
+            status=SubscriptionStatus.PAST_DUE,
+            idempotency_key=f"grace-ended:{account.user_id}:{account.grace_until.isoformat()}",
+            reason="Payment grace period ended",
+            source=account.stripe_subscription_id,
+        )
+    if _period_over(account, now):
+        start, end = monthly_period_containing(account.period_anchor, now)
+        if account.billing_period_end is not None and account.tier != Tier.FREE:
+            end = min(end, account.billing_period_end)
+        reset_locked(
+            account,
+            period_start=start,
+            period_end=end,
+            idempotency_key=f"period:{account.user_id}:{start.isoformat()}",
+            actor=Actor.SYSTEM,
+            source="",
+            reason="Monthly allowance renewed",
+        )
+
+
+def reset_locked(
+    account: CreditAccount,
+    *,
+    period_start: datetime,
+    period_end: datetime,
+    idempotency_key: str,
+    actor: Actor,
+    source: str,
+    reason: str,
+    **fields: Any,
+) -> LedgerEntry:
+    existing = recorded_entry(idempotency_key)
+    if existing is not None:
+        return existing
+    tier = account.pending_tier or account.tier
+    fields.setdefault("tier", tier)
+    account.tier = tier
+    entry = apply_change(
+        account,
+        kind=LedgerKind.PERIOD_RESET,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        allowance=tier_allowance(account=account, tier=tier),
+        used=0,
+        reason=reason,
+        source=source,
+        details={"period_start": period_start.isoformat(), "period_end": period_end.isoformat()},
+        pending_tier="",
+        period_start=period_start,
+        period_end=period_end,
+        **fields,
+    )
+    if entry.monthly_remaining_after:
+        activity_record(
+            user=account.user,
+            activity_type=ActivityType.ALLOWANCE_RESET,
+            title=f"{entry.monthly_remaining_after} monthly credits renewed",
+            description=f"Your {catalogue.TIERS[tier].name} allowance was renewed.",
+            ledger_entry=entry,
+        )
+    return entry
+
+
+def allowances_grant_due(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Renew every free or yearly account whose monthly period has ended. Safe to run often."""
+    now = now or timezone.now()
+    renewed = 0
+    due = CreditAccount.objects.filter(
+        Q(period_end__lte=now)
+        | Q(next_hold_expiry_at__lte=now)
+        | Q(subscription_status=SubscriptionStatus.PAST_DUE, grace_until__lte=now)
+    ).order_by("pk")
+    last_pk = 0
+    while True:
+        batch = list(due.filter(pk__gt=last_pk)[:batch_size])
+        if not batch:
+            return renewed
+        for account in batch:
+            last_pk = account.pk
+            if refresh_due(account, now):
+                before = account.version
+                refreshed = account_refresh(account=account, now=now)
+                renewed += refreshed.version != before
+
+
+def allowance_period_start(
+    *,
+    user: AbstractBaseUser,
+    period_start: datetime,
+    period_end: datetime,
+    interval: str,
+    idempotency_key: str,
+    source: str = "",
+) -> LedgerEntry | None:
+    """A paid period began (Stripe's renewal or first invoice was paid): reset the allowance.
+
+    A yearly period gets its first monthly allowance now and the rest from the monthly roll.
+    An invoice for a period older than the current one (a late delivery) changes nothing.
+    """
+    existing = recorded_entry(idempotency_key)
+    if existing is not None:
+        return existing
+    with transaction.atomic():
+        account = lock_account(user.pk)
+        if (existing := recorded_entry(idempotency_key)) is not None:
+            return existing
+        if account.billing_period_end is not None and period_end < account.billing_period_end:
+            logger.info("ignoring paid invoice for an older period (%s)", idempotency_key)
+            return None
+        allowance_end = add_months(period_start, 1) if interval == BillingInterval.YEAR else None
+        return reset_locked(
+            account,
+            period_start=period_start,
+            period_end=min(allowance_end, period_end) if allowance_end else period_end,
+            idempotency_key=idempotency_key,
+            actor=Actor.STRIPE,
+            source=source,
+            reason="Paid period started",
+            period_anchor=period_start,
+            billing_period_end=period_end,
+            billing_interval=interval,
+        )

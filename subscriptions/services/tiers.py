@@ -1,0 +1,251 @@
+"""Tiers: what Stripe's subscription state means for the account."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+
+from activities.models import ActivityType, Actor, LedgerEntry, LedgerKind
+from activities.services import activity_record
+from subscriptions import catalogue
+from subscriptions.models import (
+    BillingInterval,
+    CreditAccount,
+    SubscriptionStatus,
+    Tier,
+)
+from subscriptions.periods import add_months
+from subscriptions.services.core import (
+    ENDED_STATUSES,
+    LIVE_STATUSES,
+    apply_change,
+    lock_account,
+    recorded_entry,
+    tier_allowance,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """A subscription as the billing app read it from Stripe, in plain values."""
+
+    subscription_id: str
+    status: str
+    tier: str | None  # None: the price is not in the catalogue
+    price_lookup_key: str
+    interval: str
+    period_start: datetime
+    period_end: datetime
+    cancel_at_period_end: bool
+    observed_at: datetime  # Stripe's time for this state (the event's ``created``)
+
+
+def subscription_sync(
+    *, user: AbstractBaseUser, state: SubscriptionState, idempotency_key: str, source: str = ""
+) -> LedgerEntry | None:
+    """Apply Stripe's view of a subscription to the account's tier and allowance.
+
+    - An upgrade takes effect now: the allowance rises to the new tier's; usage already
+      counted in the period stays counted (remaining grows by the difference).
+    - A downgrade waits for the end of the paid period (``pending_tier``).
+    - ``past_due`` keeps the tier for the grace period; ended subscriptions fall to free.
+    - An unknown price never downgrades: the tier is kept and the problem flagged for staff.
+    - State older than what was applied, or about a subscription that was replaced, is ignored.
+    Returns the ledger row, or None when nothing changed.
+    """
+    if (existing := recorded_entry(idempotency_key)) is not None:
+        return existing
+    with transaction.atomic():
+        account = lock_account(user.pk)
+        if (existing := recorded_entry(idempotency_key)) is not None:
+            return existing
+        return _subscription_sync_locked(account, state, idempotency_key, source)
+
+
+def _subscription_sync_locked(
+    account: CreditAccount, state: SubscriptionState, key: str, source: str
+) -> LedgerEntry | None:
+    status = SubscriptionStatus(state.status)
+    current_sub = account.stripe_subscription_id
+    if current_sub and current_sub != state.subscription_id:
+        if status not in LIVE_STATUSES:
+            return None  # an old subscription ending says nothing about the current one
+    elif account.stripe_state_at is not None and state.observed_at < account.stripe_state_at:
+        return None  # a late delivery of an older state
+    common = dict(
+        stripe_state_at=state.observed_at,
+        stripe_subscription_id=state.subscription_id,
+        subscription_status=status,
+        cancel_at_period_end=state.cancel_at_period_end,
+    )
+    if status in ENDED_STATUSES:
+        if account.tier == Tier.FREE and account.subscription_status == status:
+            return None
+        return fall_to_free_locked(
+            account,
+            now=state.observed_at,
+            status=status,
+            idempotency_key=key,
+            reason=f"Subscription {status.label.lower()}",
+            source=source or state.subscription_id,
+            stripe_state_at=state.observed_at,
+        )
+    if (
+        status == SubscriptionStatus.PAST_DUE
+        and account.subscription_status == SubscriptionStatus.UNPAID
+        and current_sub == state.subscription_id
+    ):
+        return None  # the grace period already ran out here; only a paid invoice restores it
+    if status not in LIVE_STATUSES:
+        # incomplete / paused: nothing is paid for yet; remember the state only.
+        CreditAccount.objects.filter(pk=account.pk).update(version=F("version") + 1, **common)
+        return None
+    fields: dict[str, Any] = dict(common, billing_interval=state.interval)
+    if state.tier is None:
+        problem = f"Unknown Stripe price {state.price_lookup_key or '(no lookup key)'}"
+        logger.error("%s on subscription %s; tier kept", problem, state.subscription_id)
+        fields["billing_problem"] = problem[:255]
+        new_tier = account.tier
+    else:
+        fields["billing_problem"] = ""
+        fields["stripe_price_lookup_key"] = state.price_lookup_key
+        new_tier = state.tier
+    if status == SubscriptionStatus.PAST_DUE:
+        grace = state.observed_at + timedelta(days=settings.BILLING_GRACE_PERIOD_DAYS)
+        fields["grace_until"] = account.grace_until or grace
+    else:
+        fields["grace_until"] = None
+    if account.billing_period_end is None or state.period_end > account.billing_period_end:
+        fields["billing_period_end"] = state.period_end
+
+    old_rank = catalogue.TIERS[account.tier].rank
+    new_rank = catalogue.TIERS[new_tier].rank
+    allowance = None
+    used = None
+    if account.tier == Tier.FREE and new_tier != Tier.FREE:
+        # A new subscriber: the allowance period follows Stripe's billing period from now on.
+        start = state.period_start
+        end = add_months(start, 1) if state.interval == BillingInterval.YEAR else state.period_end
+        fields.update(
+            tier=new_tier,
+            pending_tier="",
+            period_start=start,
+            period_end=min(end, state.period_end),
+            period_anchor=start,
+        )
+        allowance = tier_allowance(account=account, tier=new_tier)
+        used = 0
+    elif new_rank > old_rank:
+        fields.update(tier=new_tier, pending_tier="")
+        allowance = tier_allowance(account=account, tier=new_tier)
+    elif new_rank < old_rank:
+        fields["pending_tier"] = new_tier
+    else:
+        fields["pending_tier"] = ""
+
+    changed = allowance is not None or any(
+        getattr(account, name) != value
+        for name, value in fields.items()
+        if name not in {"stripe_state_at"}
+    )
+    if not changed:
+        return None
+    was_tier = account.tier
+    entry = apply_change(
+        account,
+        kind=LedgerKind.ALLOWANCE_CHANGE,
+        actor=Actor.STRIPE,
+        idempotency_key=key,
+        allowance=allowance,
+        used=used,
+        reason=f"Subscription {status.label.lower()}: {new_tier}",
+        source=source or state.subscription_id,
+        details={
+            "status": status.value,
+            "tier": new_tier,
+            "pending_tier": fields.get("pending_tier", account.pending_tier),
+            "price": state.price_lookup_key,
+        },
+        **fields,
+    )
+    if account.tier != was_tier:
+        tier_activity_record(account, was_tier, entry)
+    if status == SubscriptionStatus.PAST_DUE:
+        activity_record(
+            user=account.user,
+            activity_type=ActivityType.PAYMENT_FAILED,
+            title="Payment failed",
+            description="Update your card to keep your plan.",
+            ledger_entry=entry,
+            dedupe_key=f"payment-failed:{state.subscription_id}:{state.period_end.isoformat()}",
+        )
+    return entry
+
+
+def tier_activity_record(account: CreditAccount, was_tier: str, entry: LedgerEntry) -> None:
+    activity_record(
+        user=account.user,
+        activity_type=ActivityType.TIER_CHANGED,
+        title=f"Plan changed to {catalogue.TIERS[account.tier].name}",
+        description=f"From {catalogue.TIERS[was_tier].name}.",
+        ledger_entry=entry,
+    )
+
+
+def fall_to_free_locked(
+    account: CreditAccount,
+    *,
+    now: datetime,
+    status: SubscriptionStatus,
+    idempotency_key: str,
+    reason: str,
+    source: str,
+    **fields: Any,
+) -> LedgerEntry:
+    """End paid access: the month's allowance goes, purchased credits always stay."""
+    if (existing := recorded_entry(idempotency_key)) is not None:
+        return existing
+    was_tier = account.tier
+    entry = apply_change(
+        account,
+        kind=LedgerKind.ALLOWANCE_CHANGE,
+        actor=Actor.STRIPE if status != SubscriptionStatus.PAST_DUE else Actor.SYSTEM,
+        idempotency_key=idempotency_key,
+        allowance=catalogue.FREE_TIER.monthly_credits,
+        used=0,
+        reason=reason,
+        source=source,
+        details={"status": status.value, "tier": Tier.FREE.value},
+        tier=Tier.FREE,
+        pending_tier="",
+        subscription_status=(
+            SubscriptionStatus.UNPAID if status == SubscriptionStatus.PAST_DUE else status
+        ),
+        cancel_at_period_end=False,
+        billing_interval="",
+        billing_period_end=None,
+        grace_until=None,
+        period_start=now,
+        period_end=add_months(now, 1),
+        period_anchor=now,
+        **fields,
+    )
+    if was_tier != Tier.FREE:
+        tier_activity_record(account, was_tier, entry)
+        activity_record(
+            user=account.user,
+            activity_type=ActivityType.SUBSCRIPTION_CANCELED,
+            title="Subscription ended",
+            description=reason,
+            ledger_entry=entry,
+        )
+    return entry
