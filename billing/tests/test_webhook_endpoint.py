@@ -330,27 +330,36 @@ def test_an_unknown_price_keeps_tier_and_credits_flags_the_account_and_logs(
 
 
 def test_a_database_error_midway_answers_500_leaves_nothing_and_the_retry_applies(
-    api, owner, stripe_harness, monkeypatch, caplog
+    api, owner, stripe_harness, caplog
 ):
-    """The ledger row is written, then the account update fails: both must roll back."""
-    from django.db import DatabaseError
+    """The ledger row and the account update are written, then the database fails: all of it
+    must roll back. The fault is injected under the ORM (an execute wrapper), so it does not
+    depend on how the services are arranged."""
+    from django.db import DatabaseError, connection
 
     from activities.models import LedgerEntry
-    from subscriptions import services
 
     api.post("/api/billing/create-checkout-session", {"tier": "pro"}, format="json")
     stripe_harness.deliver()
     session_id = stripe_harness.emulator.store.all("checkout.session")[0]["id"]
     stripe_harness.emulator.complete_checkout(session_id)
     batch, stripe_harness.queued = stripe_harness.queued, []
-    real_apply = services._apply
+    ledger = LedgerEntry._meta.db_table
+    accounts = CreditAccount._meta.db_table
 
-    def fails_after_the_ledger_row(*args, **kwargs):
-        real_apply(*args, **kwargs)
-        raise DatabaseError("could not write block: disk full")
+    def fail_after_both_writes(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        seen = context["connection"].__dict__.setdefault("_soak_writes", set())
+        if sql.startswith("INSERT") and ledger in sql:
+            seen.add("ledger")
+        if sql.startswith("UPDATE") and accounts in sql:
+            seen.add("account")
+        if seen == {"ledger", "account"}:
+            seen.clear()
+            raise DatabaseError("could not write block: disk full")
+        return result
 
-    monkeypatch.setattr(services, "_apply", fails_after_the_ledger_row)
-    with caplog.at_level("ERROR"):
+    with caplog.at_level("ERROR"), connection.execute_wrapper(fail_after_both_writes):
         statuses = [stripe_harness.post(delivery) for delivery in batch]
     assert any(status >= 500 for status in statuses)
     assert not any(300 <= status < 500 for status in statuses)
@@ -359,7 +368,6 @@ def test_a_database_error_midway_answers_500_leaves_nothing_and_the_retry_applie
     assert (account.tier, account.monthly_allowance, account.remaining) == ("free", 0, 0)
     assert not LedgerEntry.objects.filter(user=owner).exclude(kind="period_reset").exists()
 
-    monkeypatch.setattr(services, "_apply", real_apply)
     assert {stripe_harness.post(delivery) for delivery in batch} == {200}
     account.refresh_from_db()
     assert (account.tier, account.remaining) == ("pro", 500)
