@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install lint format migrate check-migrations clean
+.PHONY: run test install lint format migrate check-migrations clean bench bench-quick
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -23,6 +23,14 @@ run: install
 # The whole suite; set DATABASE_URL=postgres://... to run it on PostgreSQL.
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Issue 7's benchmarks, one table (needs PostgreSQL and wrk; see bench/run.py): under 10
+# minutes on a quiet 2-core machine; bench-quick in about two.
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: install
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -160,7 +160,7 @@ def have_wrk() -> bool:
 def wrk(
     url: str,
     *,
-    seconds: float,
+    seconds: int,
     connections: int,
     headers: dict[str, str] | None = None,
     lua: str | None = None,

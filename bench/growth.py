@@ -115,7 +115,7 @@ def run(quick: bool = False) -> list[Row]:
 
     users = {size: user_with_rows(size) for size in SIZES}
     cases = {size: cases_for(user, access_token(user)) for size, user in users.items()}
-    rounds, seconds = (2, 2) if quick else (3, 3)
+    rounds, seconds = (1, 1) if quick else (2, 3)
     p50: dict[tuple[int, str], list[float]] = {}
     with gunicorn() as server:
         for size in SIZES:  # warm: connections, caches, the buffer pool
@@ -132,8 +132,10 @@ def run(quick: bool = False) -> list[Row]:
                     log(f"growth {size:,} {name}: p50 {got['p50']:.1f} ms p99 {got['p99']:.1f}")
     rows = []
     for name in cases[SIZES[0]]:
-        base = median(p50[(SIZES[0], name)])
-        for size in SIZES[1:]:
+        # Page 100 is empty for the 10-row user: its baseline is the 10,000-row user's.
+        base_size = SIZES[1] if name == "feed page 100" else SIZES[0]
+        base = median(p50[(base_size, name)])
+        for size in [s for s in SIZES if s > base_size]:
             value = median(p50[(size, name)])
             ratio = value / base
             rows.append(
@@ -141,7 +143,7 @@ def run(quick: bool = False) -> list[Row]:
                     "5 growth",
                     f"{name}, {size:,} rows, p50 (c={CONCURRENCY})",
                     f"{value:.1f} ms",
-                    f"{base:.1f} ms (10 rows)",
+                    f"{base:.1f} ms ({base_size:,} rows)",
                     f"{ratio:.2f}x",
                     f"flat (<= {FLAT:.0f}x)",
                     verdict(ratio <= FLAT),

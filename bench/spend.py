@@ -202,9 +202,9 @@ def run(quick: bool = False) -> list[Row]:
     database_prepare()
     from bench.tier_info import access_token
 
-    rounds = 2 if quick else 3
-    hot_credits = 1_000 if quick else 2_000
-    many_credits = 5 if quick else 10
+    rounds = 1 if quick else 2
+    hot_credits = 500 if quick else 1_500
+    many_credits = 2 if quick else 4
     rows: list[Row] = []
     for label, count, credits in (
         ("1 hot account", 1, hot_credits),
@@ -264,7 +264,7 @@ def run(quick: bool = False) -> list[Row]:
                     )
                 )
     if have_wrk():
-        seconds = 3 if quick else 5
+        seconds = 2 if quick else 4
         served = []
         with gunicorn() as server:
             for label, count in (("1 hot account", 1), ("1,000 accounts", 1_000)):

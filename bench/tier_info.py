@@ -81,7 +81,7 @@ def run(quick: bool = False) -> list[Row]:
     database_prepare()
     token = access_token(bench_user("bench-tier@example.com"))
     counts = query_counts(token)
-    rounds, seconds = (3, 3) if quick else (5, 5)
+    rounds, seconds = (2, 2) if quick else (4, 4)
     results: dict[str, list[dict[str, float]]] = {"floor": [], "tier-info": [], "304": []}
     auth = {"Authorization": f"Bearer {token}"}
     with gunicorn() as server:
