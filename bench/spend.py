@@ -285,11 +285,15 @@ def run(quick: bool = False) -> list[Row]:
             spent = LedgerEntry.objects.filter(user__in=users, kind="spend").count()
             clean = got["drifted"] == 0 and got["lost"] == spent
             log(f"spend http {label}: {results}, {spent} spent, {got}")
+            # wrk re-sends a connection's last request when gunicorn's sync workers close it,
+            # so about half of wrk's requests are replays of an Idempotency-Key (answered from
+            # the ledger, charging nothing). Throughput is counted in ledger rows instead.
             rows.append(
                 Row(
                     "2 spends",
                     f"{label}, HTTP POST /api/credits/spend, c={CLIENTS}",
-                    fmt(median([r["rps"] for r in results]), "req/s"),
+                    fmt(spent / (seconds * len(results)), "spends/s"),
+                    f"{median([r['rps'] for r in results]):,.0f} req/s incl. replays; "
                     f"p50 {median([r['p50'] for r in results]):.0f} ms, "
                     f"p99 {median([r['p99'] for r in results]):.0f} ms",
                     "",
