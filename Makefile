@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install lint format migrate check-migrations clean soak
+.PHONY: run test install lint format migrate check-migrations clean soak bench bench-quick
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -28,6 +28,14 @@ test: install
 # table and fails on drift (see bench/soak.py). SOAK_ARGS="--duration 300 --users 24".
 soak: install
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+# Issue 7's benchmarks, one table (needs PostgreSQL and wrk; see bench/run.py): under 10
+# minutes on a quiet 2-core machine; bench-quick in about two.
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: install
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -155,6 +155,9 @@ else:
 # hrvstr.cache.AtomicDatabaseCache locks the row, so both are sound for rate limits.
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
+# bench/ compares our endpoints with a bare one served by the same process (the framework's
+# floor); it exists only when this is on.
+HRVSTR_BENCH_ENDPOINTS = env_bool("HRVSTR_BENCH_ENDPOINTS", False)
 RATELIMIT_VIEW = "hrvstr.errors.ratelimited"
 # Only trust X-Forwarded-For when a proxy we control sets it (otherwise clients pick their IP).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)

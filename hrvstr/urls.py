@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -15,3 +16,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+if settings.HRVSTR_BENCH_ENDPOINTS:
+    from hrvstr.bench_apis import FloorApi
+
+    urlpatterns.append(path("api/bench/floor", FloorApi.as_view(), name="api-bench-floor"))

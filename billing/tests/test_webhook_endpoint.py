@@ -114,6 +114,28 @@ def test_a_duplicate_delivery_is_200_with_no_second_effect(client, endpoint_conf
     assert Event.objects.count() == 1
 
 
+def test_a_duplicate_is_answered_before_dj_stripe_stores_another_trigger(
+    client, endpoint_configured, django_assert_max_num_queries
+):
+    body = event_body()
+    assert post(client, body, sign(body)).status_code == 200
+    with django_assert_max_num_queries(2):  # the endpoint row, the event id
+        response = post(client, body, sign(body, timestamp=int(time.time()) + 1))
+    assert response.status_code == 200 and response.json()["duplicate"] is True
+    assert WebhookEventTrigger.objects.count() == 1
+
+
+def test_a_badly_signed_duplicate_still_goes_to_dj_stripe_and_is_refused(
+    client, endpoint_configured
+):
+    body = event_body()
+    assert post(client, body, sign(body)).status_code == 200
+    for signature in (sign(body, secret="whsec_wrong"), sign(body, timestamp=1)):
+        assert post(client, body, signature).status_code == 400
+    assert WebhookEventTrigger.objects.filter(valid=False).count() == 2
+    assert Event.objects.count() == 1
+
+
 def test_a_failing_handler_answers_500_rolls_back_and_succeeds_on_retry(
     api, owner, stripe_harness, monkeypatch
 ):

@@ -376,6 +376,19 @@ def test_transactions_never_show_another_users_rows(api, owner, other_user):
     assert api.get("/api/credits/transactions").json()["data"]["transactions"] == []
 
 
+def test_activity_feed_counts_up_to_a_cap_and_says_so(api, owner, monkeypatch):
+    from activities import apis as activity_apis
+
+    monkeypatch.setattr(activity_apis, "COUNT_CAP", 2)
+    for n in range(3):
+        services.credits_purchase_add(user=owner, credits=10, idempotency_key=f"p{n}")
+    with CaptureQueriesContext(connection) as queries:
+        pagination = api.get("/api/activity?page=1&limit=1").json()["pagination"]
+    assert pagination["totalActivities"] == 2 and pagination["totalCapped"] is True
+    assert pagination["totalPages"] == 2 and pagination["hasMore"] is True
+    assert "LIMIT 3" in queries[-2]["sql"]  # the count stops at the cap
+
+
 def test_activity_feed_paginates(api, owner):
     for n in range(3):
         services.credits_purchase_add(user=owner, credits=10, idempotency_key=f"p{n}")
@@ -393,9 +406,16 @@ def test_activity_feed_paginates(api, owner):
         "currentPage": 1,
         "totalPages": 2,
         "totalActivities": 3,
+        "totalCapped": False,
         "hasMore": True,
         "limit": 2,
     }
+    assert body["nextBefore"] == body["activities"][-1]["id"]
+    last = api.get(f"/api/activity?before={body['nextBefore']}&limit=2").json()
+    assert len(last["activities"]) == 1 and last["activities"][0]["id"] < body["nextBefore"]
+    assert last["pagination"]["hasMore"] is False and last["nextBefore"] is None
+    page2 = api.get("/api/activity?page=2&limit=2").json()
+    assert page2["activities"] == last["activities"] and page2["pagination"]["hasMore"] is False
     assert api.get("/api/activity?page=0").status_code == 400
     assert api.get("/api/activity?type=nonsense").status_code == 400
 

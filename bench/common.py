@@ -1,0 +1,266 @@
+"""What every benchmark shares: the bench database, a gunicorn server, wrk, medians, the table.
+
+Benchmarks run against PostgreSQL (``BENCH_DATABASE_URL``, default the local ``hrvstr_bench``)
+and a multi-process gunicorn serving the production settings (DEBUG off) on 127.0.0.1. A
+candidate is always measured next to its baseline in the same run, interleaved, and the table
+quotes medians of the rounds and the ratio between them: the machine's noise hits both sides.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BENCH_DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hrvstr_bench"
+)
+STRIPE_KEY = "sk_test_hrvstrBench0123456789abcdefgh"
+WEBHOOK_SECRET = "whsec_hrvstr_bench_0123456789"
+WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
+
+# The server's environment: production settings (DEBUG off), no TLS redirect on loopback,
+# no rate limits (these benches are not about them), the floor endpoint on.
+SERVER_ENV = {
+    "DEBUG": "false",
+    "SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "false",
+    "RATELIMIT_ENABLE": "false",
+    "HRVSTR_BENCH_ENDPOINTS": "true",
+    "DATABASE_URL": BENCH_DATABASE_URL,
+    "JWT_ACCESS_MINUTES": "600",
+    "LOG_LEVEL": "WARNING",
+    "STRIPE_TEST_SECRET_KEY": STRIPE_KEY,
+    "STRIPE_TEST_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    "DJANGO_SETTINGS_MODULE": "hrvstr.settings",
+    # No collectstatic for an API bench: WhiteNoise's warning about it is noise here.
+    "PYTHONWARNINGS": "ignore:No directory at",
+}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+_django_ready = False
+
+
+def django_setup(**extra_env: str) -> None:
+    """Configure this process like the server (same database, same JWT key) and set Django up."""
+    global _django_ready
+    if _django_ready:
+        return
+    os.environ.update(SERVER_ENV)
+    os.environ.update(extra_env)
+    sys.path.insert(0, str(BASE_DIR))
+    import django
+
+    django.setup()
+    _django_ready = True
+
+
+def database_prepare() -> None:
+    """Create the bench database if missing and migrate it (a no-op when it is current)."""
+    django_setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    name = connection.settings_dict["NAME"]
+    try:
+        connection.ensure_connection()
+    except Exception:
+        subprocess.run(
+            ["createdb", "-h", connection.settings_dict["HOST"] or "127.0.0.1", "-U",
+             connection.settings_dict["USER"] or "postgres", name],
+            check=True,
+        )  # fmt: skip
+    call_command("migrate", "--noinput", verbosity=0)
+    call_command("createcachetable", verbosity=0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+
+
+@contextmanager
+def gunicorn(workers: int = WORKERS, **extra_env: str) -> Iterator[Server]:
+    """A gunicorn (sync workers) on a free loopback port; stopped by its own pid afterwards."""
+    port = free_port()
+    env = dict(os.environ) | SERVER_ENV | extra_env
+    process = subprocess.Popen(
+        [PYTHON, "-m", "gunicorn", "hrvstr.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+         "--backlog", "2048", "--log-level", "warning", "--timeout", "120"],
+        cwd=BASE_DIR, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/healthz")
+        yield Server(url=url, process=process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- load generation -----------------------------------------------------------------------
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if not match:
+        raise ValueError(f"unparsable wrk latency {text!r}")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def wrk(
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    headers: dict[str, str] | None = None,
+    lua: str | None = None,
+    threads: int = 2,
+) -> dict[str, float]:
+    """One wrk run: requests/s, p50 and p99 (ms), non-2xx/3xx count."""
+    command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if lua:
+            script = Path(tmp) / "script.lua"
+            script.write_text(lua)
+            command += ["-s", str(script)]
+        command.append(url)
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": rps,
+        "p50": p50,
+        "p99": p99,
+        "bad": float(bad.group(1)) if bad else 0.0,
+        "socket_errors": float(sum(int(g) for g in errors.groups())) if errors else 0.0,
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+# --- the table -----------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    bench: str
+    case: str
+    value: str
+    baseline: str = ""
+    ratio: str = ""
+    target: str = ""
+    verdict: str = ""
+
+
+def fmt(value: Any, unit: str = "", digits: int = 0) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "n/a"
+        text = f"{value:,.{digits}f}"
+    else:
+        text = f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{text} {unit}".strip()
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def print_table(rows: list[Row], *, title: str = "") -> str:
+    headers = ["bench", "case", "value (median)", "baseline (same run)", "ratio", "target", ""]
+    data = [[r.bench, r.case, r.value, r.baseline, r.ratio, r.target, r.verdict] for r in rows]
+    widths = [max(len(h), *(len(d[i]) for d in data)) if data else len(h) for i, h in
+              enumerate(headers)]  # fmt: skip
+    lines = []
+    if title:
+        lines.append(title)
+    lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
+    lines.append("| " + " | ".join("-" * w for w in widths) + " |")
+    for d in data:
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(d, widths, strict=True)) + " |")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def machine() -> str:
+    import platform
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {load:.2f} at start"
+    )
