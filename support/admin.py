@@ -48,7 +48,7 @@ class CreditAccountInline(admin.StackedInline):
     extra = 0
     max_num = 1
     verbose_name = "credit account"
-    verbose_name_plural = "credit account (read-only: use the actions to change credits)"
+    verbose_name_plural = "credit account"
     readonly_fields = BALANCE_FIELDS
     fieldsets = (
         (None, {"fields": ("tier", "subscription_status", "billing_problem")}),
