@@ -153,7 +153,6 @@ class SupportUserAdmin(UserAdmin):
         "tier",
         "credits_left",
         "stripe_status",
-        "is_staff",
         "date_joined",
     )
     list_select_related = ("credit_account",)
@@ -170,6 +169,7 @@ class SupportUserAdmin(UserAdmin):
         "last_name",
         "credit_account__stripe_customer_id",
     )
+    search_help_text = "E-mail, name or Stripe customer id (cus_...)"
     ordering = ("-date_joined",)
     actions = ["adjust_credits", "set_allowance", "resync_from_stripe"]
     change_form_template = "support/user_change_form.html"

@@ -25,11 +25,26 @@ def limit(value: int | None) -> str:
     return "Unlimited" if value is None else intcomma(value)
 
 
+ACRONYMS = {"sec": "SEC", "api": "API"}
+
+
 @register.filter
 def humanize_key(value: str) -> str:
-    return value.replace("_", " ").capitalize()
+    """A catalogue key for people: ``sec_filings`` -> "SEC filings"."""
+    words = [ACRONYMS.get(word, word) for word in value.split("_")]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
 
 
 @register.filter
 def percent_of(value: int, total: int) -> int:
     return round(100 * value / total) if total else 0
+
+
+@register.filter
+def action_name(key: str) -> str:
+    """A credit action's or component's name from the catalogue (the key if unknown)."""
+    from subscriptions import catalogue
+
+    spec = catalogue.CREDIT_ACTIONS.get(key) or catalogue.COMPONENTS.get(key)
+    return spec.name if spec else humanize_key(key)
