@@ -162,3 +162,34 @@ def activity_page(
         "page_obj": page_obj,
         "chart": credits_used_chart(user_id=user.pk, now=now),
     }
+
+
+def checkout_progress(
+    *, account: CreditAccount, started: dict[str, Any], session_id: str
+) -> dict[str, Any]:
+    """Has the webhook for the Checkout this browser started landed yet?
+
+    ``started`` is what the account looked like when the checkout began (kept in the session):
+    a plan has landed once the tier changed, a bundle once the purchased credits did. With no
+    record (another browser, an old link) the page cannot know, so it only waits and polls.
+    """
+    if started.get("id") != session_id:
+        started = {}
+    kind = started.get("kind", "unknown")
+    if kind == "bundle":
+        activated = account.purchased_balance != started.get("purchased")
+    elif kind == "plan":
+        activated = account.tier != started.get("tier")
+    else:
+        activated = False
+    return {
+        "account": account,
+        "tier": catalogue.TIERS[account.tier],
+        "activated": activated,
+        "baseline": {
+            "kind": kind,
+            "tier": started.get("tier", account.tier),
+            "purchased": started.get("purchased", account.purchased_balance),
+        },
+        "tier_names": {t.key: t.name for t in catalogue.TIERS.values()},
+    }

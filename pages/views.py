@@ -212,29 +212,11 @@ def subscription_resume(request: HttpRequest) -> HttpResponse:
 def checkout_success(request: HttpRequest) -> HttpResponse:
     """Stripe sent the customer back. Credits come only with the webhook: until it lands the
     page says so, and polls tier-info to update itself."""
-    now = timezone.now()
-    account = selectors.account_for(user=request.user, now=now)
-    started = request.session.get("checkout") or {}
-    session_id = request.GET.get("session_id", "")[:255]
-    if started.get("id") != session_id:
-        started = {}
-    if started.get("kind") == "bundle":
-        activated = account.purchased_balance != started.get("purchased")
-    elif started:
-        activated = account.tier != started.get("tier")
-    else:
-        activated = False
-    context = {
-        "account": account,
-        "tier": catalogue.TIERS[account.tier],
-        "activated": activated,
-        "baseline": {
-            "kind": started.get("kind", "unknown"),
-            "tier": started.get("tier", account.tier),
-            "purchased": started.get("purchased", account.purchased_balance),
-        },
-        "tier_names": {t.key: t.name for t in catalogue.TIERS.values()},
-    }
+    context = selectors.checkout_progress(
+        account=selectors.account_for(user=request.user, now=timezone.now()),
+        started=request.session.get("checkout") or {},
+        session_id=request.GET.get("session_id", "")[:255],
+    )
     return render(request, "pages/checkout_success.html", context)
 
 

@@ -115,3 +115,18 @@ def test_password_reset_for_an_unknown_email_says_the_same(client):
 def test_home_sends_visitors_to_pricing_and_members_to_billing(client, owner_client):
     assert client.get("/")["Location"] == "/pricing/"
     assert owner_client.get("/")["Location"] == "/billing/"
+
+
+def test_members_who_open_sign_up_go_to_billing(owner_client):
+    assert owner_client.get("/signup/")["Location"] == "/billing/"
+
+
+def test_members_who_open_log_in_go_to_billing(owner_client):
+    assert owner_client.get("/login/")["Location"] == "/billing/"
+
+
+def test_an_unknown_page_is_a_friendly_404(client, settings):
+    settings.DEBUG = False
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert "Page not found" in response.content.decode()

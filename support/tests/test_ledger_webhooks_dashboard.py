@@ -180,3 +180,16 @@ def test_an_unpriced_subscription_is_counted_apart(admin_client, owner):
 
 def test_a_non_staff_member_gets_no_admin(owner):
     assert logged_in(owner).get("/admin/auth/user/").status_code == 302
+
+
+def test_the_support_group_can_replay_webhooks(
+    agent_client, owner, owner_client, stripe_harness, monkeypatch
+):
+    failed = fail_a_delivery(owner_client, stripe_harness, monkeypatch)
+    base = "/admin/djstripe/webhookeventtrigger/"
+    ids = [t.pk for t in failed]
+    page = agent_client.post(base, {"action": "replay", "_selected_action": ids})
+    token = page.context["form"]["token"].value()
+    body = {"action": "replay", "_selected_action": ids, "apply": "1", "token": token}
+    agent_client.post(base, body | {"reason": "ticket 7"})
+    assert CreditAccount.objects.get(user=owner).tier == "pro"
