@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         # signed in the past would be refused as a replay.
         emulator.flush(10)
         demo_data(emulator)
-        # The browser's ORM-free, but Playwright's loop on this thread upsets Django's check.
+        # Playwright's sync API keeps an event loop on this thread, which Django's
+        # async-safety check mistakes for async code; the ORM runs in the server's threads.
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
         for path in capture(f"http://127.0.0.1:{port}", out):
             print(path.relative_to(BASE_DIR) if path.is_relative_to(BASE_DIR) else path)

@@ -15,14 +15,15 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from djstripe.admin.admin import WebhookEventTriggerAdmin
-from djstripe.models import WebhookEventTrigger
+from djstripe.admin.admin import InvoiceAdmin, SessionAdmin, WebhookEventTriggerAdmin
+from djstripe.models import Invoice, Session, WebhookEventTrigger
 
 from activities.admin import LedgerEntryAdmin
 from activities.models import LedgerEntry
@@ -224,8 +225,6 @@ class SupportUserAdmin(UserAdmin):
         if action not in SUPPORT_ACTIONS:
             return HttpResponseRedirect(reverse("admin:auth_user_changelist"))
         if not request.user.has_perm(PERMISSION_FOR[action]):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         user = get_object_or_404(User, pk=object_id)
         queryset = User.objects.filter(pk=user.pk)
@@ -295,7 +294,7 @@ def source_links(source: str, *, livemode: bool = False) -> str:
     """Links to our copy of the Stripe object (dj-stripe's admin) and to Stripe's dashboard."""
     for prefix, (label, model_admin) in STRIPE_PREFIXES.items():
         if source.startswith(prefix):
-            local = reverse(f"admin:{model_admin}_changelist") + f"?q={source}"
+            local = reverse(f"admin:{model_admin}_changelist") + f"?id={source}"
             dashboard = (
                 "https://dashboard.stripe.com/"
                 + ("" if livemode else "test/")
@@ -379,3 +378,42 @@ class SupportWebhookEventTriggerAdmin(WebhookEventTriggerAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "support/action_form.html", context)
+
+
+# --- dj-stripe's own admin, repaired where the ledger links into it ----------------------------
+# dj-stripe 2.11's invoice and session admins name fields that the current schema no longer
+# has ("paid", "number", "receipt_number", "customer_email"): their list and search pages
+# crash. The same pages without those fields (search by id still works: dj-stripe adds it).
+
+admin.site.unregister(Invoice)
+admin.site.unregister(Session)
+
+
+class ReadablePropertiesMixin:
+    """dj-stripe shows every model property on the detail page; some read ``stripe_data`` keys
+    that today's API no longer sends (KeyError). Show the ones that can be read."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None):
+        fields = super().get_readonly_fields(request, obj)  # type: ignore[misc]
+        if obj is None:
+            return fields
+        readable = []
+        for name in fields:
+            try:
+                getattr(obj, name)
+            except (KeyError, AttributeError, TypeError, ValueError):
+                continue
+            readable.append(name)
+        return readable
+
+
+@admin.register(Invoice)
+class RepairedInvoiceAdmin(ReadablePropertiesMixin, InvoiceAdmin):
+    list_display = ("total", "currency", "customer")
+    search_fields = ()
+
+
+@admin.register(Session)
+class RepairedSessionAdmin(ReadablePropertiesMixin, SessionAdmin):
+    list_display = ("customer", "subscription")
+    search_fields = ("customer__id",)

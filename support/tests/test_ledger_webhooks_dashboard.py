@@ -44,14 +44,33 @@ def test_ledger_rows_link_to_the_stripe_object_behind_them(
     html = admin_client.get("/admin/activities/ledgerentry/").content.decode()
     purchase = LedgerEntry.objects.get(user=owner, kind="purchase")
     assert purchase.source.startswith("cs_") and purchase.source != session_id
-    assert f'href="/admin/djstripe/session/?q={purchase.source}"' in html
+    assert f'href="/admin/djstripe/session/?id={purchase.source}"' in html
     assert f"https://dashboard.stripe.com/test/checkout/sessions/{purchase.source}" in html
+    # The link finds dj-stripe's copy of the session.
+    found = admin_client.get(f"/admin/djstripe/session/?id={purchase.source}").content.decode()
+    assert "1 session" in found and purchase.source in found
+    sources = set(LedgerEntry.objects.filter(user=owner).values_list("source", flat=True))
+    for source in sources - {purchase.source}:
+        model = {"in_": "invoice", "evt": "event", "sub": "subscription"}[source[:3]]
+        assert f'href="/admin/djstripe/{model}/?id={source}"' in html
+        assert admin_client.get(f"/admin/djstripe/{model}/?id={source}").status_code == 200
+
+
+def test_djstripes_invoice_and_session_pages_open(admin_client, owner_client, stripe_harness):
+    from djstripe.models import Invoice, Session
+
+    checkout_and_pay(owner_client, stripe_harness, {"tier": "pro", "interval": "month"})
+    for model, name in ((Invoice, "invoice"), (Session, "session")):
+        obj = model.objects.first()
+        assert admin_client.get(f"/admin/djstripe/{name}/").status_code == 200
+        assert admin_client.get(f"/admin/djstripe/{name}/?q={obj.id}").status_code == 200
+        assert admin_client.get(f"/admin/djstripe/{name}/{obj.pk}/change/").status_code == 200
 
 
 def test_source_links_know_events_invoices_and_plain_sources(admin_client):
     from support.admin import source_links
 
-    assert 'href="/admin/djstripe/event/?q=evt_1"' in source_links("evt_1")
+    assert 'href="/admin/djstripe/event/?id=evt_1"' in source_links("evt_1")
     assert "dashboard.stripe.com/invoices/in_1" in source_links("in_1", livemode=True)
     assert source_links("staff-resync:3") == "staff-resync:3"
 
