@@ -165,3 +165,52 @@ def test_support_grants_credits_with_a_reason(page, live_server):
     entry = LedgerEntry.objects.get(user__email="customer@example.com")
     assert entry.reason == "Refund for the outage on 3 Nov"
     assert entry.actor_user.email == "support@example.com"
+
+
+UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(el => el.type !== 'hidden' && el.offsetParent !== null)
+  .filter(el => {
+    if (el.tagName === 'BUTTON') return !el.textContent.trim() && !el.getAttribute('aria-label');
+    const byFor = el.id && document.querySelector(`label[for="${el.id}"]`);
+    return !(byFor || el.closest('label') || el.getAttribute('aria-label'));
+  })
+  .map(el => el.outerHTML.slice(0, 120))"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_pages_have_labelled_controls_and_fit_a_phone(browser, live_server, width):
+    from pages.tests.conftest import logged_in
+    from subscriptions.models import CreditAccount
+    from subscriptions.services import credits_adjust, credits_spend
+    from subscriptions.tests.factories import UserFactory
+
+    user = UserFactory(email="looks@example.com")
+    CreditAccount.objects.filter(user=user).update(
+        tier="pro",
+        monthly_allowance=500,
+        subscription_status="active",
+        stripe_subscription_id="sub_x",
+    )
+    credits_adjust(user=user, amount=40, reason="welcome", staff_user=None, idempotency_key="w")
+    credits_spend(user=user, action="sec_filing", quantity=2, idempotency_key="s")
+    session_cookie = logged_in(user).cookies["sessionid"].value
+
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    context.add_cookies([{"name": "sessionid", "value": session_cookie, "url": live_server.url}])
+    page = context.new_page()
+    try:
+        for path in ["/pricing/", "/billing/", "/activity/", "/activity/?show=ledger"]:
+            page.goto(live_server.url + path)
+            assert page.evaluate(UNLABELLED_CONTROLS) == [], path
+            overflow = page.evaluate("document.documentElement.scrollWidth")
+            assert overflow <= width, f"{path} is {overflow}px wide at {width}px"
+            # The first Tab lands on the skip link, which leads to the content.
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+        context.clear_cookies()
+        for path in ["/signup/", "/login/", "/password-reset/"]:
+            page.goto(live_server.url + path)
+            assert page.evaluate(UNLABELLED_CONTROLS) == [], path
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+    finally:
+        context.close()
