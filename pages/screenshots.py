@@ -31,6 +31,7 @@ USER_PAGES = {
     "billing": "/billing/",
     "activity": "/activity/",
     "activity-ledger": "/activity/?show=ledger",
+    "checkout-success": "/billing/success/?session_id=cs_demo",
 }
 STAFF_PAGES = {"admin-dashboard": "/admin/dashboard/", "admin-users": "/admin/auth/user/"}
 
