@@ -13,6 +13,7 @@ from django.utils.dateparse import parse_datetime
 
 from activities.models import ActivityType, LedgerKind
 from activities.selectors import activities_for_user, ledger_daily, ledger_for_user
+from billing import selectors as billing_selectors
 from hrvstr.errors import DomainError
 from pages.charts import BarChart, bar_chart
 from subscriptions import catalogue
@@ -73,8 +74,6 @@ def _time_left(delta: timedelta) -> str:
 
 def billing_overview(*, user: AbstractBaseUser, now: datetime) -> dict[str, Any]:
     """Everything /billing/ shows: the tier, its status, credits, unlocks and invoices."""
-    from billing import selectors as billing_selectors
-
     account = account_for(user=user, now=now)
     info = tier_info(account=account, now=now)
     tier = catalogue.TIERS[account.tier]

@@ -19,15 +19,17 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.decorators import ratelimit
 
+from billing import services as billing_services
+from billing.apis import BILLING_RATE
 from hrvstr.errors import DomainError
 from pages import selectors
 from pages.errors import back_url, error_page, page_errors
 from pages.forms import CancelForm, CheckoutForm, PlanForm, SignupForm
 from subscriptions import catalogue
+from subscriptions.auth_apis import AUTH_RATE
+from subscriptions.users import user_register
 
-# The API's limits, so a page is no way around them.
-AUTH_RATE = "10/m"
-BILLING_RATE = "20/m"
+# The API's own limits (same rates, same keys), so the pages are no way around them.
 ratelimit_auth = ratelimit(key="ip", rate=AUTH_RATE, method="POST", block=True)
 ratelimit_billing = ratelimit(key="user_or_ip", rate=BILLING_RATE, method="POST", block=True)
 
@@ -48,8 +50,6 @@ def home(request: HttpRequest) -> HttpResponse:
 @page_errors
 @ratelimit_auth
 def signup(request: HttpRequest) -> HttpResponse:
-    from subscriptions.users import user_register
-
     if request.user.is_authenticated:
         return redirect("billing")
     form = SignupForm(request.POST or None)
@@ -121,14 +121,12 @@ def billing(request: HttpRequest) -> HttpResponse:
 @page_errors
 @ratelimit_billing
 def checkout(request: HttpRequest) -> HttpResponse:
-    from billing.services import checkout_session_create
-
     form = CheckoutForm(request.POST)
     if not form.is_valid():
         return _invalid(request, form)
     data = form.cleaned_data
     account = selectors.account_for(user=request.user, now=timezone.now())
-    start = checkout_session_create(
+    start = billing_services.checkout_session_create(
         user=request.user,
         tier=data["tier"] or None,
         interval=data["interval"],
@@ -149,13 +147,11 @@ def checkout(request: HttpRequest) -> HttpResponse:
 @page_errors
 @ratelimit_billing
 def change_plan(request: HttpRequest) -> HttpResponse:
-    from billing.services import subscription_change_plan
-
     form = PlanForm(request.POST)
     if not form.is_valid():
         return _invalid(request, form)
     tier = catalogue.TIERS[form.cleaned_data["tier"]]
-    subscription_change_plan(
+    billing_services.subscription_change_plan(
         user=request.user, tier=tier.key, interval=form.cleaned_data["interval"]
     )
     messages.success(
@@ -170,9 +166,9 @@ def change_plan(request: HttpRequest) -> HttpResponse:
 @page_errors
 @ratelimit_billing
 def portal(request: HttpRequest) -> HttpResponse:
-    from billing.services import portal_session_create
-
-    url = portal_session_create(user=request.user, return_url=f"{settings.SITE_URL}/billing/")
+    url = billing_services.portal_session_create(
+        user=request.user, return_url=f"{settings.SITE_URL}/billing/"
+    )
     return HttpResponseRedirect(url, status=303)
 
 
@@ -181,11 +177,9 @@ def portal(request: HttpRequest) -> HttpResponse:
 @page_errors
 @ratelimit_billing
 def subscription_cancel(request: HttpRequest) -> HttpResponse:
-    from billing.services import subscription_cancel as cancel
-
     form = CancelForm(request.POST)
     immediate = form.is_valid() and form.cleaned_data["immediate"]
-    cancel(user=request.user, immediate=immediate)
+    billing_services.subscription_cancel(user=request.user, immediate=immediate)
     messages.success(
         request,
         "Your subscription is cancelled."
@@ -200,9 +194,7 @@ def subscription_cancel(request: HttpRequest) -> HttpResponse:
 @page_errors
 @ratelimit_billing
 def subscription_resume(request: HttpRequest) -> HttpResponse:
-    from billing.services import subscription_resume as resume
-
-    resume(user=request.user)
+    billing_services.subscription_resume(user=request.user)
     messages.success(request, "Your subscription continues.")
     return redirect("billing")
 

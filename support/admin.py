@@ -27,9 +27,11 @@ from djstripe.models import Invoice, Session, WebhookEventTrigger
 
 from activities.admin import LedgerEntryAdmin
 from activities.models import LedgerEntry
+from billing import services as billing_services
 from hrvstr.errors import DomainError
 from subscriptions.admin import BALANCE_FIELDS
 from subscriptions.models import CreditAccount
+from subscriptions.services import account_get, allowance_override_set, credits_adjust
 from support.forms import AdjustCreditsForm, AllowanceForm, ReasonForm
 
 User = get_user_model()
@@ -95,8 +97,6 @@ SupportAction = tuple[type[ReasonForm], str, Callable[[Any, Any, dict[str, Any],
 
 
 def _adjust(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
-    from subscriptions.services import credits_adjust
-
     entry = credits_adjust(
         user=user,
         amount=data["amount"],
@@ -108,8 +108,6 @@ def _adjust(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
 
 
 def _allowance(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
-    from subscriptions.services import allowance_override_set
-
     entry = allowance_override_set(
         user=user,
         allowance=data["allowance"],
@@ -124,10 +122,9 @@ def _allowance(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
 
 
 def _resync(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
-    from billing.services import account_resync_from_stripe
-    from subscriptions.services import account_get
-
-    summary = account_resync_from_stripe(account=account_get(user=user), staff_user=staff)
+    summary = billing_services.account_resync_from_stripe(
+        account=account_get(user=user), staff_user=staff
+    )
     return f"resynced from Stripe: {summary}"
 
 
@@ -344,15 +341,15 @@ class SupportWebhookEventTriggerAdmin(WebhookEventTriggerAdmin):
 
     @admin.action(description="Replay failed webhook deliveries", permissions=["resync_billing"])
     def replay(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        from billing.services import webhook_event_replay
-
         if "apply" in request.POST:
             form = ReasonForm(request.POST)
             if form.is_valid():
                 reason = form.cleaned_data["reason"]
                 for trigger in queryset:
                     try:
-                        replayed = webhook_event_replay(trigger=trigger, staff_user=request.user)
+                        replayed = billing_services.webhook_event_replay(
+                            trigger=trigger, staff_user=request.user
+                        )
                     except DomainError as exc:
                         self.message_user(request, f"#{trigger.pk}: {exc.message}", messages.ERROR)
                         continue
