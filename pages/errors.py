@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_ratelimit.exceptions import Ratelimited
 
-from hrvstr.errors import DomainError
+from hrvstr.errors import DomainError, ServiceUnavailable, _is_lock_timeout
 
 logger = logging.getLogger(__name__)
 
@@ -103,5 +104,14 @@ def page_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
                 logger.warning("page %s: %s (%s)", request.path, exc.code, exc.message)
             status = exc.status if exc.status != 401 else 400
             return error_page(request, code=exc.code, message=exc.message, status=status)
+        except OperationalError as exc:
+            # A row lock not had in time (PostgreSQL's lock_timeout): busy, not broken.
+            if not _is_lock_timeout(exc):
+                raise
+            logger.warning("page %s: lock timeout", request.path)
+            busy = ServiceUnavailable()
+            return error_page(
+                request, code=busy.code, message=busy.message, status=503, retry_after=1
+            )
 
     return wrapper

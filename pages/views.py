@@ -95,6 +95,7 @@ password_reset_view = page_errors(
 
 
 @require_GET
+@page_errors
 def pricing(request: HttpRequest) -> HttpResponse:
     account = (
         selectors.account_for(user=request.user, now=timezone.now())
@@ -111,6 +112,7 @@ def pricing(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
+@page_errors
 def billing(request: HttpRequest) -> HttpResponse:
     overview = selectors.billing_overview(user=request.user, now=timezone.now())
     return render(request, "pages/billing.html", overview)
@@ -201,6 +203,7 @@ def subscription_resume(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
+@page_errors
 def checkout_success(request: HttpRequest) -> HttpResponse:
     """Stripe sent the customer back. Credits come only with the webhook: until it lands the
     page says so, and polls tier-info to update itself."""
@@ -221,6 +224,7 @@ def checkout_cancel(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
+@page_errors
 def activity(request: HttpRequest) -> HttpResponse:
     context = selectors.activity_page(
         user=request.user,

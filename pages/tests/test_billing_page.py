@@ -123,3 +123,31 @@ def test_each_member_sees_only_their_own_account(owner, owner_client, other_clie
 
 def test_staff_see_their_own_billing_page(staff_client):
     assert staff_client.get("/billing/").status_code == 200
+
+
+def test_a_lock_timeout_is_a_busy_page_not_a_crash(owner_client, monkeypatch):
+    from django.db import OperationalError
+
+    from pages import selectors
+
+    def locked(**kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(selectors, "billing_overview", locked)
+    response = owner_client.get("/billing/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert "busy" in response.content.decode()
+
+
+def test_other_database_errors_are_not_hidden(owner_client, monkeypatch):
+    from django.db import OperationalError
+
+    from pages import selectors
+
+    def broken(**kwargs):
+        raise OperationalError("no such table")
+
+    monkeypatch.setattr(selectors, "billing_overview", broken)
+    with pytest.raises(OperationalError):
+        owner_client.get("/billing/")
