@@ -13,8 +13,8 @@ from subscriptions import catalogue
 from subscriptions.models import CreditAccount, SubscriptionStatus
 from subscriptions.selectors import SPENDING_KINDS
 
-# Statuses for which Stripe is collecting money (past due still counts until the grace ends).
-MRR_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
+# Revenue that is coming in: trials have not paid yet and past-due accounts are not paying.
+MRR_STATUSES = (SubscriptionStatus.ACTIVE,)
 
 
 def accounts_per_tier() -> list[dict[str, Any]]:
@@ -25,8 +25,8 @@ def accounts_per_tier() -> list[dict[str, Any]]:
 
 
 def mrr_cents() -> dict[str, Any]:
-    """Monthly recurring revenue in cents from the catalogue prices of live subscriptions
-    (a yearly price counts a twelfth a month). Unknown lookup keys are counted, not priced."""
+    """Monthly recurring revenue in cents: the catalogue prices of active subscriptions (a
+    yearly price counts a twelfth, rounded down). Unknown lookup keys are counted, not priced."""
     rows = (
         CreditAccount.objects.filter(subscription_status__in=MRR_STATUSES)
         .exclude(stripe_subscription_id="")
@@ -56,7 +56,7 @@ def failed_webhook_events(*, limit: int = 20):
 def accounts_in_grace(*, now: datetime):
     return list(
         CreditAccount.objects.filter(
-            subscription_status=SubscriptionStatus.PAST_DUE, grace_until__isnull=False
+            subscription_status=SubscriptionStatus.PAST_DUE, grace_until__gt=now
         )
         .select_related("user")
         .order_by("grace_until")[:50]

@@ -132,19 +132,19 @@ def test_staff_replay_a_failed_webhook_with_a_reason(
 
 def test_the_dashboard_counts_tiers_mrr_credits_and_grace(admin_client, owner, other_user, staff):
     now = timezone.now()
+    paying = dict(subscription_status="active", stripe_subscription_id="sub_1")
     CreditAccount.objects.filter(user=owner).update(
-        tier="pro",
-        monthly_allowance=500,
-        subscription_status="active",
-        stripe_subscription_id="sub_1",
-        stripe_price_lookup_key="pro_monthly",
+        tier="pro", monthly_allowance=500, stripe_price_lookup_key="pro_monthly", **paying
+    )
+    CreditAccount.objects.filter(user=staff).update(
+        tier="elite", monthly_allowance=2000, stripe_price_lookup_key="elite_yearly", **paying
     )
     CreditAccount.objects.filter(user=other_user).update(
         tier="elite",
         monthly_allowance=2000,
         subscription_status="past_due",
         stripe_subscription_id="sub_2",
-        stripe_price_lookup_key="elite_yearly",
+        stripe_price_lookup_key="elite_monthly",
         grace_until=now + timedelta(days=4),
     )
     grant(owner, 30)
@@ -152,12 +152,12 @@ def test_the_dashboard_counts_tiers_mrr_credits_and_grace(admin_client, owner, o
     response = admin_client.get("/admin/dashboard/")
     assert response.status_code == 200
     context = response.context
-    # $19 a month + $490 a year / 12 = 1900 + 4083 cents
+    # $19 a month + $490 a year / 12; the past-due account brings nothing in.
     assert context["mrr"]["total_cents"] == 1900 + 49000 // 12
     assert {row["tier"].key: row["count"] for row in context["tiers"]} == {
-        "free": 1,
+        "free": 0,
         "pro": 1,
-        "elite": 1,
+        "elite": 2,
         "institutional": 0,
     }
     today = context["daily"][-1]
@@ -165,6 +165,16 @@ def test_the_dashboard_counts_tiers_mrr_credits_and_grace(admin_client, owner, o
     html = response.content.decode()
     assert "$59.83" in html
     assert "Accounts in grace period (1)" in html and "other@example.com" in html
+
+
+def test_an_ended_grace_period_is_not_listed(admin_client, owner):
+    CreditAccount.objects.filter(user=owner).update(
+        tier="pro",
+        subscription_status="past_due",
+        stripe_subscription_id="sub_1",
+        grace_until=timezone.now() - timedelta(minutes=1),
+    )
+    assert admin_client.get("/admin/dashboard/").context["grace"] == []
 
 
 def test_the_dashboard_is_for_staff_only(client, owner_client, agent_client):
