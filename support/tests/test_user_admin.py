@@ -64,6 +64,7 @@ def test_the_user_page_has_the_credit_account_inline_and_action_buttons(admin_cl
     assert "credit_account-heading" in html
     assert "Purchased balance" in html and "Stripe customer id" in html
     assert f"/admin/auth/user/{owner.pk}/support/adjust_credits/" in html
+    assert "/admin/activities/ledgerentry/?q=owner%40example.com" in html
 
 
 def test_granting_credits_asks_for_a_reason_and_records_the_staff_member(
