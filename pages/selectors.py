@@ -192,3 +192,26 @@ def checkout_progress(
         },
         "tier_names": {t.key: t.name for t in catalogue.TIERS.values()},
     }
+
+
+def plan_change_preview(*, account: CreditAccount, tier: str, interval: str) -> dict[str, Any]:
+    """What switching to ``tier``/``interval`` means, told before the customer confirms.
+
+    Mirrors billing.services.subscription_change_plan: a higher tier or another interval is
+    invoiced now (prorated) and applies at once; a lower tier applies at the renewal.
+    """
+    current = catalogue.TIERS[account.tier]
+    target = catalogue.TIERS[tier]
+    same = target.key == current.key and interval == account.billing_interval
+    immediate = target.rank > current.rank or interval != account.billing_interval
+    return {
+        "account": account,
+        "current": current,
+        "target": target,
+        "interval": interval,
+        "price_cents": target.price_cents(interval),  # type: ignore[arg-type]
+        "same": same,
+        "immediate": immediate,
+        "renews_on": account.billing_period_end or account.period_end,
+        "live_subscription": _has_live_subscription(account),
+    }

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
 from billing import services as billing_services
@@ -144,14 +144,23 @@ def checkout(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(start.url, status=303)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @login_required
 @page_errors
 @ratelimit_billing
 def change_plan(request: HttpRequest) -> HttpResponse:
-    form = PlanForm(request.POST)
+    """GET: what the change will cost and when (a plan change charges at once, so it is
+    confirmed first). POST: ask Stripe for it."""
+    form = PlanForm(request.POST if request.method == "POST" else request.GET)
     if not form.is_valid():
         return _invalid(request, form)
+    if request.method == "GET":
+        preview = selectors.plan_change_preview(
+            account=selectors.account_for(user=request.user, now=timezone.now()),
+            tier=form.cleaned_data["tier"],
+            interval=form.cleaned_data["interval"],
+        )
+        return render(request, "pages/change_plan_confirm.html", preview)
     tier = catalogue.TIERS[form.cleaned_data["tier"]]
     billing_services.subscription_change_plan(
         user=request.user, tier=tier.key, interval=form.cleaned_data["interval"]

@@ -151,3 +151,19 @@ def test_other_database_errors_are_not_hidden(owner_client, monkeypatch):
     monkeypatch.setattr(selectors, "billing_overview", broken)
     with pytest.raises(OperationalError):
         owner_client.get("/billing/")
+
+
+def test_a_free_account_can_upgrade_from_the_billing_page(owner_client):
+    html = owner_client.get("/billing/").content.decode()
+    assert 'action="/billing/checkout/"' in html
+    assert "Upgrade to Pro" in html and "Upgrade to Institutional" in html
+
+
+def test_a_subscriber_switches_plan_from_the_billing_page(owner, owner_client):
+    make_pro(owner)
+    html = owner_client.get("/billing/").content.decode()
+    assert 'action="/billing/change-plan/"' in html
+    assert "Upgrade to Elite" in html and "Upgrade to Pro" not in html
+    make_pro(owner, tier="elite", billing_interval="year")
+    html = owner_client.get("/billing/").content.decode()
+    assert "Downgrade to Pro" in html and "$190 / year" in html
