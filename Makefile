@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install lint format migrate check-migrations clean soak bench bench-quick
+.PHONY: run test install lint format migrate check-migrations clean soak bench bench-quick screenshots
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -47,6 +47,11 @@ format: install
 
 check-migrations: install
 	HRVSTR_TESTING=true $(BIN)/python manage.py makemigrations --check --dry-run
+
+# PNGs of /pricing/, /billing/, /activity/ and the admin dashboard at 1280 and 390 pixels wide,
+# from a throw-away SQLite database with demo data (needs Debian's chromium: apt-get install chromium).
+screenshots: install
+	$(BIN)/python -m pages.screenshots --out screenshots
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from activities.models import Activity, LedgerEntry
 
@@ -30,3 +34,46 @@ def ledger_totals(*, user_id: int) -> LedgerTotals:
         monthly=Sum("monthly_delta"), purchased=Sum("purchased_delta")
     )
     return LedgerTotals(monthly=sums["monthly"] or 0, purchased=sums["purchased"] or 0)
+
+
+@dataclass(frozen=True)
+class LedgerDay:
+    day: date
+    granted: int  # credits added (purchases, resets, staff grants)
+    spent: int  # credits spent (released holds count back)
+
+
+def ledger_daily(
+    *,
+    since: datetime,
+    spending_kinds: Iterable[str],
+    user_id: int | None = None,
+) -> list[LedgerDay]:
+    """Credits granted and spent per day (UTC) since ``since``, for one user or everyone.
+
+    Days without rows are filled with zeros so a chart has one bar per day.
+    """
+    spending = list(spending_kinds)
+    rows = LedgerEntry.objects.filter(created_at__gte=since)
+    if user_id is not None:
+        rows = rows.filter(user_id=user_id)
+    total = F("monthly_delta") + F("purchased_delta")
+    sums = (
+        rows.annotate(day=TruncDate("created_at", tzinfo=UTC), total=total)
+        .values("day")
+        .annotate(
+            spent=Sum("total", filter=Q(kind__in=spending)),
+            granted=Sum("total", filter=Q(total__gt=0) & ~Q(kind__in=spending)),
+        )
+    )
+    by_day = {row["day"]: row for row in sums}
+    first = since.astimezone(UTC).date()
+    last = timezone.now().astimezone(UTC).date()
+    days = []
+    for offset in range((last - first).days + 1):
+        day = first + timedelta(days=offset)
+        row = by_day.get(day, {})
+        days.append(
+            LedgerDay(day=day, granted=row.get("granted") or 0, spent=-(row.get("spent") or 0))
+        )
+    return days

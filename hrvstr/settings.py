@@ -78,6 +78,9 @@ INSTALLED_APPS = [
     "activities",
     "subscriptions",
     "billing",
+    # Pages and the support admin sit on top of the three domain apps.
+    "pages",
+    "support",
 ]
 
 MIDDLEWARE = [

@@ -7,6 +7,7 @@ from hrvstr.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("admin/", include("support.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("subscriptions.urls")),
     path("api/", include("activities.urls")),
@@ -15,6 +16,8 @@ urlpatterns = [
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Server-rendered pages (sign up, pricing, billing, activity) at the site root.
+    path("", include("pages.urls")),
 ]
 
 if settings.HRVSTR_BENCH_ENDPOINTS:

@@ -1,0 +1,53 @@
+"""Small input forms: they parse and validate, the services decide."""
+
+from __future__ import annotations
+
+from django import forms
+
+from subscriptions import catalogue
+
+INTERVAL_CHOICES = [("month", "Monthly"), ("year", "Yearly")]
+
+
+class SignupForm(forms.Form):
+    name = forms.CharField(max_length=150, required=False, label="Name (optional)")
+    email = forms.EmailField(max_length=254, label="E-mail")
+    password = forms.CharField(
+        max_length=128,
+        strip=False,
+        label="Password",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters, not a common password.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].widget.attrs["autocomplete"] = "email"
+        self.fields["name"].widget.attrs["autocomplete"] = "name"
+
+
+class PlanForm(forms.Form):
+    """A paid tier and an interval (both checked against the catalogue here and again by the
+    service: the form only gives a friendly answer sooner)."""
+
+    tier = forms.ChoiceField(
+        choices=[(t.key, t.name) for t in catalogue.TIERS.values() if t.is_paid]
+    )
+    interval = forms.ChoiceField(choices=INTERVAL_CHOICES, initial="month")
+
+
+class CheckoutForm(forms.Form):
+    tier = forms.CharField(max_length=32, required=False)
+    interval = forms.ChoiceField(choices=INTERVAL_CHOICES, required=False)
+    bundle = forms.CharField(max_length=64, required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if bool(data.get("tier")) == bool(data.get("bundle")):
+            raise forms.ValidationError("Choose a plan or a credit bundle.")
+        data["interval"] = data.get("interval") or "month"
+        return data
+
+
+class CancelForm(forms.Form):
+    immediate = forms.BooleanField(required=False)

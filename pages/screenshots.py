@@ -1,0 +1,267 @@
+"""``make screenshots``: the pages and the admin dashboard as PNGs, desktop and phone widths.
+
+    python -m pages.screenshots [--out screenshots]
+
+Starts the app on a throw-away SQLite database with the offline Stripe beside it (both in
+this process, on loopback ports), fills it with demo data through the same services and
+Stripe flows the app uses, then has Debian's headless Chromium save each page at 1280 and
+390 pixels wide. Nothing in var/ or the developer's database is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+KEY = "sk_test_screenshotsEmulatorKey0000000000"
+WEBHOOK_SECRET = "whsec_screenshots_offline"
+PASSWORD = "screenshots-demo-pass"
+WIDTHS = {"desktop": 1280, "phone": 390}
+USER_PAGES = {
+    "pricing": "/pricing/",
+    "billing": "/billing/",
+    "activity": "/activity/",
+    "activity-ledger": "/activity/?show=ledger",
+    "checkout-success": "/billing/success/?session_id=cs_demo",
+}
+STAFF_PAGES = {"admin-dashboard": "/admin/dashboard/", "admin-users": "/admin/auth/user/"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(predicate, timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _serve(port: int):
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+    from django.core.wsgi import get_wsgi_application
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadedWSGIServer(("127.0.0.1", port), QuietHandler, allow_reuse_address=True)
+    server.set_app(StaticFilesHandler(get_wsgi_application()))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _pay(emulator, user, **choice) -> None:
+    """Checkout as a customer would; returns once the webhook has changed the account."""
+    from billing.services import checkout_session_create
+    from subscriptions.models import CreditAccount
+
+    def state() -> tuple[str, int]:
+        account = CreditAccount.objects.get(user=user)
+        return account.tier, account.purchased_balance
+
+    before = state()
+    # A fresh user: one from earlier carries the credit account it was loaded with.
+    user = type(user).objects.get(pk=user.pk)
+    start = checkout_session_create(user=user, **choice)
+    emulator.complete_checkout(start.session_id)
+    # A plan changes the tier, a bundle the purchased credits: wait for that, not any write.
+    index = 1 if "bundle" in choice else 0
+    _wait(lambda: state()[index] != before[index], what=f"the webhook for {choice}")
+    emulator.flush(10)
+
+
+def demo_data(emulator) -> None:
+    import time_machine
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from subscriptions.services import (
+        SubscriptionState,
+        allowance_override_set,
+        component_unlock,
+        credits_adjust,
+        credits_spend,
+        subscription_sync,
+    )
+    from subscriptions.users import user_register
+
+    now = timezone.now()
+    # The demo user's last month, told through the services at the times it happened.
+    with time_machine.travel(now - timedelta(days=29, hours=3), tick=False):
+        demo = user_register(email="demo@hrvstr.local", password=PASSWORD, name="Dana Demo")
+        credits_adjust(
+            user=demo,
+            amount=300,
+            reason="Beta tester thank-you",
+            staff_user=None,
+            idempotency_key="demo-beta-credits",
+        )
+    usage = [(27, "sentiment_analysis", 12), (24, "earnings_data", 6), (21, "sec_filing", 4)]
+    usage += [(18, "sentiment_analysis", 20), (15, "bulk_analysis", 3), (12, "sec_filing", 7)]
+    usage += [(9, "sentiment_analysis", 9), (6, "earnings_data", 11), (3, "bulk_analysis", 5)]
+    usage += [(2, "sentiment_analysis", 14), (1, "sec_filing", 2)]
+    for days_ago, action, quantity in usage:
+        with time_machine.travel(now - timedelta(days=days_ago, hours=5), tick=False):
+            credits_spend(
+                user=demo, action=action, quantity=quantity, idempotency_key=f"demo-{days_ago}"
+            )
+    _pay(emulator, demo, tier="pro", interval="month")
+    _pay(emulator, demo, bundle="credits_250")
+    demo = get_user_model().objects.get(pk=demo.pk)
+    credits_spend(user=demo, action="earnings_data", quantity=30, idempotency_key="demo-today")
+    component_unlock(user=demo, component="reddit")
+    component_unlock(user=demo, component="chart")
+
+    # Other customers, so the dashboard has something to count.
+    for index in range(5):
+        user_register(email=f"free{index}@example.com", password=PASSWORD)
+    elite = user_register(email="elite@example.com", password=PASSWORD, name="Eli Elite")
+    _pay(emulator, elite, tier="elite", interval="year")
+    fund = user_register(email="fund@example.com", password=PASSWORD, name="Acme Fund")
+    _pay(emulator, fund, tier="institutional", interval="month")
+    fund = get_user_model().objects.get(pk=fund.pk)
+    allowance_override_set(
+        user=fund,
+        allowance=12_000,
+        reason="Contract #1042",
+        staff_user=None,
+        idempotency_key="demo-fund-allowance",
+    )
+    late = user_register(email="late@example.com", password=PASSWORD, name="Lee Late")
+    _pay(emulator, late, tier="pro", interval="month")
+    late = get_user_model().objects.get(pk=late.pk)
+    account = late.credit_account
+    subscription_sync(
+        user=late,
+        state=SubscriptionState(
+            subscription_id=account.stripe_subscription_id,
+            status="past_due",
+            tier="pro",
+            price_lookup_key="pro_monthly",
+            interval="month",
+            period_start=account.period_start,
+            period_end=account.billing_period_end or account.period_end,
+            cancel_at_period_end=False,
+            observed_at=timezone.now() + timedelta(seconds=5),
+        ),
+        idempotency_key="demo-late-past-due",
+    )
+    get_user_model().objects.create_superuser(
+        username="admin@hrvstr.local", email="admin@hrvstr.local", password=PASSWORD
+    )
+
+
+def capture(base_url: str, out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    from pages.browser import launch
+
+    saved: list[Path] = []
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        for label, width in WIDTHS.items():
+            for login_url, email, pages in (
+                ("/login/", "demo@hrvstr.local", USER_PAGES),
+                ("/admin/login/", "admin@hrvstr.local", STAFF_PAGES),
+            ):
+                context = browser.new_context(
+                    viewport={"width": width, "height": 900}, device_scale_factor=1
+                )
+                page = context.new_page()
+                page.goto(base_url + login_url)
+                page.fill("input[name=username]", email)
+                page.fill("input[name=password]", PASSWORD)
+                page.click("button[type=submit], input[type=submit]")
+                page.wait_for_load_state()
+                for name, path in pages.items():
+                    page.goto(base_url + path)
+                    target = out / f"{name}-{label}.png"
+                    page.screenshot(path=str(target), full_page=True)
+                    saved.append(target)
+                context.close()
+        browser.close()
+    return saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(BASE_DIR / "screenshots"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from pages.browser import chromium_available
+
+    if not chromium_available():
+        print("screenshots need /usr/bin/chromium (apt-get install chromium) and playwright")
+        return 1
+
+    from stripe_emulator import Emulator
+
+    workdir = Path(tempfile.mkdtemp(prefix="hrvstr-screenshots-"))
+    port = _free_port()
+    emulator = Emulator(delivery="background", retry_delays=(0.2, 0.5, 1.0))
+    stripe_server = emulator.serve("127.0.0.1", 0)
+    emulator.add_webhook_endpoint(f"http://127.0.0.1:{port}/api/billing/webhook", WEBHOOK_SECRET)
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="hrvstr.settings",
+        DEBUG="true",
+        HRVSTR_VAR_DIR=str(workdir),
+        DATABASE_URL=f"sqlite:///{workdir / 'screenshots.sqlite3'}",
+        SITE_URL=f"http://127.0.0.1:{port}",
+        STRIPE_LIVE_MODE="false",
+        STRIPE_TEST_SECRET_KEY=KEY,
+        STRIPE_TEST_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_API_HOST=stripe_server.url,
+        RATELIMIT_ENABLE="false",
+        LOG_LEVEL="WARNING",
+    )
+    os.environ.pop("REDIS_URL", None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)
+    server = _serve(port)
+    try:
+        from billing.catalogue_sync import catalogue_sync
+
+        catalogue_sync()
+        # Deliver the catalogue's events now: demo_data travels in time, and a delivery
+        # signed in the past would be refused as a replay.
+        emulator.flush(10)
+        demo_data(emulator)
+        # Playwright's sync API keeps an event loop on this thread, which Django's
+        # async-safety check mistakes for async code; the ORM runs in the server's threads.
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+        for path in capture(f"http://127.0.0.1:{port}", out):
+            print(path.relative_to(BASE_DIR) if path.is_relative_to(BASE_DIR) else path)
+    finally:
+        server.shutdown()
+        emulator.flush(5)
+        stripe_server.shutdown()
+        emulator.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(BASE_DIR))
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Real-browser journeys: Debian's Chromium through Playwright, against the live server and
+the offline Stripe served over HTTP (its hosted Checkout page takes the test card).
+
+Skipped when /usr/bin/chromium (or the playwright package) is missing; .ci/run installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from pages.browser import chromium_available, launch
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium and playwright"),
+]
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls the tests make
+    # between browser steps are still plain synchronous code.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = launch(playwright)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def stripe_server(live_server, settings):
+    import stripe
+
+    from billing.catalogue_sync import catalogue_sync
+    from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET
+    from stripe_emulator import Emulator
+
+    emulator = Emulator(delivery="background", retry_delays=(0.2, 0.5, 1.0))
+    server = emulator.serve("127.0.0.1", 0)
+    emulator.add_webhook_endpoint(f"{live_server.url}/api/billing/webhook", WEBHOOK_SECRET)
+    settings.STRIPE_TEST_SECRET_KEY = SECRET_KEY
+    settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.STRIPE_API_HOST = server.url
+    settings.SITE_URL = live_server.url
+    previous_base = stripe.api_base
+    catalogue_sync()
+    try:
+        yield emulator
+    finally:
+        emulator.flush(10)
+        server.shutdown()
+        emulator.close()
+        stripe.api_base = previous_base
+
+
+def sign_up(page, base_url, email="browser@example.com"):
+    page.goto(f"{base_url}/signup/")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill("a long passphrase")
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url(f"{base_url}/pricing/")
+
+
+def pay_on_stripe(page, card="4242 4242 4242 4242"):
+    page.locator("#card").fill(card)
+    page.get_by_role("button", name=re.compile("Subscribe|Pay")).click()
+
+
+def test_sign_up_choose_pro_pay_on_stripe_and_see_pro_then_buy_credits(
+    page, live_server, stripe_server
+):
+    from playwright.sync_api import expect
+
+    sign_up(page, live_server.url)
+    expect(page.locator("#plan-free")).to_be_visible()
+    expect(page.locator(".plan.current")).to_contain_text("Free")
+
+    page.get_by_role("button", name="Choose Pro monthly").click()
+    page.wait_for_url(re.compile(r"/checkout/cs_"))
+    pay_on_stripe(page)
+    page.wait_for_url(re.compile(r"/billing/success/\?session_id=cs_"))
+    # The page waits for the webhook and then updates itself without a reload.
+    expect(page.locator("#activation")).to_contain_text(
+        "You are on Pro with 500 credits left.", timeout=TIMEOUT_MS
+    )
+
+    page.get_by_role("link", name="Go to billing").click()
+    expect(page.get_by_role("heading", name="Pro plan")).to_be_visible()
+    expect(page.locator(".big-number")).to_contain_text("500 left")
+
+    page.get_by_role("button", name="Buy 250 credits for $10").click()
+    page.wait_for_url(re.compile(r"/checkout/cs_"))
+    pay_on_stripe(page)
+    expect(page.locator("#activation")).to_contain_text(
+        "You are on Pro with 750 credits left.", timeout=TIMEOUT_MS
+    )
+    page.goto(f"{live_server.url}/billing/")
+    expect(page.locator(".big-number")).to_contain_text("750 left")
+    expect(page.get_by_text("+ 250 purchased")).to_be_visible()
+
+
+def test_a_cancelled_checkout_changes_nothing(page, live_server, stripe_server):
+    from playwright.sync_api import expect
+
+    sign_up(page, live_server.url, email="undecided@example.com")
+    page.get_by_role("button", name="Choose Elite monthly").click()
+    page.wait_for_url(re.compile(r"/checkout/cs_"))
+    page.goto(f"{live_server.url}/billing/cancel/")
+    expect(page.get_by_role("heading", name="Checkout cancelled")).to_be_visible()
+    page.goto(f"{live_server.url}/billing/")
+    expect(page.get_by_role("heading", name="Free plan")).to_be_visible()
+
+
+def test_support_grants_credits_with_a_reason(page, live_server):
+    from playwright.sync_api import expect
+
+    from activities.models import LedgerEntry
+    from subscriptions.models import CreditAccount
+    from subscriptions.tests.factories import PASSWORD, UserFactory
+
+    UserFactory(email="customer@example.com")
+    UserFactory(email="support@example.com", is_staff=True, is_superuser=True)
+
+    page.goto(f"{live_server.url}/admin/login/")
+    page.get_by_label("Username").fill("support@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+    page.goto(f"{live_server.url}/admin/auth/user/?q=customer@")
+    page.get_by_role("link", name="customer@example.com").click()
+    page.get_by_role("link", name="Grant or remove credits").click()
+    page.get_by_label("Amount").fill("120")
+    page.get_by_role("button", name="Grant or remove credits").click()
+    # The browser's own required-field check stops a missing reason before the server does.
+    expect(page.get_by_label("Reason")).to_be_focused()
+    page.get_by_label("Reason").fill("Refund for the outage on 3 Nov")
+    page.get_by_role("button", name="Grant or remove credits").click()
+    expect(page.locator(".messagelist")).to_contain_text("+120 credits, 120 left")
+
+    account = CreditAccount.objects.get(user__email="customer@example.com")
+    assert account.purchased_balance == 120
+    entry = LedgerEntry.objects.get(user__email="customer@example.com")
+    assert entry.reason == "Refund for the outage on 3 Nov"
+    assert entry.actor_user.email == "support@example.com"
+
+
+UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(el => el.type !== 'hidden' && el.offsetParent !== null)
+  .filter(el => {
+    if (el.tagName === 'BUTTON') return !el.textContent.trim() && !el.getAttribute('aria-label');
+    const byFor = el.id && document.querySelector(`label[for="${el.id}"]`);
+    return !(byFor || el.closest('label') || el.getAttribute('aria-label'));
+  })
+  .map(el => el.outerHTML.slice(0, 120))"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_pages_have_labelled_controls_and_fit_a_phone(browser, live_server, width):
+    from pages.tests.conftest import logged_in
+    from subscriptions.models import CreditAccount
+    from subscriptions.services import credits_adjust, credits_spend
+    from subscriptions.tests.factories import UserFactory
+
+    user = UserFactory(email="looks@example.com")
+    CreditAccount.objects.filter(user=user).update(
+        tier="pro",
+        monthly_allowance=500,
+        subscription_status="active",
+        stripe_subscription_id="sub_x",
+    )
+    credits_adjust(user=user, amount=40, reason="welcome", staff_user=None, idempotency_key="w")
+    credits_spend(user=user, action="sec_filing", quantity=2, idempotency_key="s")
+    session_cookie = logged_in(user).cookies["sessionid"].value
+
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    context.add_cookies([{"name": "sessionid", "value": session_cookie, "url": live_server.url}])
+    page = context.new_page()
+    try:
+        for path in ["/pricing/", "/billing/", "/activity/", "/activity/?show=ledger"]:
+            page.goto(live_server.url + path)
+            assert page.evaluate(UNLABELLED_CONTROLS) == [], path
+            overflow = page.evaluate("document.documentElement.scrollWidth")
+            assert overflow <= width, f"{path} is {overflow}px wide at {width}px"
+            # The first Tab lands on the skip link, which leads to the content.
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+        context.clear_cookies()
+        for path in ["/signup/", "/login/", "/password-reset/"]:
+            page.goto(live_server.url + path)
+            assert page.evaluate(UNLABELLED_CONTROLS) == [], path
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+    finally:
+        context.close()

@@ -1,0 +1,245 @@
+"""Server-rendered pages: parse, call one service or selector, render.
+
+POST actions are rate limited like the API and answer domain errors through
+``pages.errors.page_errors``; a successful action redirects (POST/redirect/GET) so a reload
+never repeats it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_ratelimit.decorators import ratelimit
+
+from billing import services as billing_services
+from billing.apis import BILLING_RATE
+from hrvstr.errors import DomainError
+from pages import selectors
+from pages.errors import back_url, error_page, page_errors
+from pages.forms import CancelForm, CheckoutForm, PlanForm, SignupForm
+from subscriptions import catalogue
+from subscriptions.auth_apis import AUTH_RATE
+from subscriptions.users import user_register
+
+# The API's own limits (same rates, same keys), so the pages are no way around them.
+ratelimit_auth = ratelimit(key="ip", rate=AUTH_RATE, method="POST", block=True)
+ratelimit_billing = ratelimit(key="user_or_ip", rate=BILLING_RATE, method="POST", block=True)
+
+
+def _invalid(request: HttpRequest, form) -> HttpResponse:
+    message = " ".join(str(e) for errors in form.errors.values() for e in errors)
+    return error_page(request, code="invalid", message=message or "Invalid request", status=400)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("billing" if request.user.is_authenticated else "pricing")
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+
+@page_errors
+@ratelimit_auth
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("billing")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = user_register(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                name=form.cleaned_data["name"],
+            )
+        except DomainError as exc:
+            form.add_error(exc.extra.get("field") or "email", exc.message)
+        else:
+            login(request, user, backend="hrvstr.auth.EmailBackend")
+            messages.success(request, "Welcome! You are on the Free plan.")
+            return redirect(back_url(request, reverse("pricing")))
+    return render(request, "registration/signup.html", {"form": form}, status=_status(form))
+
+
+def _status(form) -> int:
+    return 400 if form.is_bound and form.errors else 200
+
+
+class LoginView(auth_views.LoginView):
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+login_view = page_errors(ratelimit_auth(LoginView.as_view()))
+password_reset_view = page_errors(
+    ratelimit_auth(
+        auth_views.PasswordResetView.as_view(
+            email_template_name="registration/password_reset_email.txt",
+            subject_template_name="registration/password_reset_subject.txt",
+        )
+    )
+)
+
+
+# --- pricing and billing ---------------------------------------------------------------------
+
+
+@require_GET
+@page_errors
+def pricing(request: HttpRequest) -> HttpResponse:
+    account = (
+        selectors.account_for(user=request.user, now=timezone.now())
+        if request.user.is_authenticated
+        else None
+    )
+    context = {
+        "cards": selectors.pricing_cards(account=account),
+        "account": account,
+        "bundles": list(catalogue.BUNDLES.values()),
+    }
+    return render(request, "pages/pricing.html", context)
+
+
+@require_GET
+@login_required
+@page_errors
+def billing(request: HttpRequest) -> HttpResponse:
+    overview = selectors.billing_overview(user=request.user, now=timezone.now())
+    return render(request, "pages/billing.html", overview)
+
+
+@require_POST
+@login_required
+@page_errors
+@ratelimit_billing
+def checkout(request: HttpRequest) -> HttpResponse:
+    form = CheckoutForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, form)
+    data = form.cleaned_data
+    account = selectors.account_for(user=request.user, now=timezone.now())
+    start = billing_services.checkout_session_create(
+        user=request.user,
+        tier=data["tier"] or None,
+        interval=data["interval"],
+        bundle=data["bundle"] or None,
+    )
+    # What the account looked like before paying: the success page waits for it to change.
+    request.session["checkout"] = {
+        "id": start.session_id,
+        "kind": "bundle" if data["bundle"] else "plan",
+        "tier": account.tier,
+        "purchased": account.purchased_balance,
+    }
+    return HttpResponseRedirect(start.url, status=303)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@page_errors
+@ratelimit_billing
+def change_plan(request: HttpRequest) -> HttpResponse:
+    """GET: what the change will cost and when (a plan change charges at once, so it is
+    confirmed first). POST: ask Stripe for it."""
+    form = PlanForm(request.POST if request.method == "POST" else request.GET)
+    if not form.is_valid():
+        return _invalid(request, form)
+    if request.method == "GET":
+        preview = selectors.plan_change_preview(
+            account=selectors.account_for(user=request.user, now=timezone.now()),
+            tier=form.cleaned_data["tier"],
+            interval=form.cleaned_data["interval"],
+        )
+        return render(request, "pages/change_plan_confirm.html", preview)
+    tier = catalogue.TIERS[form.cleaned_data["tier"]]
+    billing_services.subscription_change_plan(
+        user=request.user, tier=tier.key, interval=form.cleaned_data["interval"]
+    )
+    messages.success(
+        request,
+        f"Plan change to {tier.name} sent to Stripe. This page shows it once Stripe confirms.",
+    )
+    return redirect("billing")
+
+
+@require_POST
+@login_required
+@page_errors
+@ratelimit_billing
+def portal(request: HttpRequest) -> HttpResponse:
+    url = billing_services.portal_session_create(
+        user=request.user, return_url=f"{settings.SITE_URL}/billing/"
+    )
+    return HttpResponseRedirect(url, status=303)
+
+
+@require_POST
+@login_required
+@page_errors
+@ratelimit_billing
+def subscription_cancel(request: HttpRequest) -> HttpResponse:
+    form = CancelForm(request.POST)
+    immediate = form.is_valid() and form.cleaned_data["immediate"]
+    billing_services.subscription_cancel(user=request.user, immediate=immediate)
+    messages.success(
+        request,
+        "Your subscription is cancelled."
+        if immediate
+        else "Your subscription will end with the paid period. You can resume it until then.",
+    )
+    return redirect("billing")
+
+
+@require_POST
+@login_required
+@page_errors
+@ratelimit_billing
+def subscription_resume(request: HttpRequest) -> HttpResponse:
+    billing_services.subscription_resume(user=request.user)
+    messages.success(request, "Your subscription continues.")
+    return redirect("billing")
+
+
+@require_GET
+@login_required
+@page_errors
+def checkout_success(request: HttpRequest) -> HttpResponse:
+    """Stripe sent the customer back. Credits come only with the webhook: until it lands the
+    page says so, and polls tier-info to update itself."""
+    context = selectors.checkout_progress(
+        account=selectors.account_for(user=request.user, now=timezone.now()),
+        started=request.session.get("checkout") or {},
+        session_id=request.GET.get("session_id", "")[:255],
+    )
+    return render(request, "pages/checkout_success.html", context)
+
+
+@require_GET
+@login_required
+def checkout_cancel(request: HttpRequest) -> HttpResponse:
+    request.session.pop("checkout", None)
+    return render(request, "pages/checkout_cancel.html")
+
+
+@require_GET
+@login_required
+@page_errors
+def activity(request: HttpRequest) -> HttpResponse:
+    context = selectors.activity_page(
+        user=request.user,
+        show=request.GET.get("show", "feed"),
+        kind=request.GET.get("type", ""),
+        page=request.GET.get("page", 1),
+        now=timezone.now(),
+    )
+    return render(request, "pages/activity.html", context)
