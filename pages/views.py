@@ -1,7 +1,7 @@
 """Server-rendered pages: parse, call one service or selector, render.
 
 POST actions are rate limited like the API and answer domain errors through
-``pages.errors.page_errors``; a successful action redirects (POST/redirect/GET) so a reload
+``hrvstr.page_errors.page_errors``; a successful action redirects (POST/redirect/GET) so a reload
 never repeats it.
 """
 
@@ -22,8 +22,8 @@ from django_ratelimit.decorators import ratelimit
 from billing import services as billing_services
 from billing.apis import BILLING_RATE
 from hrvstr.errors import DomainError
+from hrvstr.page_errors import back_url, error_page, page_errors
 from pages import selectors
-from pages.errors import back_url, error_page, page_errors
 from pages.forms import CancelForm, CheckoutForm, PlanForm, SignupForm
 from subscriptions import catalogue
 from subscriptions.auth_apis import AUTH_RATE

@@ -7,7 +7,8 @@ from django.utils import timezone
 from djstripe.models import WebhookEventTrigger
 
 from activities.models import LedgerEntry
-from pages.tests.conftest import checkout_and_pay, logged_in
+from billing.tests.harness import checkout_and_pay
+from conftest import logged_in
 from subscriptions.models import CreditAccount
 from subscriptions.services import credits_adjust, credits_spend
 

@@ -177,7 +177,7 @@ def test_the_support_group_cannot_touch_stripe_keys(agent_client, admin_client):
 def test_staff_without_the_permission_get_no_actions(owner):
     from django.contrib.auth.models import Permission
 
-    from pages.tests.conftest import logged_in
+    from conftest import logged_in
 
     owner.is_staff = True
     owner.save()
