@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from activities import urls as activities_urls
 from hrvstr.health import healthz
 
 urlpatterns = [
@@ -18,6 +19,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Server-rendered pages (sign up, pricing, billing, activity) at the site root.
     path("", include("pages.urls")),
+    path("", include(activities_urls.page_urlpatterns)),
 ]
 
 if settings.HRVSTR_BENCH_ENDPOINTS:

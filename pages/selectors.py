@@ -8,21 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.paginator import Page, Paginator
 from django.utils.dateparse import parse_datetime
 
-from activities.models import ActivityType, LedgerKind
-from activities.selectors import activities_for_user, ledger_daily, ledger_for_user
 from billing import selectors as billing_selectors
 from hrvstr.errors import DomainError
-from pages.charts import BarChart, bar_chart
 from subscriptions import catalogue
 from subscriptions.models import CreditAccount, SubscriptionStatus
-from subscriptions.selectors import SPENDING_KINDS, tier_info, unlocks_active
+from subscriptions.selectors import tier_info, unlocks_active
 from subscriptions.services import LIVE_STATUSES, account_get
-
-CHART_DAYS = 30
-PAGE_SIZE = 25
 
 
 def account_for(*, user: AbstractBaseUser, now: datetime) -> CreditAccount:
@@ -119,47 +112,6 @@ def billing_overview(*, user: AbstractBaseUser, now: datetime) -> dict[str, Any]
         "invoices": invoices,
         "invoices_error": invoices_error,
         "has_customer": bool(account.stripe_customer_id),
-    }
-
-
-FEED_TYPES = ActivityType.choices
-LEDGER_KINDS = LedgerKind.choices
-
-
-def credits_used_chart(*, user_id: int, now: datetime) -> BarChart:
-    days = ledger_daily(
-        since=(now - timedelta(days=CHART_DAYS - 1)).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        ),
-        spending_kinds=SPENDING_KINDS,
-        user_id=user_id,
-    )
-    return bar_chart(
-        [(d.day, d.spent) for d in days], label=f"Credits used per day, last {CHART_DAYS} days"
-    )
-
-
-def activity_page(
-    *, user: AbstractBaseUser, show: str, kind: str, page: str | int, now: datetime
-) -> dict[str, Any]:
-    """/activity/: the feed or the ledger (filtered by type, paginated) and the usage chart."""
-    if show == "ledger":
-        valid = dict(LEDGER_KINDS)
-        rows = ledger_for_user(user_id=user.pk)
-        if kind in valid:
-            rows = rows.filter(kind=kind)
-        choices = LEDGER_KINDS
-    else:
-        valid = dict(FEED_TYPES)
-        rows = activities_for_user(user_id=user.pk, activity_type=kind if kind in valid else None)
-        choices = FEED_TYPES
-    page_obj: Page = Paginator(rows, PAGE_SIZE).get_page(page)
-    return {
-        "show": "ledger" if show == "ledger" else "feed",
-        "kind": kind if kind in valid else "",
-        "choices": choices,
-        "page_obj": page_obj,
-        "chart": credits_used_chart(user_id=user.pk, now=now),
     }
 
 

@@ -41,5 +41,4 @@ urlpatterns = [
     ),
     path("billing/success/", views.checkout_success, name="billing-success"),
     path("billing/cancel/", views.checkout_cancel, name="billing-cancel"),
-    path("activity/", views.activity, name="activity"),
 ]

@@ -229,17 +229,3 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
 def checkout_cancel(request: HttpRequest) -> HttpResponse:
     request.session.pop("checkout", None)
     return render(request, "pages/checkout_cancel.html")
-
-
-@require_GET
-@login_required
-@page_errors
-def activity(request: HttpRequest) -> HttpResponse:
-    context = selectors.activity_page(
-        user=request.user,
-        show=request.GET.get("show", "feed"),
-        kind=request.GET.get("type", ""),
-        page=request.GET.get("page", 1),
-        now=timezone.now(),
-    )
-    return render(request, "pages/activity.html", context)

@@ -8,10 +8,10 @@ from typing import Any
 from django.db.models import Count, Q
 from djstripe.models import WebhookEventTrigger
 
+from activities.models import SPENDING_KINDS
 from activities.selectors import ledger_daily
 from subscriptions import catalogue
 from subscriptions.models import CreditAccount, SubscriptionStatus
-from subscriptions.selectors import SPENDING_KINDS
 
 # Revenue that is coming in: trials have not paid yet and past-due accounts are not paying.
 MRR_STATUSES = (SubscriptionStatus.ACTIVE,)

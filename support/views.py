@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from pages.charts import bar_chart
+from activities.charts import bar_chart
 from support import selectors
 
 
