@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from activities import urls as activities_urls
 from hrvstr.health import healthz
+from subscriptions import urls as subscriptions_urls
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -18,6 +19,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Server-rendered pages (sign up, pricing, billing, activity) at the site root.
+    path("", include(subscriptions_urls.page_urlpatterns)),
     path("", include("pages.urls")),
     path("", include(activities_urls.page_urlpatterns)),
 ]

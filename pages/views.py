@@ -9,28 +9,21 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
 from billing import services as billing_services
 from billing.apis import BILLING_RATE
-from hrvstr.errors import DomainError
-from hrvstr.page_errors import back_url, error_page, page_errors
+from hrvstr.page_errors import error_page, page_errors
 from pages import selectors
-from pages.forms import CancelForm, CheckoutForm, PlanForm, SignupForm
+from pages.forms import CancelForm, CheckoutForm, PlanForm
 from subscriptions import catalogue
-from subscriptions.auth_apis import AUTH_RATE
-from subscriptions.users import user_register
 
 # The API's own limits (same rates, same keys), so the pages are no way around them.
-ratelimit_auth = ratelimit(key="ip", rate=AUTH_RATE, method="POST", block=True)
 ratelimit_billing = ratelimit(key="user_or_ip", rate=BILLING_RATE, method="POST", block=True)
 
 
@@ -42,53 +35,6 @@ def _invalid(request: HttpRequest, form) -> HttpResponse:
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("billing" if request.user.is_authenticated else "pricing")
-
-
-# --- accounts --------------------------------------------------------------------------------
-
-
-@page_errors
-@ratelimit_auth
-def signup(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated:
-        return redirect("billing")
-    form = SignupForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            user = user_register(
-                email=form.cleaned_data["email"],
-                password=form.cleaned_data["password"],
-                name=form.cleaned_data["name"],
-            )
-        except DomainError as exc:
-            form.add_error(exc.extra.get("field") or "email", exc.message)
-        else:
-            login(request, user, backend="hrvstr.auth.EmailBackend")
-            messages.success(request, "Welcome! You are on the Free plan.")
-            return redirect(back_url(request, reverse("pricing")))
-    return render(request, "registration/signup.html", {"form": form}, status=_status(form))
-
-
-def _status(form) -> int:
-    return 400 if form.is_bound and form.errors else 200
-
-
-class LoginView(auth_views.LoginView):
-    redirect_authenticated_user = True
-
-    def form_invalid(self, form):
-        return self.render_to_response(self.get_context_data(form=form), status=400)
-
-
-login_view = page_errors(ratelimit_auth(LoginView.as_view()))
-password_reset_view = page_errors(
-    ratelimit_auth(
-        auth_views.PasswordResetView.as_view(
-            email_template_name="registration/password_reset_email.txt",
-            subject_template_name="registration/password_reset_subject.txt",
-        )
-    )
-)
 
 
 # --- pricing and billing ---------------------------------------------------------------------
