@@ -81,8 +81,7 @@ INSTALLED_APPS = [
     # The project package is an app too: the page plumbing every app's pages share (the
     # ``money`` template tags, site.css).
     "hrvstr",
-    # Pages and the support admin sit on top of the three domain apps.
-    "pages",
+    # The support admin sits on top of the three domain apps.
     "support",
 ]
 

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from activities import urls as activities_urls
+from billing import urls as billing_urls
 from hrvstr.health import healthz
 from subscriptions import urls as subscriptions_urls
 
@@ -11,16 +12,16 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", include("support.urls")),
     path("admin/", admin.site.urls),
-    path("api/", include("subscriptions.urls")),
-    path("api/", include("activities.urls")),
-    path("api/billing/", include("billing.urls")),
+    path("api/", include(subscriptions_urls)),
+    path("api/", include(activities_urls)),
+    path("api/billing/", include(billing_urls)),
     # dj-stripe's own per-endpoint webhook URL (/stripe/webhook/<uuid>/) also works.
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Server-rendered pages (sign up, pricing, billing, activity) at the site root.
     path("", include(subscriptions_urls.page_urlpatterns)),
-    path("", include("pages.urls")),
+    path("", include(billing_urls.page_urlpatterns)),
     path("", include(activities_urls.page_urlpatterns)),
 ]
 

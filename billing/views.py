@@ -1,4 +1,4 @@
-"""Server-rendered pages: parse, call one service or selector, render.
+"""The pricing and billing pages: parse, call one service or selector, render.
 
 POST actions are rate limited like the API and answer domain errors through
 ``hrvstr.page_errors.page_errors``; a successful action redirects (POST/redirect/GET) so a reload
@@ -16,11 +16,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
+from billing import selectors
 from billing import services as billing_services
 from billing.apis import BILLING_RATE
+from billing.forms import CancelForm, CheckoutForm, PlanForm
 from hrvstr.page_errors import error_page, page_errors
-from pages import selectors
-from pages.forms import CancelForm, CheckoutForm, PlanForm
 from subscriptions import catalogue
 
 # The API's own limits (same rates, same keys), so the pages are no way around them.
@@ -35,9 +35,6 @@ def _invalid(request: HttpRequest, form) -> HttpResponse:
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("billing" if request.user.is_authenticated else "pricing")
-
-
-# --- pricing and billing ---------------------------------------------------------------------
 
 
 @require_GET
