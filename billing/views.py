@@ -8,14 +8,16 @@ never repeats it.
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
+from activities.charts import bar_chart
 from billing import selectors
 from billing import services as billing_services
 from billing.apis import BILLING_RATE
@@ -172,3 +174,19 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
 def checkout_cancel(request: HttpRequest) -> HttpResponse:
     request.session.pop("checkout", None)
     return render(request, "pages/checkout_cancel.html")
+
+
+# Behind the admin's staff login: hrvstr/urls.py mounts it at /admin/dashboard/.
+def support_dashboard(request: HttpRequest) -> HttpResponse:
+    """The support dashboard: tiers, MRR, credit flow, failed webhooks, accounts in grace."""
+    data = selectors.support_dashboard(now=timezone.now())
+    daily = data["daily"]
+    context = {
+        **admin.site.each_context(request),
+        **data,
+        "title": "Billing dashboard",
+        "granted_chart": bar_chart([(d.day, d.granted) for d in daily], label="Credits granted"),
+        "spent_chart": bar_chart([(d.day, d.spent) for d in daily], label="Credits spent"),
+        "daily_rows": list(reversed(daily))[:14],
+    }
+    return TemplateResponse(request, "support/dashboard.html", context)

@@ -81,8 +81,6 @@ INSTALLED_APPS = [
     # The project package is an app too: the page plumbing every app's pages share (the
     # ``money`` template tags, site.css).
     "hrvstr",
-    # The support admin sits on top of the three domain apps.
-    "support",
 ]
 
 MIDDLEWARE = [

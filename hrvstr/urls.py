@@ -5,12 +5,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from activities import urls as activities_urls
 from billing import urls as billing_urls
+from billing import views as billing_views
 from hrvstr.health import healthz
 from subscriptions import urls as subscriptions_urls
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    path("admin/", include("support.urls")),
+    # The support staff's billing dashboard, behind the admin's staff login.
+    path(
+        "admin/dashboard/",
+        admin.site.admin_view(billing_views.support_dashboard),
+        name="support-dashboard",
+    ),
     path("admin/", admin.site.urls),
     path("api/", include(subscriptions_urls)),
     path("api/", include(activities_urls)),
