@@ -51,7 +51,7 @@ check-migrations: install
 # PNGs of /pricing/, /billing/, /activity/ and the admin dashboard at 1280 and 390 pixels wide,
 # from a throw-away SQLite database with demo data (needs Debian's chromium: apt-get install chromium).
 screenshots: install
-	$(BIN)/python -m pages.screenshots --out screenshots
+	$(BIN)/python -m hrvstr.screenshots --out screenshots
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -1,10 +1,13 @@
-"""The fixed cast every test can use: ``owner``, ``other_user`` and ``staff``, plus API clients."""
+"""The fixed cast every test can use: ``owner``, ``other_user``, ``staff`` and the support
+group's ``support_agent``, plus API clients (JWT) and page clients (a logged-in session)."""
 
 from __future__ import annotations
 
 import contextlib
 
 import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -14,6 +17,12 @@ from subscriptions.tests.factories import UserFactory
 def bearer_client(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user, backend="hrvstr.auth.EmailBackend")
     return client
 
 
@@ -30,6 +39,40 @@ def other_user(db):
 @pytest.fixture
 def staff(db):
     return UserFactory(email="staff@example.com", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def support_agent(db):
+    """A staff member in the "support" group only (not a superuser)."""
+    user = UserFactory(email="agent@example.com", is_staff=True)
+    user.groups.add(Group.objects.get(name="support"))
+    return user
+
+
+@pytest.fixture
+def owner_client(owner) -> Client:
+    return logged_in(owner)
+
+
+@pytest.fixture
+def other_client(other_user) -> Client:
+    return logged_in(other_user)
+
+
+@pytest.fixture
+def staff_client(staff) -> Client:
+    return logged_in(staff)
+
+
+@pytest.fixture
+def agent_client(support_agent) -> Client:
+    return logged_in(support_agent)
+
+
+@pytest.fixture
+def admin_client(staff) -> Client:
+    """pytest-django's ``admin_client``, as our ``staff`` superuser."""
+    return logged_in(staff)
 
 
 @pytest.fixture

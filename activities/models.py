@@ -17,6 +17,10 @@ class LedgerKind(models.TextChoices):
     ADJUSTMENT = "adjustment", "Staff adjustment"
 
 
+# The kinds that spend credits (a released hold gives them back): what "credits used" counts.
+SPENDING_KINDS = (LedgerKind.SPEND, LedgerKind.HOLD, LedgerKind.UNLOCK, LedgerKind.HOLD_RELEASE)
+
+
 class Actor(models.TextChoices):
     USER = "user", "User"
     STRIPE = "stripe", "Stripe"

@@ -3,12 +3,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.paginator import Page, Paginator
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from activities.models import Activity, LedgerEntry
+from activities.charts import BarChart, bar_chart
+from activities.models import SPENDING_KINDS, Activity, ActivityType, LedgerEntry, LedgerKind
+
+CHART_DAYS = 30
+PAGE_SIZE = 25
 
 
 def ledger_for_user(*, user_id: int) -> QuerySet[LedgerEntry]:
@@ -77,3 +84,40 @@ def ledger_daily(
             LedgerDay(day=day, granted=row.get("granted") or 0, spent=-(row.get("spent") or 0))
         )
     return days
+
+
+def credits_used_chart(*, user_id: int, now: datetime) -> BarChart:
+    days = ledger_daily(
+        since=(now - timedelta(days=CHART_DAYS - 1)).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        ),
+        spending_kinds=SPENDING_KINDS,
+        user_id=user_id,
+    )
+    return bar_chart(
+        [(d.day, d.spent) for d in days], label=f"Credits used per day, last {CHART_DAYS} days"
+    )
+
+
+def activity_page(
+    *, user: AbstractBaseUser, show: str, kind: str, page: str | int, now: datetime
+) -> dict[str, Any]:
+    """/activity/: the feed or the ledger (filtered by type, paginated) and the usage chart."""
+    if show == "ledger":
+        valid = dict(LedgerKind.choices)
+        rows = ledger_for_user(user_id=user.pk)
+        if kind in valid:
+            rows = rows.filter(kind=kind)
+        choices = LedgerKind.choices
+    else:
+        valid = dict(ActivityType.choices)
+        rows = activities_for_user(user_id=user.pk, activity_type=kind if kind in valid else None)
+        choices = ActivityType.choices
+    page_obj: Page = Paginator(rows, PAGE_SIZE).get_page(page)
+    return {
+        "show": "ledger" if show == "ledger" else "feed",
+        "kind": kind if kind in valid else "",
+        "choices": choices,
+        "page_obj": page_obj,
+        "chart": credits_used_chart(user_id=user.pk, now=now),
+    }

@@ -6,11 +6,17 @@ Stripe API call; only a subscription the mirror has not seen yet is fetched from
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Q
+from django.utils.dateparse import parse_datetime
 from djstripe import models as djstripe_models
 
+from activities.models import SPENDING_KINDS
+from activities.selectors import ledger_daily
 from billing import gateway
 from billing.stripe_data import (
     price_entry,
@@ -19,7 +25,11 @@ from billing.stripe_data import (
     timestamp,
     to_dict,
 )
-from subscriptions.services import account_get
+from hrvstr.errors import DomainError
+from subscriptions import catalogue
+from subscriptions.models import CreditAccount, SubscriptionStatus
+from subscriptions.selectors import tier_info, unlocks_active
+from subscriptions.services import LIVE_STATUSES, account_get
 
 
 def _iso(value) -> str | None:
@@ -101,3 +111,229 @@ def payment_methods(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
         }
         for method in methods
     ]
+
+
+# --- what the pricing and billing pages show ---------------------------------------------------
+# Each composes the domain selectors; nothing writes (except ``account_get``'s own period roll,
+# the same one every API read does).
+
+
+def account_for(*, user: AbstractBaseUser, now: datetime) -> CreditAccount:
+    return account_get(user=user, now=now)
+
+
+@dataclass(frozen=True)
+class PlanCard:
+    tier: catalogue.Tier
+    is_current: bool
+    current_interval: str  # the subscriber's interval on this tier, else ""
+    action: str  # "checkout", "change" or "" (nothing to buy: free)
+    limits: list[tuple[str, int | None]]
+
+
+def pricing_cards(*, account: CreditAccount | None) -> list[PlanCard]:
+    """The four tiers from the catalogue, with what the visitor can do about each."""
+    subscribed = account is not None and _has_live_subscription(account)
+    cards = []
+    for tier in catalogue.TIERS.values():
+        is_current = account is not None and account.tier == tier.key
+        # Free needs no purchase; a subscriber changes plan instead of a second Checkout.
+        action = ("change" if subscribed else "checkout") if tier.is_paid else ""
+        cards.append(
+            PlanCard(
+                tier=tier,
+                is_current=is_current,
+                current_interval=(account.billing_interval if is_current and account else "") or "",
+                action=action,
+                limits=[(name.replace("_", " "), value) for name, value in tier.limits.items()],
+            )
+        )
+    return cards
+
+
+def _has_live_subscription(account: CreditAccount) -> bool:
+    return bool(account.stripe_subscription_id) and account.subscription_status in LIVE_STATUSES
+
+
+def _time_left(delta: timedelta) -> str:
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    hours, minutes = divmod(minutes, 60)
+    if hours and minutes:
+        return f"{hours} h {minutes} min"
+    if hours:
+        return f"{hours} h"
+    return f"{minutes} min" if minutes else "less than a minute"
+
+
+def billing_overview(*, user: AbstractBaseUser, now: datetime) -> dict[str, Any]:
+    """Everything /billing/ shows: the tier, its status, credits, unlocks and invoices."""
+    account = account_for(user=user, now=now)
+    info = tier_info(account=account, now=now)
+    tier = catalogue.TIERS[account.tier]
+    invoices: list[dict[str, Any]] = []
+    invoices_error = ""
+    try:
+        invoices = invoices_recent(user=user, limit=10)
+    except DomainError as exc:
+        # The rest of the page does not need Stripe: show it, and say what is missing.
+        invoices_error = exc.message
+    for invoice in invoices:
+        if isinstance(invoice.get("date"), str):
+            invoice["date"] = parse_datetime(invoice["date"])
+    unlocks = [
+        {
+            "name": catalogue.COMPONENTS[u.component].name
+            if u.component in catalogue.COMPONENTS
+            else u.component,
+            "expires_at": u.expires_at,
+            "time_left": _time_left(u.expires_at - now),
+            "cost": u.cost,
+        }
+        for u in unlocks_active(user_id=user.pk, now=now)
+    ]
+    live = _has_live_subscription(account)
+    return {
+        "account": account,
+        "tier": tier,
+        "info": info,
+        "credits": info["credits"],
+        "live_subscription": live,
+        "in_grace": account.subscription_status == SubscriptionStatus.PAST_DUE
+        and account.grace_until is not None,
+        "renews_on": account.billing_period_end or account.period_end,
+        "pending_tier": catalogue.TIERS.get(account.pending_tier) if account.pending_tier else None,
+        "bundles": [
+            bundle
+            for bundle in catalogue.BUNDLES.values()
+            if tier.rank >= bundle.required_tier_rank
+        ],
+        "other_tiers": [t for t in catalogue.TIERS.values() if t.is_paid and t.key != tier.key],
+        "unlocks": unlocks,
+        "invoices": invoices,
+        "invoices_error": invoices_error,
+        "has_customer": bool(account.stripe_customer_id),
+    }
+
+
+def checkout_progress(
+    *, account: CreditAccount, started: dict[str, Any], session_id: str
+) -> dict[str, Any]:
+    """Has the webhook for the Checkout this browser started landed yet?
+
+    ``started`` is what the account looked like when the checkout began (kept in the session):
+    a plan has landed once the tier changed, a bundle once the purchased credits did. With no
+    record (another browser, an old link) the page cannot know, so it only waits and polls.
+    """
+    if started.get("id") != session_id:
+        started = {}
+    kind = started.get("kind", "unknown")
+    if kind == "bundle":
+        activated = account.purchased_balance != started.get("purchased")
+    elif kind == "plan":
+        activated = account.tier != started.get("tier")
+    else:
+        activated = False
+    return {
+        "account": account,
+        "tier": catalogue.TIERS[account.tier],
+        "activated": activated,
+        "baseline": {
+            "kind": kind,
+            "tier": started.get("tier", account.tier),
+            "purchased": started.get("purchased", account.purchased_balance),
+        },
+        "tier_names": {t.key: t.name for t in catalogue.TIERS.values()},
+    }
+
+
+def plan_change_preview(*, account: CreditAccount, tier: str, interval: str) -> dict[str, Any]:
+    """What switching to ``tier``/``interval`` means, told before the customer confirms.
+
+    Mirrors billing.services.subscription_change_plan: a higher tier or another interval is
+    invoiced now (prorated) and applies at once; a lower tier applies at the renewal.
+    """
+    current = catalogue.TIERS[account.tier]
+    target = catalogue.TIERS[tier]
+    same = target.key == current.key and interval == account.billing_interval
+    immediate = target.rank > current.rank or interval != account.billing_interval
+    return {
+        "account": account,
+        "current": current,
+        "target": target,
+        "interval": interval,
+        "price_cents": target.price_cents(interval),  # type: ignore[arg-type]
+        "same": same,
+        "immediate": immediate,
+        "renews_on": account.billing_period_end or account.period_end,
+        "live_subscription": _has_live_subscription(account),
+    }
+
+
+# --- the support staff's billing dashboard (/admin/dashboard/) ----------------------------------
+
+# Revenue that is coming in: trials have not paid yet and past-due accounts are not paying.
+MRR_STATUSES = (SubscriptionStatus.ACTIVE,)
+
+
+def accounts_per_tier() -> list[dict[str, Any]]:
+    counts = dict(
+        CreditAccount.objects.values_list("tier").annotate(n=Count("id")).values_list("tier", "n")
+    )
+    return [{"tier": tier, "count": counts.get(tier.key, 0)} for tier in catalogue.TIERS.values()]
+
+
+def mrr_cents() -> dict[str, Any]:
+    """Monthly recurring revenue in cents: the catalogue prices of active subscriptions (a
+    yearly price counts a twelfth, rounded down). Unknown lookup keys are counted, not priced."""
+    rows = (
+        CreditAccount.objects.filter(subscription_status__in=MRR_STATUSES)
+        .exclude(stripe_subscription_id="")
+        .values_list("stripe_price_lookup_key")
+        .annotate(n=Count("id"))
+    )
+    total = 0
+    unpriced = 0
+    by_key = []
+    for lookup_key, count in rows:
+        entry = catalogue.PRICES_BY_LOOKUP_KEY.get(lookup_key)
+        if entry is None or entry.interval is None:
+            unpriced += count
+            continue
+        monthly = entry.amount_cents if entry.interval == "month" else entry.amount_cents // 12
+        total += monthly * count
+        by_key.append({"lookup_key": lookup_key, "count": count, "mrr_cents": monthly * count})
+    by_key.sort(key=lambda row: row["lookup_key"])
+    return {"total_cents": total, "by_key": by_key, "unpriced": unpriced}
+
+
+def failed_webhook_events(*, limit: int = 20):
+    failed = djstripe_models.WebhookEventTrigger.objects.filter(Q(valid=False) | Q(processed=False))
+    return failed.count(), list(failed.select_related("event").order_by("-created")[:limit])
+
+
+def accounts_in_grace(*, now: datetime):
+    return list(
+        CreditAccount.objects.filter(
+            subscription_status=SubscriptionStatus.PAST_DUE, grace_until__gt=now
+        )
+        .select_related("user")
+        .order_by("grace_until")[:50]
+    )
+
+
+def credits_daily(*, now: datetime, days: int = 30):
+    since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return ledger_daily(since=since, spending_kinds=SPENDING_KINDS)
+
+
+def support_dashboard(*, now: datetime) -> dict[str, Any]:
+    failed_count, failed = failed_webhook_events()
+    return {
+        "tiers": accounts_per_tier(),
+        "accounts_total": CreditAccount.objects.count(),
+        "mrr": mrr_cents(),
+        "daily": credits_daily(now=now),
+        "failed_count": failed_count,
+        "failed": failed,
+        "grace": accounts_in_grace(now=now),
+    }

@@ -1,7 +1,8 @@
 from django.urls import path
 
-from billing import apis, endpoint
+from billing import apis, endpoint, views
 
+# The JSON API and the webhook, mounted at /api/billing/ (hrvstr/urls.py).
 urlpatterns = [
     path("create-checkout-session", apis.CheckoutSessionApi.as_view(), name="api-checkout"),
     path("customer-portal", apis.CustomerPortalApi.as_view(), name="api-portal"),
@@ -13,4 +14,26 @@ urlpatterns = [
     path("payment-methods", apis.PaymentMethodsApi.as_view(), name="api-payment-methods"),
     path("pricing", apis.PricingApi.as_view(), name="api-pricing"),
     path("webhook", endpoint.stripe_webhook, name="stripe-webhook"),
+]
+
+# The home redirect, the pricing and billing pages, mounted at the site root.
+page_urlpatterns = [
+    path("", views.home, name="home"),
+    path("pricing/", views.pricing, name="pricing"),
+    path("billing/", views.billing, name="billing"),
+    path("billing/checkout/", views.checkout, name="billing-checkout"),
+    path("billing/change-plan/", views.change_plan, name="billing-change-plan"),
+    path("billing/portal/", views.portal, name="billing-portal"),
+    path(
+        "billing/subscription/cancel/",
+        views.subscription_cancel,
+        name="billing-subscription-cancel",
+    ),
+    path(
+        "billing/subscription/resume/",
+        views.subscription_resume,
+        name="billing-subscription-resume",
+    ),
+    path("billing/success/", views.checkout_success, name="billing-success"),
+    path("billing/cancel/", views.checkout_cancel, name="billing-cancel"),
 ]

@@ -78,9 +78,9 @@ INSTALLED_APPS = [
     "activities",
     "subscriptions",
     "billing",
-    # Pages and the support admin sit on top of the three domain apps.
-    "pages",
-    "support",
+    # The project package is an app too: the page plumbing every app's pages share (the
+    # ``money`` template tags, site.css).
+    "hrvstr",
 ]
 
 MIDDLEWARE = [

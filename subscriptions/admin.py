@@ -1,9 +1,36 @@
+"""The admin of accounts, and the support staff's admin of users.
+
+Balances change only through services: every field of an account is read-only here. The
+support actions (grant or remove credits, set an allowance, resync from Stripe) call the same
+services the API and the webhooks use, ask for a reason on an intermediate page, and record
+the staff member: in the ledger row where the action changes credits, and in the admin's log
+for every action. The resync action is billing's service: this admin sits above the domain
+apps, like a page.
+"""
+
 from __future__ import annotations
 
-from django.contrib import admin
-from django.http import HttpRequest
+from collections.abc import Callable
+from typing import Any
 
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from billing import services as billing_services
+from hrvstr.errors import DomainError
+from subscriptions.forms import AdjustCreditsForm, AllowanceForm, ReasonForm, action_token
 from subscriptions.models import ComponentUnlock, CreditAccount, CreditHold
+from subscriptions.services import account_get, allowance_override_set, credits_adjust
+
+User = get_user_model()
 
 BALANCE_FIELDS = (
     "tier",
@@ -75,3 +102,262 @@ class ComponentUnlockAdmin(CreditHoldAdmin):
     list_display = ("id", "user", "component", "tier", "cost", "unlocked_at", "expires_at")
     list_filter = ("component", "tier")
     readonly_fields = [field.name for field in ComponentUnlock._meta.fields]
+
+
+def reason_action(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    *,
+    form_class: type[ReasonForm],
+    title: str,
+    action: str,
+    apply: Callable[[Any, dict[str, Any]], str],
+    label: Callable[[Any], str],
+    single: bool = False,
+) -> HttpResponse | None:
+    """A reason-gated admin action (on users here, on webhook deliveries in billing).
+
+    Shows the intermediate form; once it is valid, calls ``apply(obj, cleaned_data)`` for each
+    object, logs what it did with the reason, and reports each object's outcome (a domain
+    error skips to the next object)."""
+    if "apply" in request.POST:
+        form = form_class(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            for obj in queryset:
+                try:
+                    outcome = apply(obj, data)
+                except DomainError as exc:
+                    model_admin.message_user(
+                        request, f"{label(obj)}: {exc.message}", messages.ERROR
+                    )
+                    continue
+                model_admin.log_change(
+                    request, obj, f"{title}: {outcome}. Reason: {data['reason']}"
+                )
+                model_admin.message_user(request, f"{label(obj)}: {outcome}", messages.SUCCESS)
+            return None
+    else:
+        form = form_class(initial={"token": action_token()})
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "queryset": queryset,
+        "action": action,
+        "single": single,
+        "opts": model_admin.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, "support/action_form.html", context)
+
+
+# --- users, for the support staff ---------------------------------------------------------------
+
+
+class CreditAccountInline(admin.StackedInline):
+    model = CreditAccount
+    fk_name = "user"
+    can_delete = False
+    extra = 0
+    max_num = 1
+    verbose_name = "credit account"
+    verbose_name_plural = "credit account"
+    readonly_fields = BALANCE_FIELDS
+    fieldsets = (
+        (None, {"fields": ("tier", "subscription_status", "billing_problem")}),
+        (
+            "Credits",
+            {
+                "fields": (
+                    "monthly_allowance",
+                    "monthly_used",
+                    "purchased_balance",
+                    "custom_allowance",
+                    "period_start",
+                    "period_end",
+                )
+            },
+        ),
+        (
+            "Stripe",
+            {
+                "fields": (
+                    "stripe_customer_id",
+                    "stripe_subscription_id",
+                    "stripe_price_lookup_key",
+                    "billing_interval",
+                    "billing_period_end",
+                    "cancel_at_period_end",
+                    "pending_tier",
+                    "grace_until",
+                )
+            },
+        ),
+    )
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# One action = a form class, a title, and what to call for one user with the cleaned data.
+SupportAction = tuple[type[ReasonForm], str, Callable[[Any, Any, dict[str, Any], str], str]]
+
+
+def _adjust(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
+    entry = credits_adjust(
+        user=user,
+        amount=data["amount"],
+        reason=data["reason"],
+        staff_user=staff,
+        idempotency_key=key,
+    )
+    return f"{entry.total_delta:+d} credits, {entry.remaining_after} left"
+
+
+def _allowance(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
+    entry = allowance_override_set(
+        user=user,
+        allowance=data["allowance"],
+        reason=data["reason"],
+        staff_user=staff,
+        idempotency_key=key,
+    )
+    custom = data["allowance"]
+    return (
+        f"custom allowance {custom}" if custom is not None else "allowance back to tier default"
+    ) + f", {entry.remaining_after} credits left"
+
+
+def _resync(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
+    summary = billing_services.account_resync_from_stripe(
+        account=account_get(user=user), staff_user=staff
+    )
+    return f"resynced from Stripe: {summary}"
+
+
+SUPPORT_ACTIONS: dict[str, SupportAction] = {
+    "adjust_credits": (AdjustCreditsForm, "Grant or remove credits", _adjust),
+    "set_allowance": (AllowanceForm, "Set a custom institutional allowance", _allowance),
+    "resync_from_stripe": (ReasonForm, "Resync from Stripe", _resync),
+}
+PERMISSION_FOR = {
+    "adjust_credits": "subscriptions.adjust_credits",
+    "set_allowance": "subscriptions.adjust_credits",
+    "resync_from_stripe": "subscriptions.resync_billing",
+}
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class SupportUserAdmin(UserAdmin):
+    inlines = [CreditAccountInline]
+    list_display = (
+        "email",
+        "tier",
+        "credits_left",
+        "stripe_status",
+        "date_joined",
+    )
+    list_select_related = ("credit_account",)
+    list_filter = (
+        "credit_account__tier",
+        "credit_account__subscription_status",
+        "is_staff",
+        "is_active",
+    )
+    search_fields = (
+        "email",
+        "username",
+        "first_name",
+        "last_name",
+        "credit_account__stripe_customer_id",
+    )
+    search_help_text = "E-mail, name or Stripe customer id (cus_...)"
+    ordering = ("-date_joined",)
+    actions = ["adjust_credits", "set_allowance", "resync_from_stripe"]
+    change_form_template = "support/user_change_form.html"
+
+    @admin.display(description="tier", ordering="credit_account__tier")
+    def tier(self, user: Any) -> str:
+        account = getattr(user, "credit_account", None)
+        return account.get_tier_display() if account else "-"
+
+    @admin.display(description="credits left")
+    def credits_left(self, user: Any) -> int | str:
+        account = getattr(user, "credit_account", None)
+        return account.remaining if account else "-"
+
+    @admin.display(description="Stripe status", ordering="credit_account__subscription_status")
+    def stripe_status(self, user: Any) -> str:
+        account = getattr(user, "credit_account", None)
+        return account.get_subscription_status_display() if account else "-"
+
+    def has_adjust_credits_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("subscriptions.adjust_credits")
+
+    def has_resync_billing_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("subscriptions.resync_billing")
+
+    @admin.action(description="Grant or remove credits", permissions=["adjust_credits"])
+    def adjust_credits(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._support_action(request, queryset, "adjust_credits")
+
+    @admin.action(
+        description="Set a custom institutional allowance", permissions=["adjust_credits"]
+    )
+    def set_allowance(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._support_action(request, queryset, "set_allowance")
+
+    @admin.action(description="Resync from Stripe", permissions=["resync_billing"])
+    def resync_from_stripe(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._support_action(request, queryset, "resync_from_stripe")
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/support/<str:action>/",
+                self.admin_site.admin_view(self.support_action_view),
+                name="support-user-action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def support_action_view(self, request: HttpRequest, object_id: str, action: str):
+        """The same actions from one user's page (a button under the user's name)."""
+        if action not in SUPPORT_ACTIONS:
+            return HttpResponseRedirect(reverse("admin:auth_user_changelist"))
+        if not request.user.has_perm(PERMISSION_FOR[action]):
+            raise PermissionDenied
+        user = get_object_or_404(User, pk=object_id)
+        queryset = User.objects.filter(pk=user.pk)
+        done_url = reverse("admin:auth_user_change", args=[user.pk])
+        response = self._support_action(request, queryset, action, single=True)
+        return response or HttpResponseRedirect(done_url)
+
+    def _support_action(
+        self, request: HttpRequest, queryset: QuerySet, action: str, *, single: bool = False
+    ) -> HttpResponse | None:
+        form_class, title, apply = SUPPORT_ACTIONS[action]
+
+        def apply_to(user: Any, data: dict[str, Any]) -> str:
+            return apply(user, request.user, data, f"admin:{action}:{data['token']}:{user.pk}")
+
+        return reason_action(
+            self,
+            request,
+            queryset,
+            form_class=form_class,
+            title=title,
+            action=action,
+            apply=apply_to,
+            label=lambda user: user.email,
+            single=single,
+        )

@@ -171,3 +171,16 @@ class ComponentUnlock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class SupportAccount(CreditAccount):
+    """No table: a home for the support staff's own permissions (see the data migration that
+    creates the "support" group)."""
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        permissions = [
+            ("adjust_credits", "Can grant or remove credits and set custom allowances"),
+            ("resync_billing", "Can resync accounts from Stripe and replay failed webhooks"),
+        ]

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from activities.models import LedgerEntry, LedgerKind
+from activities.models import SPENDING_KINDS, LedgerEntry
 from activities.selectors import ledger_totals
 from subscriptions import catalogue
 from subscriptions.models import ComponentUnlock, CreditAccount, SubscriptionStatus
@@ -124,9 +124,6 @@ def unlock_as_json(unlock: ComponentUnlock, *, now: datetime) -> dict[str, Any]:
         "secondsRemaining": max(int((unlock.expires_at - now).total_seconds()), 0),
         "tier": unlock.tier,
     }
-
-
-SPENDING_KINDS = (LedgerKind.SPEND, LedgerKind.HOLD, LedgerKind.UNLOCK, LedgerKind.HOLD_RELEASE)
 
 
 def usage_stats(*, account: CreditAccount, now: datetime) -> dict[str, Any]:

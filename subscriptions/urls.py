@@ -1,7 +1,9 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from subscriptions import apis, auth_apis
+from subscriptions import apis, auth_apis, views
 
+# The JSON API, mounted at /api/ (hrvstr/urls.py).
 urlpatterns = [
     path("auth/register", auth_apis.RegisterApi.as_view(), name="api-register"),
     path("auth/token", auth_apis.TokenApi.as_view(), name="api-token"),
@@ -39,5 +41,28 @@ urlpatterns = [
         "credits/recent-expirations",
         apis.RecentExpirationsApi.as_view(),
         name="api-recent-expirations",
+    ),
+]
+
+# The account pages, mounted at the site root.
+page_urlpatterns = [
+    path("signup/", views.signup, name="signup"),
+    path("login/", views.login_view, name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset/", views.password_reset_view, name="password_reset"),
+    path(
+        "password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
     ),
 ]

@@ -67,3 +67,14 @@ class StripeHarness:
 
     def types(self) -> list[str]:
         return [delivery.event["type"] for delivery in self.queued]
+
+
+def checkout_and_pay(client, harness, body, card="4242424242424242"):
+    """Start Checkout from a page, pay on the offline Stripe, deliver the webhooks."""
+    response = client.post("/billing/checkout/", body)
+    assert response.status_code == 303, response.content
+    session_id = response["Location"].rsplit("/", 1)[-1]
+    harness.deliver()
+    harness.emulator.complete_checkout(session_id, card=card)
+    harness.deliver()
+    return session_id

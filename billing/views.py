@@ -1,36 +1,31 @@
-"""Server-rendered pages: parse, call one service or selector, render.
+"""The pricing and billing pages: parse, call one service or selector, render.
 
 POST actions are rate limited like the API and answer domain errors through
-``pages.errors.page_errors``; a successful action redirects (POST/redirect/GET) so a reload
+``hrvstr.page_errors.page_errors``; a successful action redirects (POST/redirect/GET) so a reload
 never repeats it.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import messages
-from django.contrib.auth import login
-from django.contrib.auth import views as auth_views
+from django.contrib import admin, messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
+from activities.charts import bar_chart
+from billing import selectors
 from billing import services as billing_services
 from billing.apis import BILLING_RATE
-from hrvstr.errors import DomainError
-from pages import selectors
-from pages.errors import back_url, error_page, page_errors
-from pages.forms import CancelForm, CheckoutForm, PlanForm, SignupForm
+from billing.forms import CancelForm, CheckoutForm, PlanForm
+from hrvstr.page_errors import error_page, page_errors
 from subscriptions import catalogue
-from subscriptions.auth_apis import AUTH_RATE
-from subscriptions.users import user_register
 
 # The API's own limits (same rates, same keys), so the pages are no way around them.
-ratelimit_auth = ratelimit(key="ip", rate=AUTH_RATE, method="POST", block=True)
 ratelimit_billing = ratelimit(key="user_or_ip", rate=BILLING_RATE, method="POST", block=True)
 
 
@@ -42,56 +37,6 @@ def _invalid(request: HttpRequest, form) -> HttpResponse:
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("billing" if request.user.is_authenticated else "pricing")
-
-
-# --- accounts --------------------------------------------------------------------------------
-
-
-@page_errors
-@ratelimit_auth
-def signup(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated:
-        return redirect("billing")
-    form = SignupForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            user = user_register(
-                email=form.cleaned_data["email"],
-                password=form.cleaned_data["password"],
-                name=form.cleaned_data["name"],
-            )
-        except DomainError as exc:
-            form.add_error(exc.extra.get("field") or "email", exc.message)
-        else:
-            login(request, user, backend="hrvstr.auth.EmailBackend")
-            messages.success(request, "Welcome! You are on the Free plan.")
-            return redirect(back_url(request, reverse("pricing")))
-    return render(request, "registration/signup.html", {"form": form}, status=_status(form))
-
-
-def _status(form) -> int:
-    return 400 if form.is_bound and form.errors else 200
-
-
-class LoginView(auth_views.LoginView):
-    redirect_authenticated_user = True
-
-    def form_invalid(self, form):
-        return self.render_to_response(self.get_context_data(form=form), status=400)
-
-
-login_view = page_errors(ratelimit_auth(LoginView.as_view()))
-password_reset_view = page_errors(
-    ratelimit_auth(
-        auth_views.PasswordResetView.as_view(
-            email_template_name="registration/password_reset_email.txt",
-            subject_template_name="registration/password_reset_subject.txt",
-        )
-    )
-)
-
-
-# --- pricing and billing ---------------------------------------------------------------------
 
 
 @require_GET
@@ -231,15 +176,17 @@ def checkout_cancel(request: HttpRequest) -> HttpResponse:
     return render(request, "pages/checkout_cancel.html")
 
 
-@require_GET
-@login_required
-@page_errors
-def activity(request: HttpRequest) -> HttpResponse:
-    context = selectors.activity_page(
-        user=request.user,
-        show=request.GET.get("show", "feed"),
-        kind=request.GET.get("type", ""),
-        page=request.GET.get("page", 1),
-        now=timezone.now(),
-    )
-    return render(request, "pages/activity.html", context)
+# Behind the admin's staff login: hrvstr/urls.py mounts it at /admin/dashboard/.
+def support_dashboard(request: HttpRequest) -> HttpResponse:
+    """The support dashboard: tiers, MRR, credit flow, failed webhooks, accounts in grace."""
+    data = selectors.support_dashboard(now=timezone.now())
+    daily = data["daily"]
+    context = {
+        **admin.site.each_context(request),
+        **data,
+        "title": "Billing dashboard",
+        "granted_chart": bar_chart([(d.day, d.granted) for d in daily], label="Credits granted"),
+        "spent_chart": bar_chart([(d.day, d.spent) for d in daily], label="Credits spent"),
+        "daily_rows": list(reversed(daily))[:14],
+    }
+    return TemplateResponse(request, "support/dashboard.html", context)

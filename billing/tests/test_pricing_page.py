@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pages.templatetags.money import cents
+from hrvstr.templatetags.money import cents
 from subscriptions import catalogue
 from subscriptions.models import CreditAccount
 

@@ -1,6 +1,6 @@
 """``make screenshots``: the pages and the admin dashboard as PNGs, desktop and phone widths.
 
-    python -m pages.screenshots [--out screenshots]
+    python -m hrvstr.screenshots [--out screenshots]
 
 Starts the app on a throw-away SQLite database with the offline Stripe beside it (both in
 this process, on loopback ports), fills it with demo data through the same services and
@@ -169,7 +169,7 @@ def demo_data(emulator) -> None:
 def capture(base_url: str, out: Path) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
-    from pages.browser import launch
+    from hrvstr.browser import launch
 
     saved: list[Path] = []
     with sync_playwright() as playwright:
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from pages.browser import chromium_available
+    from hrvstr.browser import chromium_available
 
     if not chromium_available():
         print("screenshots need /usr/bin/chromium (apt-get install chromium) and playwright")

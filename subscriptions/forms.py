@@ -1,12 +1,39 @@
-"""The intermediate forms of the support actions: every change needs a reason.
+"""Small input forms: they parse and validate, the services decide.
 
-``token`` is minted when the form is first shown; the ledger's idempotency key derives from
-it, so a double-submitted form (or a reload of the POST) changes the balance once.
+The support staff's admin actions go through an intermediate form, and every change needs a
+reason. Its ``token`` is minted when the form is first shown (``action_token``); the ledger's
+idempotency key derives from it, so a double-submitted form (or a reload of the POST) changes
+the balance once.
 """
 
 from __future__ import annotations
 
+import uuid
+
 from django import forms
+
+
+class SignupForm(forms.Form):
+    name = forms.CharField(max_length=150, required=False, label="Name (optional)")
+    email = forms.EmailField(max_length=254, label="E-mail")
+    password = forms.CharField(
+        max_length=128,
+        strip=False,
+        label="Password",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters, not a common password.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].widget.attrs["autocomplete"] = "email"
+        self.fields["name"].widget.attrs["autocomplete"] = "name"
+
+
+def action_token() -> str:
+    """A fresh token for an admin action's intermediate form."""
+    return uuid.uuid4().hex
+
 
 REASON_HELP = "Saved in the ledger with your name; the customer may see it."
 

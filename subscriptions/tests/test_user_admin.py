@@ -4,6 +4,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 
 from activities.models import Actor, LedgerEntry, LedgerKind
+from conftest import logged_in
 from subscriptions.models import CreditAccount
 
 pytestmark = pytest.mark.django_db
@@ -177,8 +178,6 @@ def test_the_support_group_cannot_touch_stripe_keys(agent_client, admin_client):
 def test_staff_without_the_permission_get_no_actions(owner):
     from django.contrib.auth.models import Permission
 
-    from pages.tests.conftest import logged_in
-
     owner.is_staff = True
     owner.save()
     owner.user_permissions.add(Permission.objects.get(codename="view_user"))
@@ -186,3 +185,17 @@ def test_staff_without_the_permission_get_no_actions(owner):
     html = client.get(CHANGELIST).content.decode()
     assert "adjust_credits" not in html
     assert client.get(f"/admin/auth/user/{owner.pk}/support/adjust_credits/").status_code == 403
+
+
+def test_the_support_group_exists_with_its_permissions(support_agent):
+    assert support_agent.has_perm("subscriptions.adjust_credits")
+    assert support_agent.has_perm("subscriptions.resync_billing")
+    assert support_agent.has_perm("auth.view_user")
+    assert not support_agent.has_perm("auth.delete_user")
+    assert not support_agent.has_perm("auth.change_user")
+    assert not support_agent.has_perm("djstripe.view_apikey")
+    assert not support_agent.has_perm("djstripe.change_apikey")
+
+
+def test_a_non_staff_member_gets_no_admin(owner):
+    assert logged_in(owner).get("/admin/auth/user/").status_code == 302

@@ -22,8 +22,8 @@ PERMISSIONS = [
     ("djstripe", "view_subscription"),
     ("djstripe", "view_invoice"),
     ("djstripe", "view_session"),
-    ("support", "adjust_credits"),
-    ("support", "resync_billing"),
+    ("subscriptions", "adjust_credits"),
+    ("subscriptions", "resync_billing"),
 ]
 
 
@@ -47,7 +47,7 @@ def remove_group(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("support", "0001_initial"),
+        ("subscriptions", "0002_supportaccount"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("activities", "0001_initial"),

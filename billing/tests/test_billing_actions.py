@@ -7,7 +7,7 @@ import pytest
 
 from billing import services
 from billing.gateway import StripeUnavailable
-from pages.tests.conftest import checkout_and_pay
+from billing.tests.harness import checkout_and_pay
 from subscriptions.errors import InsufficientCredits
 from subscriptions.models import CreditAccount
 

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from pages.browser import chromium_available, launch
+from hrvstr.browser import chromium_available, launch
 
 pytestmark = [
     pytest.mark.browser,
@@ -179,7 +179,7 @@ UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, tex
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_pages_have_labelled_controls_and_fit_a_phone(browser, live_server, width):
-    from pages.tests.conftest import logged_in
+    from conftest import logged_in
     from subscriptions.models import CreditAccount
     from subscriptions.services import credits_adjust, credits_spend
     from subscriptions.tests.factories import UserFactory

@@ -9,23 +9,6 @@ from subscriptions import catalogue
 INTERVAL_CHOICES = [("month", "Monthly"), ("year", "Yearly")]
 
 
-class SignupForm(forms.Form):
-    name = forms.CharField(max_length=150, required=False, label="Name (optional)")
-    email = forms.EmailField(max_length=254, label="E-mail")
-    password = forms.CharField(
-        max_length=128,
-        strip=False,
-        label="Password",
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="At least 8 characters, not a common password.",
-    )
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["email"].widget.attrs["autocomplete"] = "email"
-        self.fields["name"].widget.attrs["autocomplete"] = "name"
-
-
 class PlanForm(forms.Form):
     """A paid tier and an interval (both checked against the catalogue here and again by the
     service: the form only gives a friendly answer sooner)."""

@@ -128,7 +128,7 @@ def test_staff_see_their_own_billing_page(staff_client):
 def test_a_lock_timeout_is_a_busy_page_not_a_crash(owner_client, monkeypatch):
     from django.db import OperationalError
 
-    from pages import selectors
+    from billing import selectors
 
     def locked(**kwargs):
         raise OperationalError("database is locked")
@@ -143,7 +143,7 @@ def test_a_lock_timeout_is_a_busy_page_not_a_crash(owner_client, monkeypatch):
 def test_other_database_errors_are_not_hidden(owner_client, monkeypatch):
     from django.db import OperationalError
 
-    from pages import selectors
+    from billing import selectors
 
     def broken(**kwargs):
         raise OperationalError("no such table")

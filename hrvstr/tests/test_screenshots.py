@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pages.browser import chromium_available
-from pages.screenshots import STAFF_PAGES, USER_PAGES, WIDTHS
+from hrvstr.browser import chromium_available
+from hrvstr.screenshots import STAFF_PAGES, USER_PAGES, WIDTHS
 
 pytestmark = [
     pytest.mark.browser,
@@ -20,7 +20,7 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 
 def test_make_screenshots_saves_every_page_at_both_widths(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "pages.screenshots", "--out", str(tmp_path)],
+        [sys.executable, "-m", "hrvstr.screenshots", "--out", str(tmp_path)],
         cwd=BASE_DIR,
         capture_output=True,
         text=True,

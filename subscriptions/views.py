@@ -1,0 +1,62 @@
+"""The account pages: sign up, log in, password reset (Django's views, rate limited like the
+API's auth endpoints, errors through ``hrvstr.page_errors.page_errors``)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django_ratelimit.decorators import ratelimit
+
+from hrvstr.errors import DomainError
+from hrvstr.page_errors import back_url, page_errors
+from subscriptions.auth_apis import AUTH_RATE
+from subscriptions.forms import SignupForm
+from subscriptions.users import user_register
+
+# The API's own limit (same rate, same key), so the pages are no way around it.
+ratelimit_auth = ratelimit(key="ip", rate=AUTH_RATE, method="POST", block=True)
+
+
+@page_errors
+@ratelimit_auth
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("billing")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = user_register(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                name=form.cleaned_data["name"],
+            )
+        except DomainError as exc:
+            form.add_error(exc.extra.get("field") or "email", exc.message)
+        else:
+            login(request, user, backend="hrvstr.auth.EmailBackend")
+            messages.success(request, "Welcome! You are on the Free plan.")
+            return redirect(back_url(request, reverse("pricing")))
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "registration/signup.html", {"form": form}, status=status)
+
+
+class LoginView(auth_views.LoginView):
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+login_view = page_errors(ratelimit_auth(LoginView.as_view()))
+password_reset_view = page_errors(
+    ratelimit_auth(
+        auth_views.PasswordResetView.as_view(
+            email_template_name="registration/password_reset_email.txt",
+            subject_template_name="registration/password_reset_subject.txt",
+        )
+    )
+)
