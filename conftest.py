@@ -98,6 +98,22 @@ def _fresh_cache():
 
 
 @pytest.fixture
+def rate_limits_on(settings):
+    """Rate limits enabled, with the clock stopped.
+
+    django-ratelimit counts in fixed windows; a test whose requests straddle a window's end
+    would see the count start again and no 429 (seen in CI on PostgreSQL). A stopped clock
+    keeps every request in one window; forked worker processes inherit it.
+    """
+    import time_machine
+    from django.utils import timezone
+
+    settings.RATELIMIT_ENABLE = True
+    with time_machine.travel(timezone.now(), tick=False):
+        yield settings
+
+
+@pytest.fixture
 def stripe_harness(settings, db):
     """The offline Stripe behind the unmodified SDK, with webhooks posted to our endpoint."""
     import stripe

@@ -28,9 +28,8 @@ def attempt(client: Client, **headers) -> int:
 
 
 @pytest.fixture
-def limits_on(settings):
-    settings.RATELIMIT_ENABLE = True
-    return settings
+def limits_on(rate_limits_on):
+    return rate_limits_on
 
 
 def test_a_new_x_forwarded_for_each_time_does_not_dodge_the_limit(db, limits_on):

@@ -275,10 +275,9 @@ def test_an_oversized_idempotency_key_is_refused(api, owner):
     assert spend(api, key="k" * 101).status_code == 400
 
 
-def test_spend_is_rate_limited_with_retry_after(api, owner):
+def test_spend_is_rate_limited_with_retry_after(api, owner, rate_limits_on):
     give_credits(owner, 1000)
-    with override_settings(RATELIMIT_ENABLE=True):
-        statuses = [spend(api).status_code for _ in range(125)]
+    statuses = [spend(api).status_code for _ in range(125)]
     assert statuses.count(429) == 5
     refused = spend(api)
     assert refused.status_code == 429 and refused["Retry-After"]
@@ -473,8 +472,7 @@ def test_ledger_rows_record_the_spend(api, owner):
     assert (entry.purchased_delta, entry.actor, entry.source) == (-3, "user", "abc")
 
 
-@override_settings(RATELIMIT_ENABLE=True)
-def test_login_is_rate_limited_per_address(anon, db):
+def test_login_is_rate_limited_per_address(anon, db, rate_limits_on):
     statuses = [
         anon.post(
             "/api/auth/token", {"email": "x@example.com", "password": "wrong"}, format="json"
