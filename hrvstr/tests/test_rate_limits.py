@@ -27,20 +27,15 @@ def attempt(client: Client, **headers) -> int:
     return response.status_code
 
 
-@pytest.fixture
-def limits_on(rate_limits_on):
-    return rate_limits_on
-
-
-def test_a_new_x_forwarded_for_each_time_does_not_dodge_the_limit(db, limits_on):
-    limits_on.TRUSTED_PROXY_COUNT = 0
+def test_a_new_x_forwarded_for_each_time_does_not_dodge_the_limit(db, rate_limits_on):
+    rate_limits_on.TRUSTED_PROXY_COUNT = 0
     client = Client(REMOTE_ADDR="203.0.113.5")
     statuses = [attempt(client, HTTP_X_FORWARDED_FOR=f"10.0.0.{i}") for i in range(LIMIT + 3)]
     assert statuses[:LIMIT] == [401] * LIMIT and statuses[LIMIT:] == [429] * 3
 
 
-def test_behind_a_trusted_proxy_only_the_address_it_saw_counts(db, limits_on):
-    limits_on.TRUSTED_PROXY_COUNT = 1
+def test_behind_a_trusted_proxy_only_the_address_it_saw_counts(db, rate_limits_on):
+    rate_limits_on.TRUSTED_PROXY_COUNT = 1
     client = Client(REMOTE_ADDR="10.0.0.1")  # the proxy
     # The client prepends made-up addresses; the proxy appends the one it saw.
     statuses = [
@@ -74,13 +69,13 @@ CACHES = {
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="processes need a shared database")
 @pytest.mark.parametrize("backend", CACHES)
-def test_the_limit_holds_across_worker_processes(limits_on, backend):
+def test_the_limit_holds_across_worker_processes(rate_limits_on, backend):
     from billing.tests.test_concurrency import run_in_processes
 
     if backend == "redis":
         if not redis_available():
             pytest.skip("no Redis on 127.0.0.1:6379")
-        limits_on.CACHES = CACHES["redis"]
+        rate_limits_on.CACHES = CACHES["redis"]
     processes, per_process = 6, 4
 
     def hammer(index: int) -> list[int]:
