@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install lint format migrate check-migrations clean soak bench bench-quick screenshots
+.PHONY: run test test-full install lint format migrate check-migrations clean soak bench bench-quick screenshots
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -20,9 +20,15 @@ install: $(VENV)/.installed
 run: install
 	PORT=$(PORT) $(BIN)/python -m hrvstr.devserver
 
-# The whole suite; set DATABASE_URL=postgres://... to run it on PostgreSQL.
+# The whole suite, one worker per core, test databases kept between runs (new migrations are
+# still applied); set DATABASE_URL=postgres://... to run it on PostgreSQL. The proofs (property
+# tests, API fuzzing, screenshots) run small here; `make test-full` runs them at CI's size.
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --reuse-db $(PYTEST_ARGS)
+
+test-full:
+	HRVSTR_PROOFS=full $(MAKE) test
 
 # Simulated users against gunicorn + the offline Stripe on PostgreSQL, with faults; prints a
 # table and fails on drift (see bench/soak.py). SOAK_ARGS="--duration 300 --users 24".

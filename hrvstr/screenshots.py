@@ -166,7 +166,7 @@ def demo_data(emulator) -> None:
     )
 
 
-def capture(base_url: str, out: Path) -> list[Path]:
+def capture(base_url: str, out: Path, widths: dict[str, int] = WIDTHS) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     from hrvstr.browser import launch
@@ -174,7 +174,7 @@ def capture(base_url: str, out: Path) -> list[Path]:
     saved: list[Path] = []
     with sync_playwright() as playwright:
         browser = launch(playwright)
-        for label, width in WIDTHS.items():
+        for label, width in widths.items():
             for login_url, email, pages in (
                 ("/login/", "demo@hrvstr.local", USER_PAGES),
                 ("/admin/login/", "admin@hrvstr.local", STAFF_PAGES),
@@ -201,7 +201,11 @@ def capture(base_url: str, out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(BASE_DIR / "screenshots"))
+    parser.add_argument(
+        "--width", choices=sorted(WIDTHS), action="append", help="only these widths (repeatable)"
+    )
     args = parser.parse_args(argv)
+    widths = {label: WIDTHS[label] for label in args.width} if args.width else WIDTHS
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -251,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         # Playwright's sync API keeps an event loop on this thread, which Django's
         # async-safety check mistakes for async code; the ORM runs in the server's threads.
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-        for path in capture(f"http://127.0.0.1:{port}", out):
+        for path in capture(f"http://127.0.0.1:{port}", out, widths):
             print(path.relative_to(BASE_DIR) if path.is_relative_to(BASE_DIR) else path)
     finally:
         server.shutdown()

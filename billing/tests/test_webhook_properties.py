@@ -8,12 +8,11 @@ deliveries -- some of them several times, some held back to the very end -- thro
 ``/api/billing/webhook``. Each replay must end in the same tier, buckets and ledger as the
 in-order replay, and the ledger must sum to the account after every single delivery.
 
-``HRVSTR_PROPERTY_EXAMPLES`` sets how many replays are tried (CI keeps the default small).
+``HRVSTR_PROPERTY_EXAMPLES`` sets how many replays are tried: 8 by default, 40 with
+``HRVSTR_PROOFS=full`` (CI).
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 import stripe
@@ -24,11 +23,12 @@ from hypothesis import strategies as st
 from activities.models import LedgerEntry
 from billing.tests.harness import SECRET_KEY, Delivery
 from billing.tests.test_flows import buy_bundle, checkout, subscribe_pro
+from hrvstr.testing import proof_size
 from subscriptions.models import CreditAccount
 from subscriptions.selectors import ledger_drift
 
 DAY = 86400
-EXAMPLES = int(os.environ.get("HRVSTR_PROPERTY_EXAMPLES", "40"))
+EXAMPLES = proof_size("HRVSTR_PROPERTY_EXAMPLES", small=8, full=40)
 
 # What our receivers act on, plus the failure notices a customer's life produces; the rest
 # (customer.*, payment_intent.*, invoice.created ...) only feed dj-stripe's mirror tables.

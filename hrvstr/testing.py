@@ -1,0 +1,25 @@
+"""How big the suite's proofs run: small by default so ``make test`` stays quick, full in CI.
+
+``HRVSTR_PROOFS=full`` (CI, ``make test-full``) runs the property tests, the API fuzzing and the
+screenshots at the sizes that found bugs before; the default runs the same code on fewer cases.
+A specific variable (``HRVSTR_FUZZ_EXAMPLES=100``) still wins over both.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def full_proofs() -> bool:
+    """True when the suite runs its proofs at full size (CI)."""
+    value = os.environ.get("HRVSTR_PROOFS", "small").strip().lower()
+    if value not in {"small", "full"}:
+        raise ValueError(f"HRVSTR_PROOFS must be 'small' or 'full', not {value!r}")
+    return value == "full"
+
+
+def proof_size(variable: str, *, small: int, full: int) -> int:
+    """The number of cases for one proof: ``variable`` if set, else the small or full default."""
+    if variable in os.environ:
+        return int(os.environ[variable])
+    return full if full_proofs() else small
