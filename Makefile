@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test test-full install lint format migrate check-migrations clean soak bench bench-quick screenshots
+.PHONY: run test test-full install lint format check-migrations clean soak bench bench-quick screenshots
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'

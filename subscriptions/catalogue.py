@@ -228,10 +228,6 @@ PRICES_BY_LOOKUP_KEY: MappingProxyType[str, PriceEntry] = MappingProxyType(
 )
 
 
-def tier_get(key: str) -> Tier | None:
-    return TIERS.get(key)
-
-
 def tiers_at_or_above(rank: int) -> list[str]:
     return [tier.key for tier in TIERS.values() if tier.rank >= rank]
 

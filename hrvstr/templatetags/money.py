@@ -37,11 +37,6 @@ def humanize_key(value: str) -> str:
 
 
 @register.filter
-def percent_of(value: int, total: int) -> int:
-    return round(100 * value / total) if total else 0
-
-
-@register.filter
 def action_name(key: str) -> str:
     """A credit action's or component's name from the catalogue (the key if unknown)."""
     from subscriptions import catalogue
