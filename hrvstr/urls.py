@@ -8,6 +8,7 @@ from billing import urls as billing_urls
 from billing import views as billing_views
 from hrvstr.health import healthz
 from subscriptions import urls as subscriptions_urls
+from subscriptions.views import password_form
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -16,6 +17,14 @@ urlpatterns = [
         "admin/dashboard/",
         admin.site.admin_view(billing_views.support_dashboard),
         name="support-dashboard",
+    ),
+    # The admin's password forms, rate limited like the site's log-in (they come before the
+    # admin's own patterns, which would otherwise answer these paths unlimited).
+    path("admin/login/", password_form(admin.site.login), name="admin-login-limited"),
+    path(
+        "admin/password_change/",
+        admin.site.admin_view(password_form(admin.site.password_change)),
+        name="admin-password-change-limited",
     ),
     path("admin/", admin.site.urls),
     path("api/", include(subscriptions_urls)),
