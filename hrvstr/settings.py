@@ -258,6 +258,10 @@ if os.environ.get("STRIPE_API_HOST"):
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# The webhook URL refuses bigger bodies unread (Stripe's events are a few KB; invoices with
+# many lines a few hundred), and answers 429 to an address after this many refused posts.
+STRIPE_WEBHOOK_MAX_BYTES = env_int("STRIPE_WEBHOOK_MAX_BYTES", 512 * 1024)
+STRIPE_WEBHOOK_REFUSED_RATE = os.environ.get("STRIPE_WEBHOOK_REFUSED_RATE", "30/m")
 # dj-stripe's migrations replay 500+ field removals (60-140 s); ours is one squashed migration
 # with ``replaces`` naming upstream's, so databases migrated either way agree (see README).
 MIGRATION_MODULES = {"djstripe": "billing.djstripe_migrations"}
