@@ -255,6 +255,11 @@ STRIPE_LIVE_WEBHOOK_SECRET = (
 # Where the SDK sends requests: empty means real Stripe; the offline emulator sets its address.
 if os.environ.get("STRIPE_API_HOST"):
     STRIPE_API_HOST = os.environ["STRIPE_API_HOST"]
+# Every Stripe request (ours and dj-stripe's) gives up after this many seconds per attempt
+# and is retried this many times (idempotency keys make retries safe); the worst case,
+# (retries + 1) x timeout + ~1 s, stays under gunicorn's 30 s request timeout.
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 10)
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 1)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
