@@ -137,6 +137,11 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# No request we serve carries more than this (hrvstr.wsgi refuses bigger bodies unread, 413);
+# Django's own form limit follows it.
+HRVSTR_MAX_REQUEST_BYTES = env_int("HRVSTR_MAX_REQUEST_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = HRVSTR_MAX_REQUEST_BYTES
+
 # Cache (rate limits): Redis when REDIS_URL is set, otherwise a database cache, which is still
 # shared by every process on the same database (a per-process cache would let limits be dodged).
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -289,6 +294,8 @@ LOGGING = {
 if not DEBUG and not TESTING:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # The container's own health check speaks plain HTTP to the app, not through the proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
