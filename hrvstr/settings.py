@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from hrvstr import csp as csp_policy
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("HRVSTR_VAR_DIR", BASE_DIR / "var"))
 
@@ -71,6 +73,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt",
     "corsheaders",
+    "csp",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "djstripe",
@@ -93,7 +96,23 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Every response gets a Content-Security-Policy (hrvstr/csp.py).
+    "hrvstr.csp.ContentSecurityPolicyMiddleware",
+    # A 404 or 405 under /api/ answers JSON, not the HTML page.
+    "hrvstr.errors.ApiErrorsAsJsonMiddleware",
 ]
+
+# Content-Security-Policy (django-csp): our own origin only, no inline code; see hrvstr/csp.py.
+# CSP_EXTRA adds sources ("connect-src https://x; img-src https://y"); a served SPA gets
+# CSP_SPA_DIRECTIVES (plus SPA_CSP_EXTRA) through csp_override on its view.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": csp_policy.with_extra(
+        csp_policy.base_directives(), os.environ.get("CSP_EXTRA", "")
+    )
+}
+CSP_SPA_DIRECTIVES = csp_policy.with_extra(
+    CONTENT_SECURITY_POLICY["DIRECTIVES"], os.environ.get("SPA_CSP_EXTRA", "")
+)
 
 ROOT_URLCONF = "hrvstr.urls"
 WSGI_APPLICATION = "hrvstr.wsgi.application"
