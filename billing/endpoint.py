@@ -1,6 +1,7 @@
 """Our webhook URL, ``/api/billing/webhook``, in front of dj-stripe's processing.
 
-dj-stripe keeps webhook secrets in ``WebhookEndpoint`` rows and serves ``/stripe/webhook/<uuid>/``.
+dj-stripe keeps webhook secrets in ``WebhookEndpoint`` rows; its ``/stripe/webhook/<uuid>/`` is
+served here too (``stripe_webhook_by_uuid``), behind the same checks.
 We provision one row per mode from the environment (``STRIPE_TEST_WEBHOOK_SECRET`` /
 ``STRIPE_LIVE_WEBHOOK_SECRET``) and hand every delivery to dj-stripe's own
 ``WebhookEventTrigger.from_request``: signature check, storage with traceback, de-duplication
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 import stripe
 from django.conf import settings
@@ -145,6 +147,35 @@ def _content_length(request: HttpRequest) -> int:
 @require_POST
 @transaction.non_atomic_requests
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Stripe's deliveries to ``/api/billing/webhook``, for this mode's endpoint."""
+    return _receive(
+        request, webhook_endpoint_ensure, missing=(503, "Webhook secret not configured")
+    )
+
+
+@csrf_exempt
+@require_POST
+@transaction.non_atomic_requests
+def stripe_webhook_by_uuid(request: HttpRequest, uuid: uuid.UUID) -> HttpResponse:
+    """dj-stripe's own URL, ``/stripe/webhook/<uuid>/``, behind the same checks.
+
+    dj-stripe's view stores whatever carries a Stripe-Signature header, and our endpoint's
+    uuid is derived from a public string: served as it was, it was a way around every check
+    below. The uuid still selects the endpoint (and its secret).
+    """
+    return _receive(
+        request,
+        lambda: WebhookEndpoint.objects.filter(djstripe_uuid=uuid).first(),
+        missing=(404, "No such webhook endpoint"),
+    )
+
+
+def _receive(
+    request: HttpRequest,
+    find_endpoint: Callable[[], WebhookEndpoint | None],
+    *,
+    missing: tuple[int, str],
+) -> HttpResponse:
     """Stripe's deliveries. Nothing is stored before the size and the signature are checked.
 
     dj-stripe stores a ``WebhookEventTrigger`` with the whole body and headers *before* it
@@ -158,13 +189,18 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     if "stripe-signature" not in request.headers:
         return _refused(request, 400, "Missing Stripe-Signature header", "no signature")
     try:
-        endpoint = webhook_endpoint_ensure()
+        endpoint = find_endpoint()
     except (OperationalError, InterfaceError):
         # The database is unreachable (e.g. restarting): Stripe retries a 503 later.
         logger.warning("webhook: database unavailable", exc_info=True)
         return _busy()
     if endpoint is None:
-        return _error(503, "Webhook secret not configured")
+        status, message = missing
+        return (
+            _error(status, message)
+            if status >= 500
+            else _refused(request, status, message, message)
+        )
     try:
         payload = request.body.decode("utf-8")
     except UnicodeDecodeError:

@@ -119,3 +119,33 @@ def test_a_signed_delivery_still_goes_through_and_duplicates_are_answered_early(
     again = post(Client(), body, sign(body))
     assert again.status_code == 200 and again.json()["duplicate"] is True
     assert WebhookEventTrigger.objects.count() == 1
+
+
+def test_dj_stripes_own_url_is_behind_the_same_checks(stripe_harness, caplog):
+    """dj-stripe's /stripe/webhook/<uuid>/ stored any post with a Stripe-Signature header,
+    and our endpoint's uuid is derived from a public string."""
+    endpoint = webhook_endpoint_ensure()
+    url = f"/stripe/webhook/{endpoint.djstripe_uuid}/"
+    body = event_body("invoice.paid", description="x" * PADDING)
+    client = Client()
+    with caplog.at_level(logging.INFO):
+        for _ in range(10):
+            response = client.post(
+                url, body, content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=00"
+            )
+            assert response.status_code == 400
+    assert not WebhookEventTrigger.objects.exists()
+    assert len(caplog.records) == 10
+    unknown = client.post(
+        "/stripe/webhook/00000000-0000-0000-0000-000000000000/",
+        body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE="t=1,v1=00",
+    )
+    assert unknown.status_code == 404
+    # A correctly signed delivery to it is processed as before.
+    body = event_body()
+    signed = client.post(
+        url, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(body)
+    )
+    assert signed.status_code == 200 and WebhookEventTrigger.objects.count() == 1
