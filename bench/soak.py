@@ -315,7 +315,8 @@ class Stack:
         log = open(self.args.log_dir / "gunicorn.log", "w")  # noqa: SIM115
         self.gunicorn = subprocess.Popen(
             [
-                PYTHON, "-m", "gunicorn", "hrvstr.wsgi",
+                # The production entry (gunicorn.conf.py: threaded workers, read deadline).
+                PYTHON, "-m", "gunicorn", "hrvstr.wsgi", "--config", "gunicorn.conf.py",
                 "--workers", str(self.args.workers),
                 "--bind", f"127.0.0.1:{self.app_port}",
                 "--timeout", "30",

@@ -6,4 +6,7 @@ class BillingConfig(AppConfig):
     name = "billing"
 
     def ready(self) -> None:
-        from billing import checks, webhooks  # noqa: F401  (connects receivers, registers checks)
+        from billing import checks, gateway, webhooks  # noqa: F401  (receivers, checks)
+
+        # Bounded timeouts and retries from the first SDK call, dj-stripe's included.
+        gateway.sdk_configure()

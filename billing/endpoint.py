@@ -1,10 +1,15 @@
 """Our webhook URL, ``/api/billing/webhook``, in front of dj-stripe's processing.
 
-dj-stripe keeps webhook secrets in ``WebhookEndpoint`` rows and serves ``/stripe/webhook/<uuid>/``.
+dj-stripe keeps webhook secrets in ``WebhookEndpoint`` rows; its ``/stripe/webhook/<uuid>/`` is
+served here too (``stripe_webhook_by_uuid``), behind the same checks.
 We provision one row per mode from the environment (``STRIPE_TEST_WEBHOOK_SECRET`` /
 ``STRIPE_LIVE_WEBHOOK_SECRET``) and hand every delivery to dj-stripe's own
 ``WebhookEventTrigger.from_request``: signature check, storage with traceback, de-duplication
 by event id, sync, then our receivers.
+
+Before any of that, the size and the signature are checked here: dj-stripe stores every
+post (body and headers) before its own signature check, so unsigned posts would fill the
+database. Refused posts cost a log line and no row, and are rate limited per address.
 
 One shortcut: a correctly signed redelivery of an event dj-stripe already stored is answered
 200 at once, without a second trigger row (dj-stripe would store one, find the event and do
@@ -14,9 +19,9 @@ duplicate made them barely cheaper than new events; see bench/webhooks.py.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
+from collections.abc import Callable
 
 import stripe
 from django.conf import settings
@@ -24,12 +29,18 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from django_ratelimit import ALL
+from django_ratelimit.core import get_usage
 from djstripe.enums import WebhookEndpointValidation
 from djstripe.models import Event, WebhookEndpoint, WebhookEventTrigger
 
 from billing import gateway
+from hrvstr.http import client_ip
+from hrvstr.parsing import json_loads
 
 logger = logging.getLogger(__name__)
+# The rate-limit group counting an address's refused deliveries.
+REFUSED_GROUP = "billing.stripe-webhook.refused"
 
 
 def webhook_secret() -> str:
@@ -62,26 +73,27 @@ def webhook_endpoint_ensure() -> WebhookEndpoint | None:
     return endpoint
 
 
-def already_processed(request: HttpRequest, endpoint: WebhookEndpoint, event: dict) -> bool:
-    """Whether this is a correctly signed redelivery of an event dj-stripe has stored.
+def signature_valid(*, payload: str, header: str, endpoint: WebhookEndpoint) -> bool:
+    """Whether ``header`` signs ``payload`` with the endpoint's secret, as dj-stripe checks it.
 
-    The signature is checked exactly as dj-stripe checks it (same secret, same tolerance)
-    before the event id is trusted; anything else (a bad signature, another validation
-    method) goes the full way through dj-stripe, which records and refuses it.
+    Same secret, same tolerance: what passes here passes dj-stripe's own check a moment later.
     """
-    event_id = event.get("id")
-    if not isinstance(event_id, str) or not event_id:
-        return False
     if endpoint.djstripe_validation_method != WebhookEndpointValidation.verify_signature:
-        return False
+        # Not a method we configure; dj-stripe's own validation decides (and stores the row).
+        return True
     try:
         stripe.WebhookSignature.verify_header(
-            request.body.decode("utf-8"),
-            request.headers["stripe-signature"],
-            endpoint.secret,
-            endpoint.djstripe_tolerance,
+            payload, header, endpoint.secret, endpoint.djstripe_tolerance
         )
-    except (stripe.SignatureVerificationError, UnicodeDecodeError):
+    except stripe.SignatureVerificationError:
+        return False
+    return True
+
+
+def already_processed(event: dict) -> bool:
+    """Whether dj-stripe has stored this (correctly signed) event: then it had all its effects."""
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id:
         return False
     # Stored only once processing committed (dj-stripe inserts it in the same transaction as
     # our receivers' writes), so a stored event has had all its effects.
@@ -92,36 +104,122 @@ def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"success": False, "error": message}, status=status)
 
 
+def _refused(request: HttpRequest, status: int, message: str, why: str) -> JsonResponse:
+    """A refused delivery: one log line, no row, and one more strike for the address.
+
+    Past ``STRIPE_WEBHOOK_REFUSED_RATE`` strikes the answer is 429 with Retry-After. Only
+    refusals are counted, so Stripe's signed deliveries never touch the limiter (nor pay for
+    its cache round trips).
+    """
+    address = client_ip(request)
+    usage = get_usage(
+        request,
+        group=REFUSED_GROUP,
+        key="ip",
+        rate=settings.STRIPE_WEBHOOK_REFUSED_RATE,
+        method=ALL,
+        increment=True,
+    )
+    if usage is not None and usage["should_limit"]:
+        status, message = 429, "Too many refused deliveries from this address"
+    logger.warning("webhook refused (%s) from %s: %s", status, address, why)
+    response = _error(status, message)
+    if status == 429:
+        response["Retry-After"] = str(usage["time_left"] if usage else 60)
+    response._has_been_logged = True  # type: ignore[attr-defined]  # Django's would be a 2nd line
+    return response
+
+
 def _busy() -> JsonResponse:
     response = _error(503, "Busy, retry")
     response["Retry-After"] = "5"
     return response
 
 
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return max(int(request.META.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        return 0
+
+
 @csrf_exempt
 @require_POST
 @transaction.non_atomic_requests
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Stripe's deliveries to ``/api/billing/webhook``, for this mode's endpoint."""
+    return _receive(
+        request, webhook_endpoint_ensure, missing=(503, "Webhook secret not configured")
+    )
+
+
+@csrf_exempt
+@require_POST
+@transaction.non_atomic_requests
+def stripe_webhook_by_uuid(request: HttpRequest, uuid: uuid.UUID) -> HttpResponse:
+    """dj-stripe's own URL, ``/stripe/webhook/<uuid>/``, behind the same checks.
+
+    dj-stripe's view stores whatever carries a Stripe-Signature header, and our endpoint's
+    uuid is derived from a public string: served as it was, it was a way around every check
+    below. The uuid still selects the endpoint (and its secret).
+    """
+    return _receive(
+        request,
+        lambda: WebhookEndpoint.objects.filter(djstripe_uuid=uuid).first(),
+        missing=(404, "No such webhook endpoint"),
+    )
+
+
+def _receive(
+    request: HttpRequest,
+    find_endpoint: Callable[[], WebhookEndpoint | None],
+    *,
+    missing: tuple[int, str],
+) -> HttpResponse:
+    """Stripe's deliveries. Nothing is stored before the size and the signature are checked.
+
+    dj-stripe stores a ``WebhookEventTrigger`` with the whole body and headers *before* it
+    checks the signature, so anyone could fill the database with unsigned posts (2.5 MB each).
+    Refusals (too big, unsigned, badly signed, malformed) cost one log line and no row; an
+    address that keeps sending them is answered 429.
+    """
+    limit = settings.STRIPE_WEBHOOK_MAX_BYTES
+    if _content_length(request) > limit:
+        return _refused(request, 413, "Payload too large", f"{_content_length(request)} bytes")
     if "stripe-signature" not in request.headers:
-        logger.warning("webhook without Stripe-Signature from %s", request.META.get("REMOTE_ADDR"))
-        return _error(400, "Missing Stripe-Signature header")
+        return _refused(request, 400, "Missing Stripe-Signature header", "no signature")
     try:
-        endpoint = webhook_endpoint_ensure()
+        endpoint = find_endpoint()
     except (OperationalError, InterfaceError):
         # The database is unreachable (e.g. restarting): Stripe retries a 503 later.
         logger.warning("webhook: database unavailable", exc_info=True)
         return _busy()
     if endpoint is None:
-        return _error(503, "Webhook secret not configured")
+        status, message = missing
+        return (
+            _error(status, message)
+            if status >= 500
+            else _refused(request, status, message, message)
+        )
     try:
-        event = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        logger.warning("webhook with a malformed body")
-        return _error(400, "Malformed JSON")
+        payload = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        return _refused(request, 400, "Malformed body", "not UTF-8")
+    if len(payload) > limit:  # no Content-Length, or a lying one
+        return _refused(request, 413, "Payload too large", f"{len(payload)} characters")
+    if not signature_valid(
+        payload=payload, header=request.headers["stripe-signature"], endpoint=endpoint
+    ):
+        return _refused(request, 400, "Invalid signature", "bad signature")
+    try:
+        event = json_loads(payload)
+    except ValueError:
+        return _refused(request, 400, "Malformed JSON", "malformed JSON")
     if not isinstance(event, dict) or bool(event.get("livemode")) != bool(endpoint.livemode):
-        logger.warning("webhook for the wrong mode or not an event object")
-        return _error(400, "Event mode does not match this endpoint")
-    if already_processed(request, endpoint, event):
+        return _refused(
+            request, 400, "Event mode does not match this endpoint", "wrong mode or not an event"
+        )
+    if already_processed(event):
         return JsonResponse({"received": True, "duplicate": True})
     try:
         trigger = WebhookEventTrigger.from_request(request, webhook_endpoint=endpoint)
@@ -132,6 +230,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         logger.exception("webhook %s (%s) failed", event.get("id"), event.get("type"))
         return _error(500, "Processing failed; Stripe will retry")
     if not trigger.valid:
+        # Our check passed a moment ago: the tolerance ran out in between. Stored by dj-stripe.
         logger.warning("webhook %s: invalid signature", event.get("id"))
         return _error(400, "Invalid signature")
     return JsonResponse({"received": True, "trigger": trigger.id})

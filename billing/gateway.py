@@ -8,6 +8,7 @@ changes). Stripe's errors become domain errors here and nowhere else.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -56,6 +57,36 @@ def is_configured() -> bool:
     return bool(secret_key())
 
 
+def sdk_configure() -> None:
+    """Bound every SDK request in time: ours and dj-stripe's (they share the SDK's globals).
+
+    stripe-python waits 80 s for an answer by default (its requests client; its urllib
+    fallback, which production would get without ``requests``, has no timeout at all), longer
+    than a web worker lives: a hung Stripe ended checkout in the server's bare 500 and a
+    killed worker. ``STRIPE_TIMEOUT_SECONDS`` bounds each attempt and
+    ``STRIPE_MAX_NETWORK_RETRIES`` the retries of a failed connection, a timeout or a 409/5xx;
+    every POST carries an idempotency key (ours, or the SDK's own for the retries of one call),
+    so a retry never charges twice. Worst case: (retries + 1) x timeout + ~1 s of backoff,
+    which must stay under the web server's request timeout (gunicorn.conf.py: 30 s).
+
+    A client installed by someone else (the in-process emulator in tests) is left alone.
+    """
+    stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
+    timeout = float(settings.STRIPE_TIMEOUT_SECONDS)
+    current = stripe.default_http_client
+    if current is not None:
+        if getattr(current, "hrvstr_timeout", None) == timeout:
+            return
+        ours_or_stock = hasattr(current, "hrvstr_timeout") or type(current).__module__.startswith(
+            "stripe."
+        )
+        if not ours_or_stock:
+            return
+    client = stripe.RequestsClient(timeout=timeout)
+    client.hrvstr_timeout = timeout  # type: ignore[attr-defined]
+    stripe.default_http_client = client
+
+
 def _configure() -> str:
     key = secret_key()
     if not key:
@@ -63,6 +94,7 @@ def _configure() -> str:
     host = getattr(settings, "STRIPE_API_HOST", "")
     if host and stripe.api_base != host:
         stripe.api_base = host
+    sdk_configure()
     return key
 
 
@@ -151,16 +183,35 @@ def price_create(
 # --- checkout and portal ------------------------------------------------------------------------
 
 
-def checkout_session_create(**params: Any) -> stripe.checkout.Session:
-    return _call(stripe.checkout.Session.create, **params)
+def _request_key(kind: str) -> str:
+    # One key per call we make: the SDK's retries of it replay Stripe's first answer, while
+    # the user's next click is a new request (a new session is what they asked for).
+    return f"{kind}:{uuid.uuid4().hex}"
+
+
+def checkout_session_create(
+    *, idempotency_key: str | None = None, **params: Any
+) -> stripe.checkout.Session:
+    return _call(
+        stripe.checkout.Session.create,
+        idempotency_key=idempotency_key or _request_key("checkout"),
+        **params,
+    )
 
 
 def checkout_session_retrieve(session_id: str) -> stripe.checkout.Session:
     return _call(stripe.checkout.Session.retrieve, session_id, expand=["line_items"])
 
 
-def portal_session_create(*, customer_id: str, return_url: str) -> stripe.billing_portal.Session:
-    return _call(stripe.billing_portal.Session.create, customer=customer_id, return_url=return_url)
+def portal_session_create(
+    *, customer_id: str, return_url: str, idempotency_key: str | None = None
+) -> stripe.billing_portal.Session:
+    return _call(
+        stripe.billing_portal.Session.create,
+        customer=customer_id,
+        return_url=return_url,
+        idempotency_key=idempotency_key or _request_key(f"portal:{customer_id}"),
+    )
 
 
 def charges_for_payment_intent(payment_intent_id: str) -> list[stripe.Charge]:

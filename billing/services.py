@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from djstripe.models import WebhookEventTrigger
 
 from billing import gateway
@@ -88,26 +89,33 @@ def price_id_for(lookup_key: str) -> str:
 def customer_ensure(*, user: AbstractBaseUser) -> str:
     """The user's one Stripe customer, created on first need.
 
-    Two checkouts starting at once both wait on the account's row lock, and the Stripe call
-    carries an idempotency key derived from the user, so neither a race here nor a retry
-    after a crash can create a second customer. (The Stripe call happens under the lock; it
-    is a once-per-user event and keeping it inside is what makes the guard hold.)
+    No lock is held across the Stripe call: the account row locked while Stripe answered (up
+    to the SDK's timeout) made the same user's spends wait and fail "busy". Two checkouts
+    starting at once both ask Stripe with the same idempotency key (derived from the user), so
+    Stripe answers both with one customer; the conditional write keeps the first id stored,
+    and a retry after a crash finds the same customer too.
     """
     account = account_get(user=user)
     if account.stripe_customer_id:
         return account.stripe_customer_id
-    with transaction.atomic():
-        account = CreditAccount.objects.select_for_update().get(pk=account.pk)
-        if account.stripe_customer_id:
-            return account.stripe_customer_id
-        customer = gateway.customer_create(
-            email=user.email,
-            name=user.get_full_name(),
-            metadata={"hrvstr_user_id": str(user.pk), "djstripe_subscriber": str(user.pk)},
-            idempotency_key=f"customer:{user.pk}",
+    customer = gateway.customer_create(
+        email=user.email,
+        name=user.get_full_name(),
+        metadata={"hrvstr_user_id": str(user.pk), "djstripe_subscriber": str(user.pk)},
+        idempotency_key=f"customer:{user.pk}",
+    )
+    no_customer = Q(stripe_customer_id__isnull=True) | Q(stripe_customer_id="")
+    if CreditAccount.objects.filter(no_customer, pk=account.pk).update(
+        stripe_customer_id=customer.id
+    ):
+        return customer.id
+    stored = CreditAccount.objects.values_list("stripe_customer_id", flat=True).get(pk=account.pk)
+    if stored != customer.id:
+        # Only if the key expired between two attempts (24 h): keep the first, say so.
+        logger.warning(
+            "user %s: Stripe customer %s not used, %s kept", user.pk, customer.id, stored
         )
-        CreditAccount.objects.filter(pk=account.pk).update(stripe_customer_id=customer.id)
-    return customer.id
+    return stored
 
 
 def _plan_entry(tier: str, interval: str) -> catalogue.PriceEntry:

@@ -4,8 +4,9 @@
 
 The emulator runs as its own process (it imports nothing of ours), keeps its state in
 ``var/stripe_emulator.json`` and delivers signed webhooks to ``/api/billing/webhook``. The app
-is migrated, seeded with demo users (printed) and the Stripe catalogue, then served. Ctrl-C
-stops both.
+is migrated, seeded with demo users (printed) and served; the Stripe catalogue is synced once
+the app answers, so the events that sync emits are delivered to a listening app (synced
+before, every first start left failed deliveries in the emulator). Ctrl-C stops both.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -34,6 +36,19 @@ def _wait_for_port(port: int, timeout: float = 10.0) -> bool:
     return False
 
 
+def _wait_for_health(port: int, timeout: float = 60.0) -> bool:
+    """Whether the app answers /healthz within ``timeout`` (runserver takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
 def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
 
@@ -44,7 +59,8 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("DEBUG", "true")
     env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")
-    (BASE_DIR / "var").mkdir(exist_ok=True)
+    var_dir = Path(env.get("HRVSTR_VAR_DIR") or BASE_DIR / "var")
+    var_dir.mkdir(parents=True, exist_ok=True)
     emulator = None
     live = env.get("STRIPE_LIVE_MODE", "").lower() in {"1", "true", "yes", "on"}
     if not env.get("STRIPE_TEST_SECRET_KEY") and not live:
@@ -61,7 +77,7 @@ def main() -> int:
                 "--port",
                 str(emulator_port),
                 "--state",
-                str(BASE_DIR / "var" / "stripe_emulator.json"),
+                str(var_dir / "stripe_emulator.json"),
                 "--webhook",
                 f"http://127.0.0.1:{port}/api/billing/webhook",
                 "--webhook-secret",
@@ -79,12 +95,17 @@ def main() -> int:
         _manage(env, "migrate", "--noinput")
         _manage(env, "createcachetable")
         _manage(env, "seed_demo")
-        if env.get("STRIPE_TEST_SECRET_KEY") or env.get("STRIPE_LIVE_SECRET_KEY"):
-            _manage(env, "stripe_sync_catalogue")
-        print(f"Serving http://127.0.0.1:{port}  (Ctrl-C stops everything)", flush=True)
         server = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=BASE_DIR, env=env
         )
+        if env.get("STRIPE_TEST_SECRET_KEY") or env.get("STRIPE_LIVE_SECRET_KEY"):
+            # After the app listens: the sync's events (products, prices) are then delivered
+            # at the first attempt instead of failing while the app is not up yet.
+            if not _wait_for_health(port):
+                print(f"The app did not answer on port {port}", file=sys.stderr)
+                return 1
+            _manage(env, "stripe_sync_catalogue")
+        print(f"Serving http://127.0.0.1:{port}  (Ctrl-C stops everything)", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: server.terminate())
         return server.wait()
     except KeyboardInterrupt:

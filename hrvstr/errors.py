@@ -106,3 +106,34 @@ def ratelimited(request: HttpRequest, exception: Exception) -> JsonResponse:
     response = JsonResponse(RATE_LIMITED, status=status.HTTP_429_TOO_MANY_REQUESTS)
     response["Retry-After"] = "60"
     return response
+
+
+class ApiErrorsAsJsonMiddleware:
+    """Under /api/, a 404 or 405 answered by Django (no route, or a view that only takes POST)
+    becomes the API's JSON error instead of an HTML page; answers that are JSON already (DRF's)
+    pass unchanged. Only /api/ paths: pages keep the HTML 404, and a catch-all route for a
+    served SPA (outside /api/) is not affected."""
+
+    ERRORS = {
+        404: ("Not found", "not_found"),
+        405: ("Method not allowed", "method_not_allowed"),
+    }
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        response = self.get_response(request)
+        if (
+            response.status_code in self.ERRORS
+            and request.path_info.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            message, code = self.ERRORS[response.status_code]
+            replacement = JsonResponse(
+                {"success": False, "error": message, "code": code}, status=response.status_code
+            )
+            if response.has_header("Allow"):
+                replacement["Allow"] = response["Allow"]
+            return replacement
+        return response

@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from hrvstr import csp as csp_policy
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("HRVSTR_VAR_DIR", BASE_DIR / "var"))
 
@@ -71,6 +73,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt",
     "corsheaders",
+    "csp",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "djstripe",
@@ -93,7 +96,23 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Every response gets a Content-Security-Policy (hrvstr/csp.py).
+    "hrvstr.csp.ContentSecurityPolicyMiddleware",
+    # A 404 or 405 under /api/ answers JSON, not the HTML page.
+    "hrvstr.errors.ApiErrorsAsJsonMiddleware",
 ]
+
+# Content-Security-Policy (django-csp): our own origin only, no inline code; see hrvstr/csp.py.
+# CSP_EXTRA adds sources ("connect-src https://x; img-src https://y"); a served SPA gets
+# CSP_SPA_DIRECTIVES (plus SPA_CSP_EXTRA) through csp_override on its view.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": csp_policy.with_extra(
+        csp_policy.base_directives(), os.environ.get("CSP_EXTRA", "")
+    )
+}
+CSP_SPA_DIRECTIVES = csp_policy.with_extra(
+    CONTENT_SECURITY_POLICY["DIRECTIVES"], os.environ.get("SPA_CSP_EXTRA", "")
+)
 
 ROOT_URLCONF = "hrvstr.urls"
 WSGI_APPLICATION = "hrvstr.wsgi.application"
@@ -136,6 +155,11 @@ else:
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# No request we serve carries more than this (hrvstr.wsgi refuses bigger bodies unread, 413);
+# Django's own form limit follows it.
+HRVSTR_MAX_REQUEST_BYTES = env_int("HRVSTR_MAX_REQUEST_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = HRVSTR_MAX_REQUEST_BYTES
 
 # Cache (rate limits): Redis when REDIS_URL is set, otherwise a database cache, which is still
 # shared by every process on the same database (a per-process cache would let limits be dodged).
@@ -202,7 +226,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["hrvstr.parsing.StrictJSONParser"],
     "EXCEPTION_HANDLER": "hrvstr.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -255,9 +279,18 @@ STRIPE_LIVE_WEBHOOK_SECRET = (
 # Where the SDK sends requests: empty means real Stripe; the offline emulator sets its address.
 if os.environ.get("STRIPE_API_HOST"):
     STRIPE_API_HOST = os.environ["STRIPE_API_HOST"]
+# Every Stripe request (ours and dj-stripe's) gives up after this many seconds per attempt
+# and is retried this many times (idempotency keys make retries safe); the worst case,
+# (retries + 1) x timeout + ~1 s, stays under gunicorn's 30 s request timeout.
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 10)
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 1)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# The webhook URL refuses bigger bodies unread (Stripe's events are a few KB; invoices with
+# many lines a few hundred), and answers 429 to an address after this many refused posts.
+STRIPE_WEBHOOK_MAX_BYTES = env_int("STRIPE_WEBHOOK_MAX_BYTES", 512 * 1024)
+STRIPE_WEBHOOK_REFUSED_RATE = os.environ.get("STRIPE_WEBHOOK_REFUSED_RATE", "30/m")
 # dj-stripe's migrations replay 500+ field removals (60-140 s); ours is one squashed migration
 # with ``replaces`` naming upstream's, so databases migrated either way agree (see README).
 MIGRATION_MODULES = {"djstripe": "billing.djstripe_migrations"}
@@ -280,6 +313,8 @@ LOGGING = {
 if not DEBUG and not TESTING:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # The container's own health check speaks plain HTTP to the app, not through the proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)

@@ -31,6 +31,7 @@ def index(emu: Emulator, req: Request) -> dict:
         "base_url": emu.base_url,
         "delivery": emu.dispatcher.mode,
         "chaos": emu.dispatcher.chaos,
+        "paused": emu.paused,
         "now": emu.now(),
         "clock_offset": emu.store.clock_offset,
         "test_cards": TEST_CARDS,
@@ -125,6 +126,21 @@ def chaos(emu: Emulator, req: Request) -> dict:
     p = req.parse({"enabled": "bool", "seed": "int"})
     emu.set_chaos(p.get("enabled", True), p.get("seed"))
     return {"chaos": emu.dispatcher.chaos}
+
+
+@routes("POST", "/_emulator/pause")
+def pause(emu: Emulator, req: Request) -> dict:
+    p = req.parse({"seconds": "int"})
+    if "seconds" in p and p["seconds"] <= 0:
+        raise invalid("seconds", "Pause for a positive number of seconds (or until resumed).")
+    emu.pause(p.get("seconds"))
+    return {"paused": True, "seconds": p.get("seconds")}
+
+
+@routes("POST", "/_emulator/resume")
+def resume(emu: Emulator, req: Request) -> dict:
+    emu.resume()
+    return {"paused": False}
 
 
 @routes("POST", "/_emulator/flush")

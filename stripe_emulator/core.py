@@ -121,6 +121,10 @@ class Emulator:
         self._local = threading.local()
         self._outbox: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._dirty = False
+        # Cleared while "paused": API requests hang as when Stripe does not answer.
+        self._answering = threading.Event()
+        self._answering.set()
+        self._resume_timer: threading.Timer | None = None
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         for module in (api, checkout, billing, admin, pages):
             self.routes.extend(module.routes.table)
@@ -317,6 +321,10 @@ class Emulator:
             method, path, params, headers, request_id, headers.get("idempotency-key"), text
         )
         if path.startswith("/v1/"):
+            # A paused emulator holds API calls unanswered (the client's timeout decides);
+            # once resumed they are processed, as Stripe may process a call whose answer was
+            # lost. The admin API and the hosted pages keep answering.
+            self._answering.wait()
             base["Stripe-Version"] = headers.get("stripe-version", API_VERSION)
             return self._api(req, base)
         try:
@@ -549,5 +557,30 @@ class Emulator:
 
         return serve(self, host, port, tick=tick)
 
+    # --- outages ---------------------------------------------------------------------------
+    def pause(self, seconds: float | None = None) -> None:
+        """Stop answering API calls (they hang) until ``resume()``, or for ``seconds``."""
+        self._cancel_resume_timer()
+        self._answering.clear()
+        if seconds is not None:
+            self._resume_timer = threading.Timer(seconds, self.resume)
+            self._resume_timer.daemon = True
+            self._resume_timer.start()
+
+    def resume(self) -> None:
+        """Answer API calls again, the held ones first."""
+        self._cancel_resume_timer()
+        self._answering.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._answering.is_set()
+
+    def _cancel_resume_timer(self) -> None:
+        timer, self._resume_timer = self._resume_timer, None
+        if timer is not None and timer is not threading.current_thread():
+            timer.cancel()
+
     def close(self) -> None:
+        self.resume()  # let held requests finish rather than hang their threads forever
         self.dispatcher.stop()

@@ -29,6 +29,7 @@ from hrvstr.errors import DomainError
 from subscriptions.forms import AdjustCreditsForm, AllowanceForm, ReasonForm, action_token
 from subscriptions.models import ComponentUnlock, CreditAccount, CreditHold
 from subscriptions.services import account_get, allowance_override_set, credits_adjust
+from subscriptions.views import password_form
 
 User = get_user_model()
 
@@ -329,6 +330,18 @@ class SupportUserAdmin(UserAdmin):
             ),
             *super().get_urls(),
         ]
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        # Every password form is rate limited, this one (staff set a user's password) too.
+        return password_form(super().user_change_password)(request, id, form_url)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        # Adding a user sets a password: a password form like the others.
+        return password_form(super().add_view)(request, form_url, extra_context)
 
     def support_action_view(self, request: HttpRequest, object_id: str, action: str):
         """The same actions from one user's page (a button under the user's name)."""

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from activities.models import LedgerEntry
 from activities.selectors import ledger_for_user
+from hrvstr.parsing import ascii_int
 from subscriptions import catalogue, selectors, services
 from subscriptions.errors import InvalidAmount, UnknownComponent
 
@@ -126,9 +127,10 @@ class CostApi(APIView):
     )
     def get(self, request: Request, action: str) -> Response:
         raw = request.query_params.get("quantity", "1")
-        if not raw.isdigit():
-            raise InvalidAmount("quantity must be a positive integer", quantity=raw)
-        quantity = int(raw)
+        quantity = ascii_int(raw)
+        if quantity is None:
+            # Not str.isdigit(): "²" is a digit to it, and int("²") then fails with a 500.
+            raise InvalidAmount("quantity must be a positive integer", quantity=raw[:32])
         cost = services.action_cost(action=action, quantity=quantity)
         return ok({"action": action, "quantity": quantity, "cost": cost})
 
@@ -180,10 +182,9 @@ def _bounded_int(request: Request, name: str, *, default: int, low: int, high: i
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidAmount(f"{name} must be an integer", field=name) from None
+    value = ascii_int(raw)
+    if value is None:
+        raise InvalidAmount(f"{name} must be an integer", field=name)
     if not low <= value <= high:
         raise InvalidAmount(f"{name} must be between {low} and {high}", field=name)
     return value

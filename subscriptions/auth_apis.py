@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.utils.decorators import method_decorator
 from django_ratelimit.decorators import ratelimit
 from drf_spectacular.utils import extend_schema
@@ -13,6 +13,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenRefreshView
 
@@ -83,9 +85,25 @@ class TokenApi(APIView):
         return Response({"success": True, "data": body, **body})
 
 
+class RefreshInput(TokenRefreshSerializer):
+    """simplejwt's refresh, with a deleted user's token refused (401) instead of a 500.
+
+    simplejwt looks the user up with ``objects.get`` and lets ``DoesNotExist`` escape.
+    """
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        try:
+            return super().validate(attrs)
+        except get_user_model().DoesNotExist as exc:
+            raise AuthenticationFailed(
+                self.error_messages["no_active_account"], "no_active_account"
+            ) from exc
+
+
 @ratelimit_auth
 class TokenRefreshApi(TokenRefreshView):
     authentication_classes: list[type] = []
+    serializer_class = RefreshInput
 
     @extend_schema(responses={200: AnyResponse, 400: AnyResponse, 401: AnyResponse, **RATE_LIMITED})
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:

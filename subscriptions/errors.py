@@ -49,3 +49,9 @@ class InvalidAmount(DomainError):
     code = "invalid_amount"
     status = 400
     message = "Invalid amount"
+
+
+class SelfAdjustmentRefused(DomainError):
+    code = "self_adjustment_refused"
+    status = 403
+    message = "Staff cannot change their own credits: ask another staff member"

@@ -57,7 +57,7 @@ page_urlpatterns = [
     ),
     path(
         "reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        views.password_reset_confirm_view,
         name="password_reset_confirm",
     ),
     path(

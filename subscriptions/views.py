@@ -9,6 +9,7 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django_ratelimit import ALL
 from django_ratelimit.decorators import ratelimit
 
 from hrvstr.errors import DomainError
@@ -17,8 +18,17 @@ from subscriptions.auth_apis import AUTH_RATE
 from subscriptions.forms import SignupForm
 from subscriptions.users import user_register
 
-# The API's own limit (same rate, same key), so the pages are no way around it.
+# The API's own limit (same rate, same key), so the pages are no way around it. Every form
+# that takes a password (ours, the admin's log-in and password pages) is behind it; the count
+# lives in the shared cache (Redis or the database), so it holds across processes.
 ratelimit_auth = ratelimit(key="ip", rate=AUTH_RATE, method="POST", block=True)
+# A reset link is checked on GET (its token), so that is counted too.
+ratelimit_auth_any_method = ratelimit(key="ip", rate=AUTH_RATE, method=ALL, block=True)
+
+
+def password_form(view):
+    """A password form's view, rate limited per address, with a 429 page when over."""
+    return page_errors(ratelimit_auth(view))
 
 
 @page_errors
@@ -59,4 +69,7 @@ password_reset_view = page_errors(
             subject_template_name="registration/password_reset_subject.txt",
         )
     )
+)
+password_reset_confirm_view = page_errors(
+    ratelimit_auth_any_method(auth_views.PasswordResetConfirmView.as_view())
 )

@@ -48,14 +48,16 @@ PUBLIC = {
 SKIP_PREFIXES = ("/admin/", "/stripe/", "/static/", "/media/", "/__")
 
 
-def routes() -> list[str]:
+def routes(
+    skip_prefixes: tuple[str, ...] = SKIP_PREFIXES, samples: dict[str, str] | None = None
+) -> list[str]:
     """Every concrete path we serve, with sample arguments for its converters."""
     samples = {
         "int": "1",
         "str": "chart",
         "slug": "chart",
         "uuid": "0" * 8 + "-0000-0000-0000-" + "0" * 12,
-    }
+    } | (samples or {})
     found: list[str] = []
 
     def walk(patterns, prefix: str) -> None:
@@ -67,14 +69,16 @@ def routes() -> list[str]:
                 path = prefix + route
                 for name, converter in pattern.pattern.converters.items():
                     kind = type(converter).__name__.replace("Converter", "").lower()
-                    path = path.replace(f"<{kind}:{name}>", samples.get(kind, "1"))
-                    path = path.replace(f"<{name}>", "chart")
+                    # A sample named after the argument wins over one for its converter.
+                    sample = samples.get(name, samples.get(kind, "1"))
+                    path = path.replace(f"<{kind}:{name}>", sample)
+                    path = path.replace(f"<{name}>", samples.get(name, "chart"))
                 if "<" in path or "(" in path or "^" in path:
                     continue  # regex routes belong to third parties (admin, dj-stripe)
                 found.append("/" + path)
 
     walk(get_resolver().url_patterns, "")
-    return sorted({p for p in found if not p.startswith(SKIP_PREFIXES)})
+    return sorted({p for p in found if not p.startswith(skip_prefixes)})
 
 
 ROUTES = routes()

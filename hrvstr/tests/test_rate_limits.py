@@ -86,3 +86,23 @@ def test_the_limit_holds_across_worker_processes(rate_limits_on, backend):
     assert len(statuses) == processes * per_process, statuses
     assert statuses.count(401) == LIMIT, statuses
     assert statuses.count(429) == processes * per_process - LIMIT
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="processes need a shared database")
+def test_the_admin_login_limit_holds_across_worker_processes(rate_limits_on):
+    from billing.tests.test_concurrency import run_in_processes
+
+    processes, per_process = 4, 4
+
+    def hammer(index: int) -> list[int]:
+        client = Client(REMOTE_ADDR="198.51.100.24")
+        return [
+            client.post(
+                "/admin/login/", {"username": "x@example.com", "password": "no"}
+            ).status_code
+            for _ in range(per_process)
+        ]
+
+    statuses = [s for batch in run_in_processes(processes, hammer) for s in batch]
+    assert statuses.count(429) == processes * per_process - LIMIT, statuses

@@ -236,3 +236,40 @@ def test_ticker_runs_due_work_as_time_passes():
         assert client.v1.checkout.sessions.retrieve(session.id).status == "expired"
     finally:
         server.shutdown()
+
+
+def test_a_paused_emulator_leaves_api_calls_unanswered_until_resumed(served):
+    emu, server = served
+    client = stripe.StripeClient(
+        "sk_test_paused",
+        base_addresses={"api": server.url},
+        http_client=stripe.RequestsClient(timeout=0.5),
+        max_network_retries=0,
+    )
+    status, _, body = call(f"{server.url}/_emulator/pause", {})
+    assert status == 200 and json.loads(body)["paused"] is True
+    started = time.monotonic()
+    with pytest.raises(stripe.APIConnectionError):
+        client.v1.customers.create(params={"email": "held@example.com"})
+    assert 0.4 < time.monotonic() - started < 3
+    # The admin API still answers while paused; the held call is processed once resumed, as
+    # Stripe may process a call whose answer never arrived.
+    assert json.loads(call(f"{server.url}/_emulator")[2])["paused"] is True
+    assert call(f"{server.url}/_emulator/resume", {})[0] == 200
+    assert client.v1.customers.create(params={"email": "after@example.com"}).email
+    deadline = time.monotonic() + 5
+    while len(emu.store.all("customer")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(c["email"] for c in emu.store.all("customer")) == [
+        "after@example.com",
+        "held@example.com",
+    ]
+
+
+def test_a_timed_pause_ends_by_itself(served):
+    emu, server = served
+    assert call(f"{server.url}/_emulator/pause", {"seconds": "0"})[0] == 400
+    emu.pause(0.3)
+    assert emu.paused
+    time.sleep(0.6)
+    assert not emu.paused

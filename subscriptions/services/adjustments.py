@@ -10,6 +10,7 @@ from activities.services import activity_record
 from subscriptions.errors import (
     InsufficientCredits,
     InvalidAmount,
+    SelfAdjustmentRefused,
 )
 from subscriptions.services.core import (
     apply_change,
@@ -107,6 +108,14 @@ def credits_clawback(
     return entry
 
 
+def _refuse_own_account(user: AbstractBaseUser, staff_user: AbstractBaseUser | None) -> None:
+    # Separation of duties: a grant is recorded with who made it, but recording is not
+    # preventing. Support staff can change any account but their own; a second staff member
+    # has to do it (and is then the one on the ledger row).
+    if staff_user is not None and staff_user.pk == user.pk:
+        raise SelfAdjustmentRefused(user=user.pk)
+
+
 def credits_adjust(
     *,
     user: AbstractBaseUser,
@@ -124,6 +133,7 @@ def credits_adjust(
         raise InvalidAmount("amount must be non-zero and at most 1,000,000", amount=amount)
     if not reason.strip():
         raise InvalidAmount("a reason is required")
+    _refuse_own_account(user, staff_user)
     with transaction.atomic():
         account = lock_account(user.pk)
         if (existing := recorded_entry(idempotency_key)) is not None:
@@ -174,6 +184,7 @@ def allowance_override_set(
         raise InvalidAmount("allowance must be between 0 and 10,000,000", allowance=allowance)
     if not reason.strip():
         raise InvalidAmount("a reason is required")
+    _refuse_own_account(user, staff_user)
     with transaction.atomic():
         account = lock_account(user.pk)
         if (existing := recorded_entry(idempotency_key)) is not None:

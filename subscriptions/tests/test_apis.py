@@ -446,7 +446,12 @@ def test_openapi_schema_and_offline_docs(client, db):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assets = re.findall(rb'(?:src|href)="([^"]+)"', docs.content)
-    assert assets and all(url.startswith(b"/static/") for url in assets), assets
+    # Static files, and the page's start-up script served by the docs view itself (a file
+    # rather than inline code, for the Content-Security-Policy): nothing from a CDN.
+    assert assets and all(url.startswith((b"/static/", b"/api/docs/?")) for url in assets), assets
+    script = client.get("/api/docs/?script=")
+    assert script.status_code == 200 and script["Content-Type"] == "application/javascript"
+    assert b"/api/schema/" in script.content
 
 
 @override_settings(CORS_ALLOWED_ORIGINS=["http://localhost:5173"])

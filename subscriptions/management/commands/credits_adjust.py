@@ -35,6 +35,11 @@ class Command(BaseCommand):
             ).first()
             if staff is None:
                 raise CommandError(f"No staff user with e-mail {options['staff']}")
+        elif user.is_staff:
+            # Otherwise a staff member with a shell grants themselves credits as "system".
+            raise CommandError(
+                f"{user.email} is staff: name the other staff member doing this with --staff"
+            )
         account_get(user=user)
         try:
             entry = credits_adjust(
