@@ -67,7 +67,15 @@ def add_endpoint(emu: Emulator, req: Request) -> dict:
 
 @routes("POST", r"/_emulator/checkout/(?P<oid>[^/]+)/complete")
 def complete_session(emu: Emulator, req: Request, oid: str) -> dict:
-    p = req.parse({"card": "str", "outcome": "str", "email": "str", "name": "str"})
+    p = req.parse(
+        {"card": "str", "outcome": "str", "email": "str", "name": "str", "bank_account": "str"}
+    )
+    if p.get("bank_account"):
+        with emu.transaction():
+            session = complete(
+                emu, oid, email=p.get("email"), name=p.get("name"), bank_account=p["bank_account"]
+            )
+            return copy.deepcopy(session)
     card = p.get("card")
     if card is None:
         outcome = p.get("outcome", "success")
@@ -87,6 +95,20 @@ def renewal_outcome(emu: Emulator, req: Request, oid: str) -> dict:
         raise invalid("outcome", "outcome must be 'fail' or 'succeed'")
     emu.set_renewal_outcome(oid, outcome)
     return {"customer": oid, "next_renewal": outcome}
+
+
+@routes("POST", r"/_emulator/charges/(?P<oid>[^/]+)/dispute")
+def dispute(emu: Emulator, req: Request, oid: str) -> dict:
+    p = req.parse({"reason": "str", "inquiry": "bool"})
+    return emu.dispute_charge(oid, p.get("reason", "fraudulent"), inquiry=p.get("inquiry", False))
+
+
+@routes("POST", r"/_emulator/disputes/(?P<oid>[^/]+)/resolve")
+def resolve(emu: Emulator, req: Request, oid: str) -> dict:
+    p = req.parse({"outcome": "str"})
+    if "outcome" not in p:
+        raise missing("outcome")
+    return emu.resolve_dispute(oid, p["outcome"])
 
 
 @routes("POST", "/_emulator/clock/advance")

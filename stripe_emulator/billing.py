@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .api import filtered
-from .core import Request, Routes
+from .core import TASKS, Request, Routes
+from .disputes import DISPUTE_CARDS, open_dispute
 from .errors import StripeError, card_declined, invalid, missing
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
@@ -113,6 +114,9 @@ def charge(
         emu.emit("charge.succeeded", ch)
         pi.update(status="succeeded", amount_received=amount)
         emu.emit("payment_intent.succeeded", pi)
+        disputed = DISPUTE_CARDS.get(card_number(emu, pm_id) or "")
+        if disputed:  # Stripe's dispute test cards: the cardholder disputes at once
+            open_dispute(emu, ch, disputed[0], inquiry=disputed[1])
     else:
         emu.emit("charge.failed", ch)
         error = objects.new(
@@ -430,6 +434,9 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
                 and inv["test_clock"] == clock_id
             ):
                 due.append((inv["next_payment_attempt"], 2, "retry", inv))
+        for work in emu.store.scheduled:
+            if work["clock"] == clock_id:
+                due.append((work["at"], 2, "task", work))
         due = [d for d in due if d[0] <= until]
         if not due:
             break
@@ -443,6 +450,9 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
                 cancel_now(emu, obj)
             elif action == "renew":
                 renew(emu, obj)
+            elif action == "task":
+                emu.store.scheduled.remove(obj)
+                TASKS[obj["kind"]](emu, obj["id"], **obj["args"])
             elif action == "expire":
                 obj.update(status="expired", url=None)
                 emu.emit("checkout.session.expired", obj)

@@ -14,7 +14,7 @@ from .api import (
     set_default_payment_method,
 )
 from .billing import DECLINE_CARD, charge, create_subscription
-from .core import Request, Routes
+from .core import Request, Routes, task
 from .errors import StripeError, card_declined, invalid, missing
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
@@ -130,6 +130,18 @@ def create_session(emu: Emulator, req: Request) -> dict:
     if "expires_at" in p:
         session["expires_at"] = p["expires_at"]
     session["locale"] = p.get("locale")
+    methods = p.get("payment_method_types")
+    if methods:
+        unknown = set(methods) - {"card", "us_bank_account"}
+        if unknown:
+            raise invalid(
+                "payment_method_types",
+                f"The emulator supports card and us_bank_account, not {sorted(unknown)}.",
+            )
+        session["payment_method_types"] = list(methods)
+    elif mode == "payment" and session["currency"] == "usd":
+        # Dynamic payment methods: a USD payment also offers ACH Direct Debit.
+        session["payment_method_types"] = ["card", "us_bank_account"]
     emu.store.add(session)
     note = emu.store.note(sid)
     note["line_items"] = items
@@ -203,11 +215,18 @@ def complete(
     name: str | None = None,
     exp_month: int = 12,
     exp_year: int = 2034,
+    bank_account: str | None = None,
 ) -> dict:
-    """Pay an open session with a test card. Declines raise a 402 and leave it open."""
+    """Pay an open session with a test card (or, with ``bank_account``, a US bank account).
+
+    Declines raise a 402 and leave it open. A bank debit completes the session unpaid; the
+    payment settles (or fails) ``ASYNC_SETTLE_SECONDS`` later on the session's clock.
+    """
     session = emu.get("checkout.session", session_id)
     if session["status"] != "open":
         raise invalid("session", f"This Checkout Session is no longer open ({session['status']}).")
+    if bank_account is not None:
+        return _complete_with_bank_debit(emu, session, bank_account, email=email, name=name)
     number = normalise_card(card)
     if len(number) < 12:
         raise StripeError(
@@ -274,3 +293,169 @@ def complete(
     )
     emu.emit("checkout.session.completed", session)
     return session
+
+
+# --- ACH Direct Debit (a delayed-notification method) -----------------------------------
+# Stripe's test account numbers (routing 110000000): 000123456789 succeeds, the others fail.
+BANK_FAILURES = {
+    "000111111113": "account_closed",
+    "000111111116": "no_account",
+    "000222222227": "insufficient_funds",
+    "000333333335": "debit_not_authorized",
+    "000444444440": "invalid_currency",
+}
+BANK_SUCCESS = "000123456789"
+# ACH debits settle in about four business days; the clock has to get there.
+ASYNC_SETTLE_SECONDS = 4 * 86400
+
+
+def _complete_with_bank_debit(
+    emu: Emulator, session: dict, account_number: str, *, email: str | None, name: str | None
+) -> dict:
+    number = normalise_card(account_number)
+    if session["mode"] != "payment":
+        raise invalid(
+            "payment_method",
+            "The emulator takes bank debits in payment mode only (subscriptions: cards).",
+        )
+    if "us_bank_account" not in session["payment_method_types"]:
+        raise invalid("payment_method", "This Checkout Session does not accept us_bank_account.")
+    if len(number) < 4:
+        raise invalid("account_number", "The account number is incomplete.")
+    cus = emu.store.get(session["customer"]) if session["customer"] else None
+    email = email or session["customer_email"]
+    if cus is None and session["customer_creation"] == "always":
+        cus = create_customer_record(
+            emu, email=email or "customer@example.invalid", name=name, metadata={}
+        )
+    at = emu.now_for(cus)
+    bank = objects.new(
+        "payment_method.us_bank_account",
+        account_holder_type="individual",
+        account_type="checking",
+        bank_name="STRIPE TEST BANK",
+        fingerprint="fpba" + number[-8:],
+        last4=number[-4:],
+        routing_number="110000000",
+        networks={"preferred": "ach", "supported": ["ach"]},
+    )
+    pm = objects.new(
+        "payment_method",
+        id=emu.new_id("pm_"),
+        created=at,
+        type="us_bank_account",
+        us_bank_account=bank,
+        customer=cus["id"] if cus else None,
+        metadata={},
+        allow_redisplay="unspecified",
+    )
+    pm["billing_details"]["name"] = name or "Jenny Rosen"
+    emu.store.add(pm)
+    emu.store.note(pm["id"])["bank_account"] = number
+    if cus is not None:
+        emu.emit("payment_method.attached", pm)
+    pi_data = emu.store.note(session["id"]).get("payment_intent_data", {})
+    pi = objects.payment_intent(
+        emu.new_id("pi_"),
+        at,
+        amount=session["amount_total"],
+        currency=session["currency"],
+        customer=cus["id"] if cus else None,
+        description=pi_data.get("description"),
+        metadata=dict(pi_data.get("metadata", {})),
+        payment_method=pm["id"],
+    )
+    pi.update(payment_method_types=["us_bank_account"], status="processing")
+    emu.store.add(pi)
+    emu.emit("payment_intent.created", pi)
+    emu.emit("payment_intent.processing", pi)
+    ch = objects.charge(emu.new_id("ch_"), at, pi=pi, pm=None, ok=True)
+    pmd = objects.new("charge.payment_method_details", type="us_bank_account")
+    pmd["us_bank_account"] = objects.new(
+        "charge.payment_method_details.us_bank_account",
+        account_holder_type="individual",
+        account_type="checking",
+        bank_name="STRIPE TEST BANK",
+        fingerprint=bank["fingerprint"],
+        last4=bank["last4"],
+        routing_number="110000000",
+        expected_debit_date=None,
+    )
+    ch.update(
+        status="pending",
+        paid=False,
+        payment_method=pm["id"],
+        payment_method_details=pmd,
+    )
+    ch["outcome"].update(seller_message="Payment pending.", network_status="approved_by_network")
+    emu.store.add(ch)
+    pi["latest_charge"] = ch["id"]
+    emu.emit("charge.pending", ch)
+    details = objects.new(
+        "checkout.session.customer_details",
+        email=(cus or {}).get("email") or email,
+        name=(cus or {}).get("name") or name,
+        tax_exempt="none",
+        tax_ids=[],
+    )
+    session.update(
+        status="complete",
+        payment_status="unpaid",
+        payment_intent=pi["id"],
+        customer=cus["id"] if cus else None,
+        customer_details=details,
+        url=None,
+    )
+    emu.emit("checkout.session.completed", session)
+    emu.schedule("bank_debit_settle", pi["id"], at + ASYNC_SETTLE_SECONDS, owner=pi)
+    return session
+
+
+@task("bank_debit_settle")
+def settle_bank_debit(emu: Emulator, pi_id: str) -> None:
+    """The bank's answer: the payment succeeds, or fails with the test number's reason."""
+    pi = emu.get("payment_intent", pi_id)
+    ch = emu.get("charge", pi["latest_charge"])
+    number = emu.store.note(pi["payment_method"]).get("bank_account", "")
+    failure = BANK_FAILURES.get(number)
+    at = emu.now_for(pi)
+    sessions = [s for s in emu.store.all("checkout.session") if s["payment_intent"] == pi_id]
+    if failure is None:
+        txn = objects.balance_transaction(
+            emu.new_id("txn_"), at, amount=pi["amount"], currency=pi["currency"],
+            source=ch["id"], kind="charge",
+        )  # fmt: skip
+        emu.store.add(txn)
+        ch.update(status="succeeded", paid=True, balance_transaction=txn["id"])
+        ch["outcome"]["seller_message"] = "Payment complete."
+        emu.emit("charge.succeeded", ch)
+        pi.update(status="succeeded", amount_received=pi["amount"])
+        emu.emit("payment_intent.succeeded", pi)
+        for session in sessions:
+            session["payment_status"] = "paid"
+            emu.emit("checkout.session.async_payment_succeeded", session)
+        return
+    ch.update(
+        status="failed",
+        captured=False,
+        amount_captured=0,
+        failure_code=failure,
+        failure_message=f"The bank returned the debit ({failure}).",
+    )
+    ch["outcome"].update(
+        type="issuer_declined", network_status="declined_by_network", reason=failure,
+        seller_message="The bank returned the debit.",
+    )  # fmt: skip
+    emu.emit("charge.failed", ch)
+    error = objects.new(
+        "payment_intent.last_payment_error",
+        type="invalid_request_error",
+        code="payment_method_unactivated" if failure == "debit_not_authorized" else failure,
+        message=ch["failure_message"],
+        charge=ch["id"],
+        payment_method_type="us_bank_account",
+    )
+    pi.update(status="requires_payment_method", last_payment_error=error)
+    emu.emit("payment_intent.payment_failed", pi)
+    for session in sessions:
+        emu.emit("checkout.session.async_payment_failed", session)

@@ -28,6 +28,9 @@ from .state import Store, kind_of
 from .webhooks import Dispatcher, Target, is_loopback_url, matches
 
 Handler = Callable[..., Any]
+# Work that falls due later on a clock (a refund that fails, a bank debit that settles):
+# kind -> fn(emu, object_id, **args), registered by the modules with ``@task(kind)``.
+TASKS: dict[str, Handler] = {}
 DEFAULT_BASE_URL = "http://127.0.0.1:12111"
 
 # How a missing object is named in "No such <name>: 'id'"
@@ -90,6 +93,14 @@ class Routes:
         return register
 
 
+def task(kind: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        TASKS[kind] = fn
+        return fn
+
+    return register
+
+
 class Emulator:
     """A stateful, offline Stripe API (test mode) with webhooks, test clocks and hosted pages.
 
@@ -109,7 +120,7 @@ class Emulator:
         retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0),
         final_failed_renewal: str = "cancel",
     ) -> None:
-        from . import admin, api, billing, checkout, pages  # route modules
+        from . import admin, api, billing, checkout, disputes, pages  # route modules
 
         self.lock = threading.RLock()
         self.store = Store(seed)
@@ -122,7 +133,7 @@ class Emulator:
         self._outbox: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._dirty = False
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        for module in (api, checkout, billing, admin, pages):
+        for module in (api, checkout, billing, disputes, admin, pages):
             self.routes.extend(module.routes.table)
         if state_path:
             self.store.load(state_path)
@@ -153,6 +164,15 @@ class Emulator:
         if obj.get("object") != "customer" and isinstance(obj.get("customer"), str):
             obj = self.store.get(obj["customer"]) or {}
         return obj.get("test_clock")
+
+    def schedule(
+        self, kind: str, object_id: str, at: int, *, owner: Any = None, **args: Any
+    ) -> None:
+        """Run task ``kind`` on ``object_id`` when its clock (``owner``'s) reaches ``at``."""
+        clock = self.clock_of(owner if owner is not None else object_id)
+        self.store.scheduled.append(
+            {"at": int(at), "clock": clock, "kind": kind, "id": object_id, "args": args}
+        )
 
     # --- objects -------------------------------------------------------------------------
     def new_id(self, prefix: str) -> str:
@@ -470,7 +490,11 @@ class Emulator:
     def complete_checkout(
         self, session_id: str, card: str = "4242424242424242", **details: Any
     ) -> dict[str, Any]:
-        """Pay an open Checkout Session as a customer would (raises StripeError on decline)."""
+        """Pay an open Checkout Session as a customer would (raises StripeError on decline).
+
+        ``bank_account="000123456789"`` pays by ACH Direct Debit instead: the session completes
+        unpaid and the payment settles (or fails) later on the clock.
+        """
         from .checkout import complete
 
         with self.transaction():
@@ -497,6 +521,24 @@ class Emulator:
         with self.transaction():
             self.get("customer", customer_id)
             self.store.fail_next_renewal[customer_id] = outcome
+
+    def dispute_charge(
+        self, charge_id: str, reason: str = "fraudulent", *, inquiry: bool = False
+    ) -> dict[str, Any]:
+        """The cardholder disputes a charge (a chargeback, or an inquiry that moves no money)."""
+        from .disputes import open_dispute
+
+        with self.transaction():
+            return copy.deepcopy(
+                open_dispute(self, self.get("charge", charge_id), reason, inquiry=inquiry)
+            )
+
+    def resolve_dispute(self, dispute_id: str, outcome: str) -> dict[str, Any]:
+        """The issuer decides: ``won`` (funds reinstated) or ``lost``."""
+        from .disputes import close_dispute
+
+        with self.transaction():
+            return copy.deepcopy(close_dispute(self, self.get("dispute", dispute_id), outcome))
 
     def set_chaos(self, enabled: bool = True, seed: int | None = None) -> None:
         """Duplicate some deliveries and shuffle each batch (seeded) to test idempotency."""

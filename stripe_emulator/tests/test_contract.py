@@ -158,6 +158,35 @@ def run_full_scenario(emu) -> RecordingClient:
         params={"mode": "payment", "line_items": [{"price": one_off.id}], "success_url": "x"}
     )
     client.v1.checkout.sessions.expire(expired.id)
+    # disputes (a chargeback won, an inquiry), a refund that fails later, bank debits
+    for card, evidence in (("4000000000000259", "winning_evidence"), ("4000000000001976", "")):
+        paid = client.v1.checkout.sessions.create(
+            params={"mode": "payment", "line_items": [{"price": one_off.id}], "success_url": "x"}
+        )
+        emu.complete_checkout(paid.id, card=card)
+        paid = client.v1.checkout.sessions.retrieve(paid.id, params={"expand": ["payment_intent"]})
+        [dispute] = client.v1.disputes.list(params={"payment_intent": paid.payment_intent.id}).data
+        if evidence:
+            client.v1.disputes.update(
+                dispute.id, params={"evidence": {"uncategorized_text": evidence}}
+            )
+        else:
+            client.v1.disputes.close(dispute.id)
+        client.v1.disputes.retrieve(dispute.id)
+    failing = client.v1.checkout.sessions.create(
+        params={"mode": "payment", "line_items": [{"price": one_off.id}], "success_url": "x"}
+    )
+    emu.complete_checkout(failing.id, card="4000000000005126")
+    failing = client.v1.checkout.sessions.retrieve(failing.id)
+    client.v1.refunds.create(params={"payment_intent": failing.payment_intent})
+    for account in ("000123456789", "000111111116"):
+        debit = client.v1.checkout.sessions.create(
+            params={"mode": "payment", "line_items": [{"price": one_off.id}], "success_url": "x"}
+        )
+        emu.complete_checkout(debit.id, bank_account=account)
+    emu.advance_clock(5 * 86400)
+    client.v1.payment_intents.list()
+    client.v1.charges.list(params={"expand": ["data.refunds"]})
     client.v1.events.list(params={"limit": 100})
     client.v1.test_helpers.test_clocks.delete(clock.id)
     return rec
@@ -182,7 +211,7 @@ def test_every_response_and_nested_object_matches_the_sdk(scenario):
         "subscription_item", "invoice", "line_item", "invoiceitem", "invoice_payment",
         "payment_intent", "charge", "balance_transaction", "payment_method", "refund",
         "billing_portal.session", "event", "webhook_endpoint", "test_helpers.test_clock", "list",
-        "plan",
+        "plan", "dispute",
     }  # fmt: skip
     assert expected <= seen_types
 
