@@ -62,6 +62,21 @@ def on_charge_refunded(sender: Any, event: Any, **kwargs: Any) -> None:
     sync.charge_refunded_apply(current(djstripe_models.Charge, event), event_id=event.id)
 
 
-@djstripe_receiver("charge.dispute.created")
-def on_dispute_created(sender: Any, event: Any, **kwargs: Any) -> None:
+@djstripe_receiver(
+    [
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+        "charge.dispute.closed",
+    ]
+)
+def on_dispute_changed(sender: Any, event: Any, **kwargs: Any) -> None:
     sync.dispute_apply(current(djstripe_models.Dispute, event), event_id=event.id)
+
+
+@djstripe_receiver(["refund.created", "refund.updated", "refund.failed", "charge.refund.updated"])
+def on_refund_changed(sender: Any, event: Any, **kwargs: Any) -> None:
+    # dj-stripe does not sync these (a charge.refund.* event carries a refund): the payment's
+    # refunds are read from Stripe again in billing.clawbacks.
+    sync.refund_changed_apply(event.data["object"], event_id=event.id)
