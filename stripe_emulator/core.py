@@ -117,8 +117,9 @@ class Emulator:
         state_path: str | None = None,
         seed: int | None = 0,
         base_url: str = DEFAULT_BASE_URL,
-        retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0),
+        retry_delays: tuple[float, ...] | None = None,
         final_failed_renewal: str = "cancel",
+        workers: int = 4,
     ) -> None:
         from . import admin, api, billing, checkout, disputes, pages  # route modules
 
@@ -128,7 +129,7 @@ class Emulator:
         self.base_url = base_url.rstrip("/")
         self.state_path = state_path
         self.final_failed_renewal = final_failed_renewal  # "cancel" | "unpaid" | "past_due"
-        self.dispatcher = Dispatcher(self, delivery, retry_delays=retry_delays)
+        self.dispatcher = Dispatcher(self, delivery, retry_delays=retry_delays, workers=workers)
         self._local = threading.local()
         self._outbox: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._dirty = False
@@ -306,7 +307,8 @@ class Emulator:
                     self._local.request = None
                     batch, self._outbox = self._outbox, []
                     self._persist()
-        self.dispatcher.dispatch(batch)
+        if depth == 0:  # also delivers what the clock made due
+            self.dispatcher.dispatch(batch)
 
     def _persist(self) -> None:
         if self.state_path and self._dirty:
@@ -579,8 +581,12 @@ class Emulator:
         return [self.dispatcher.attempt(event, info, attempts[info["id"]] + 1) for info in infos]
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait for background deliveries (no-op in sync mode)."""
+        """Deliver (sync) or wait for (background) what is due; later retries stay queued."""
         return self.dispatcher.flush(timeout)
+
+    def deliver_late(self) -> int:
+        """Sync mode: deliver everything still queued now (late chaos deliveries, retries)."""
+        return self.dispatcher.drain(everything=True)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0, tick: float | None = None):
         """Start the loopback HTTP server in a thread; returns it (``.url``, ``.shutdown()``).
