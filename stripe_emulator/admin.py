@@ -111,6 +111,23 @@ def resolve(emu: Emulator, req: Request, oid: str) -> dict:
     return emu.resolve_dispute(oid, p["outcome"])
 
 
+@routes("GET", "/_emulator/dunning")
+def get_dunning(emu: Emulator, req: Request) -> dict:
+    return emu.dunning
+
+
+@routes("POST", "/_emulator/dunning")
+def set_dunning(emu: Emulator, req: Request) -> dict:
+    p = req.parse({"retry_days": "strs", "subscription": "str", "invoice": "str"})
+    try:
+        days = [float(d) for d in p["retry_days"]] if "retry_days" in p else None
+        return emu.set_dunning(
+            retry_days=days, subscription=p.get("subscription"), invoice=p.get("invoice")
+        )
+    except ValueError as exc:
+        raise invalid("dunning", str(exc)) from None
+
+
 @routes("POST", "/_emulator/clock/advance")
 def advance(emu: Emulator, req: Request) -> dict:
     p = req.parse({"seconds": "int", "days": "int"})

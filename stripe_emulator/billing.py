@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .api import filtered
-from .core import TASKS, Request, Routes
+from .core import TASKS, Request, Routes, task
 from .disputes import DISPUTE_CARDS, open_dispute
 from .errors import StripeError, card_declined, invalid, missing
 from .listing import LIST_SPEC, paginate
@@ -27,8 +27,16 @@ if TYPE_CHECKING:
 routes = Routes()
 ID = r"(?P<oid>[^/]+)"
 DAY = 86400
-# Smart-Retries-like schedule: the 2nd, 3rd and 4th attempts come 3, 5 and 7 days after the last.
-RETRY_DELAYS = (3 * DAY, 5 * DAY, 7 * DAY)
+# The dashboard's custom retry schedule (Billing > Revenue recovery > Retries): days after the
+# previous attempt, up to 3 retries (Stripe's Smart Retries pick their own times, up to 8 tries
+# in a chosen window: give those days here). Then, per the settings, the subscription is
+# canceled, marked unpaid or left past_due, and the invoice left open, marked uncollectible or
+# voided. ``Emulator(dunning=...)`` or ``POST /_emulator/dunning`` changes them.
+DEFAULT_DUNNING = {"retry_days": [3, 5, 7], "subscription": "cancel", "invoice": "open"}
+DUNNING_CHOICES = {
+    "subscription": ("cancel", "unpaid", "past_due"),
+    "invoice": ("open", "uncollectible", "void"),
+}
 DECLINE_CARD = "4000000000000002"
 FAIL_LATER_CARD = "4000000000000341"
 
@@ -293,8 +301,9 @@ def pay_invoice(emu: Emulator, inv: dict, purpose: str, pm_id: str | None = None
         return True
     payment["status"] = "failed"
     attempts = inv["attempt_count"]
+    delays = [int(days * DAY) for days in emu.dunning["retry_days"]]
     inv["next_payment_attempt"] = (
-        at + RETRY_DELAYS[attempts - 1] if sub and attempts <= len(RETRY_DELAYS) else None
+        at + delays[attempts - 1] if sub and attempts <= len(delays) else None
     )
     emu.emit("invoice.payment_failed", inv)
     emu.emit("invoice.updated", inv, _diff(before, inv))
@@ -310,10 +319,18 @@ def _diff(before: dict, after: dict) -> dict:
 def after_failed_payment(emu: Emulator, sub: dict, inv: dict) -> None:
     if sub["status"] == "active":
         set_status(emu, sub, "past_due")
-    if inv["next_payment_attempt"] is None:  # the last retry failed
-        if emu.final_failed_renewal == "cancel":
+    if inv["next_payment_attempt"] is None:  # the last retry failed: the dunning settings
+        if emu.dunning["invoice"] == "uncollectible" and inv["status"] == "open":
+            inv.update(status="uncollectible")
+            inv["status_transitions"]["marked_uncollectible_at"] = emu.now_for(inv)
+            emu.emit("invoice.marked_uncollectible", inv)
+        elif emu.dunning["invoice"] == "void" and inv["status"] == "open":
+            inv.update(status="void", amount_remaining=0)
+            inv["status_transitions"]["voided_at"] = emu.now_for(inv)
+            emu.emit("invoice.voided", inv)
+        if emu.dunning["subscription"] == "cancel":
             cancel_now(emu, sub, reason="payment_failed")
-        elif emu.final_failed_renewal == "unpaid":
+        elif emu.dunning["subscription"] == "unpaid":
             set_status(emu, sub, "unpaid")
 
 
@@ -407,6 +424,17 @@ def renew(emu: Emulator, sub: dict) -> None:
         emu, sub, "subscription_cycle", period_start=old_start, period_end=old_end, pending=pending
     )
     sub["latest_invoice"] = inv["id"]
+    # Stripe leaves a renewal invoice in draft for about an hour after invoice.created, then
+    # finalizes it and tries to collect (automatically_finalizes_at).
+    emu.schedule("invoice_auto_advance", inv["id"], inv["automatically_finalizes_at"], owner=sub)
+
+
+@task("invoice_auto_advance")
+def auto_advance(emu: Emulator, invoice_id: str) -> None:
+    """An hour after a renewal invoice was created: finalize it and collect."""
+    inv = emu.store.get(invoice_id, "invoice")
+    if inv is None or inv["status"] != "draft":
+        return  # finalized, paid or voided by hand meanwhile
     finalize_invoice(emu, inv)
     pay_invoice(emu, inv, "renewal")
 

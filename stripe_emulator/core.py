@@ -32,6 +32,7 @@ Handler = Callable[..., Any]
 # kind -> fn(emu, object_id, **args), registered by the modules with ``@task(kind)``.
 TASKS: dict[str, Handler] = {}
 DEFAULT_BASE_URL = "http://127.0.0.1:12111"
+IDEMPOTENCY_TTL = 24 * 3600  # seconds Stripe keeps an idempotency key
 
 # How a missing object is named in "No such <name>: 'id'"
 HUMAN_NAMES = {
@@ -118,7 +119,8 @@ class Emulator:
         seed: int | None = 0,
         base_url: str = DEFAULT_BASE_URL,
         retry_delays: tuple[float, ...] | None = None,
-        final_failed_renewal: str = "cancel",
+        final_failed_renewal: str | None = None,
+        dunning: dict[str, Any] | None = None,
         workers: int = 4,
     ) -> None:
         from . import admin, api, billing, checkout, disputes, pages  # route modules
@@ -128,9 +130,11 @@ class Emulator:
         self._clock = clock or time.time
         self.base_url = base_url.rstrip("/")
         self.state_path = state_path
-        self.final_failed_renewal = final_failed_renewal  # "cancel" | "unpaid" | "past_due"
         self.dispatcher = Dispatcher(self, delivery, retry_delays=retry_delays, workers=workers)
         self._local = threading.local()
+        # Idempotency keys whose first request is still running (a second use answers 409).
+        self._idempotency_lock = threading.Lock()
+        self._in_progress: set[str] = set()
         self._outbox: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._dirty = False
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
@@ -138,6 +142,44 @@ class Emulator:
             self.routes.extend(module.routes.table)
         if state_path:
             self.store.load(state_path)
+        if dunning or final_failed_renewal:
+            self.set_dunning(**(dunning or {}), **(
+                {"subscription": final_failed_renewal} if final_failed_renewal else {}
+            ))  # fmt: skip
+
+    @property
+    def dunning(self) -> dict[str, Any]:
+        from .billing import DEFAULT_DUNNING
+
+        return {**DEFAULT_DUNNING, **self.store.dunning}
+
+    def set_dunning(
+        self,
+        *,
+        retry_days: list[float] | None = None,
+        subscription: str | None = None,
+        invoice: str | None = None,
+    ) -> dict[str, Any]:
+        """Revenue recovery settings: retry days, then cancel|unpaid|past_due, and the invoice
+        open|uncollectible|void."""
+        from .billing import DUNNING_CHOICES
+
+        changes: dict[str, Any] = {}
+        if retry_days is not None:
+            days = [float(d) for d in retry_days]
+            if len(days) > 8 or any(d <= 0 for d in days):
+                raise ValueError("retry_days: up to 8 positive day counts")
+            changes["retry_days"] = days
+        for name, value in (("subscription", subscription), ("invoice", invoice)):
+            if value is not None:
+                if value not in DUNNING_CHOICES[name]:
+                    raise ValueError(f"{name} must be one of {DUNNING_CHOICES[name]}")
+                changes[name] = value
+        with self.lock:
+            self.store.dunning.update(changes)
+            self._dirty = True
+        self._persist()
+        return self.dunning
 
     # --- time ----------------------------------------------------------------------------
     def now(self) -> int:
@@ -374,11 +416,26 @@ class Emulator:
         except StripeError as err:
             return Response.of_json(err.status, err.body(req.request_id), base)
         key = req.idempotency_key if req.method in ("POST", "DELETE") else None
+        fingerprint = [req.method, req.path, json.dumps(req.params, sort_keys=True)]
         if key:
-            with self.lock:
+            with self._idempotency_lock:
                 seen = self.store.idempotency.get(key)
+                if seen is not None and seen.get("at", time.time()) < time.time() - IDEMPOTENCY_TTL:
+                    seen = None  # Stripe prunes keys after 24 hours
+                if seen is None:
+                    if key in self._in_progress:
+                        err = StripeError(
+                            409,
+                            "There is currently another in-progress request using this "
+                            f"Idempotent Key (that probably means you submitted twice, and the "
+                            f"other request is still going through): {key}. Please try again "
+                            "later.",
+                            code="idempotency_key_in_use",
+                        )
+                        return Response.of_json(409, err.body(req.request_id), base)
+                    self._in_progress.add(key)
             if seen is not None:
-                if seen["fingerprint"] != [req.method, req.path, req.raw_body]:
+                if seen["fingerprint"] != fingerprint:
                     err = StripeError(
                         400,
                         "Keys for idempotent requests can only be used with the same parameters "
@@ -402,16 +459,24 @@ class Emulator:
                     result = handler(self, req, **groups)
                     result = self._finish(req, result)
             resp = Response.of_json(200, result, base)
+            executed = True
         except StripeError as err:
             resp = Response.of_json(err.status, err.body(req.request_id), base)
-        if key and resp.status not in (401, 429) and resp.status < 500:
+            # Stripe saves no result for a request whose parameters failed validation.
+            executed = not (err.code or "").startswith("parameter_")
+        finally:
+            if key:
+                with self._idempotency_lock:
+                    self._in_progress.discard(key)
+        if key and executed and resp.status not in (401, 429) and resp.status < 500:
             resp.headers["Idempotency-Key"] = key
             with self.lock:
                 self.store.idempotency[key] = {
-                    "fingerprint": [req.method, req.path, req.raw_body],
+                    "fingerprint": fingerprint,
                     "status": resp.status,
                     "body": resp.body.decode(),
                     "headers": {"Content-Type": "application/json"},
+                    "at": time.time(),
                 }
                 self._dirty = True
             self._persist()

@@ -63,6 +63,7 @@ class Store:
         self.fail_next_renewal: dict[str, str] = {}  # customer id -> outcome
         # work that falls due later on a clock: {"at", "clock", "kind", "id", "args"}
         self.scheduled: list[dict[str, Any]] = []
+        self.dunning: dict[str, Any] = {}  # revenue recovery settings over the defaults
 
     def new_id(self, prefix: str, length: int = 24) -> str:
         while True:
@@ -109,6 +110,7 @@ class Store:
             "deliveries": self.deliveries,
             "fail_next_renewal": self.fail_next_renewal,
             "scheduled": self.scheduled,
+            "dunning": self.dunning,
         }
 
     def load_json(self, data: dict[str, Any]) -> None:
@@ -121,6 +123,7 @@ class Store:
         self.deliveries = data.get("deliveries", [])
         self.fail_next_renewal = data.get("fail_next_renewal", {})
         self.scheduled = data.get("scheduled", [])
+        self.dunning = data.get("dunning", {})
         self.rng.seed(len(self.objects) + len(self.notes))
 
     def save(self, path: str) -> None:
