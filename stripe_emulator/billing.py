@@ -153,8 +153,12 @@ def create_invoice(
     with_sub_lines: bool = True,
     pending: list[dict] | None = None,
     iid: str | None = None,
+    trial: bool = False,
 ) -> dict:
-    """A draft invoice for ``sub`` with its items (new period) and pending invoice items."""
+    """A draft invoice for ``sub`` with its items (new period) and pending invoice items.
+
+    ``trial``: the first invoice of a trial, one free line per item for the trial period.
+    """
     cus = emu.get("customer", sub["customer"])
     at = emu.now_for(cus)
     iid = iid or emu.new_id("in_")
@@ -167,9 +171,11 @@ def create_invoice(
                 objects.invoice_line(
                     emu.new_id("il_"),
                     invoice_id=iid,
-                    amount=price["unit_amount"] * item["quantity"],
+                    amount=0 if trial else price["unit_amount"] * item["quantity"],
                     currency=price["currency"],
-                    description=f"{item['quantity']} × {product['name']} "
+                    description=f"Trial period for {product['name']}"
+                    if trial
+                    else f"{item['quantity']} × {product['name']} "
                     f"(at {price['unit_amount'] / 100:.2f} {price['currency'].upper()} "
                     f"/ {price['recurring']['interval']})",
                     price_obj=price,
@@ -349,15 +355,21 @@ def create_subscription(
     metadata: dict[str, str],
     pm_id: str | None,
     description: str | None = None,
+    trial_end: int | None = None,
 ) -> tuple[dict, dict]:
-    """Subscribe ``cus`` and collect the first invoice (used by Checkout)."""
+    """Subscribe ``cus`` and collect the first invoice (used by Checkout).
+
+    With ``trial_end`` the subscription is ``trialing`` until then: its first invoice is a
+    free trial line (paid at once), the first period ends with the trial (the billing anchor)
+    and ``customer.subscription.trial_will_end`` comes three days before.
+    """
     at = emu.now_for(cus)
     sid = emu.new_id("sub_")
     iid = emu.new_id("in_")
     sub_items = []
     for price, quantity in items:
         rec = price["recurring"]
-        end = add_interval(at, rec["interval"], rec["interval_count"])
+        end = trial_end or add_interval(at, rec["interval"], rec["interval_count"])
         item = objects.subscription_item(
             emu.new_id("si_"), at, sub=sid, price_obj=price, quantity=quantity, start=at, end=end
         )
@@ -372,16 +384,30 @@ def create_subscription(
         metadata=dict(metadata),
         default_payment_method=pm_id,
         latest_invoice=iid,
-        status="incomplete",
+        status="trialing" if trial_end else "incomplete",
         test_clock=cus["test_clock"],
         description=description,
     )
+    if trial_end:
+        sub.update(trial_start=at, trial_end=trial_end, billing_cycle_anchor=trial_end)
     emu.store.add(sub)
     emu.emit("customer.subscription.created", sub)
-    inv = create_invoice(emu, sub, "subscription_create", period_start=at, period_end=at, iid=iid)
+    inv = create_invoice(
+        emu, sub, "subscription_create", period_start=at, period_end=at, iid=iid,
+        trial=bool(trial_end),
+    )  # fmt: skip
     finalize_invoice(emu, inv)
     pay_invoice(emu, inv, "checkout")
+    if trial_end and trial_end - 3 * DAY > at:
+        emu.schedule("trial_will_end", sid, trial_end - 3 * DAY, owner=sub)
     return sub, inv
+
+
+@task("trial_will_end")
+def trial_will_end(emu: Emulator, sub_id: str) -> None:
+    sub = emu.store.get(sub_id, "subscription")
+    if sub is not None and sub["status"] == "trialing":
+        emu.emit("customer.subscription.trial_will_end", sub)
 
 
 def cancel_now(emu: Emulator, sub: dict, reason: str = "cancellation_requested", **details) -> None:
@@ -411,6 +437,8 @@ def renew(emu: Emulator, sub: dict) -> None:
         item["current_period_end"] = add_interval(
             item["current_period_end"], rec["interval"], rec["interval_count"]
         )
+    if sub["status"] == "trialing":  # the trial ended: the first paid period begins
+        sub["status"] = "active"
     emu.emit("customer.subscription.updated", sub, _diff(before, sub))
     pending = [
         ii
@@ -445,7 +473,11 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
     for _ in range(10_000):
         due: list[tuple[int, int, str, dict]] = []
         for sub in emu.store.all("subscription"):
-            if sub["test_clock"] != clock_id or sub["status"] not in ("active", "past_due"):
+            if sub["test_clock"] != clock_id or sub["status"] not in (
+                "active",
+                "past_due",
+                "trialing",
+            ):
                 continue
             end = min(i["current_period_end"] for i in sub["items"]["data"])
             if sub["cancel_at"] and sub["cancel_at"] <= end:
@@ -709,7 +741,7 @@ def resume_subscription(emu: Emulator, req: Request, oid: str) -> dict:
         set_status(emu, sub, "active")
         emu.emit("customer.subscription.resumed", sub)
         return sub
-    if sub["status"] in ("active", "past_due") and sub["cancel_at"]:
+    if sub["status"] in ("active", "past_due", "trialing") and sub["cancel_at"]:
         return update_subscription(emu, sub, {"cancel_at_period_end": False, "cancel_at": ""})
     raise invalid("id", "Only a paused subscription (or one scheduled to cancel) can be resumed.")
 

@@ -35,7 +35,12 @@ SESSION_SPEC = {
     "cancel_url": "str",
     "client_reference_id": "str",
     "metadata": "meta",
-    "subscription_data": {"metadata": "meta", "description": "str"},
+    "subscription_data": {
+        "metadata": "meta",
+        "description": "str",
+        "trial_period_days": "int",
+        "trial_end": "int",
+    },
     "payment_intent_data": {"metadata": "meta", "description": "str"},
     "allow_promotion_codes": "bool",
     "payment_method_types": "strs",
@@ -88,6 +93,24 @@ def create_session(emu: Emulator, req: Request) -> dict:
         )
     if not p.get("line_items"):
         raise missing("line_items")
+    trial = p.get("subscription_data", {})
+    if "trial_period_days" in trial and "trial_end" in trial:
+        raise invalid(
+            "subscription_data[trial_end]",
+            "You may only specify one of trial_end and trial_period_days.",
+        )
+    if not 1 <= trial.get("trial_period_days", 1) <= 730:
+        raise invalid(
+            "subscription_data[trial_period_days]",
+            "trial_period_days must be between 1 and 730.",
+            "parameter_invalid_integer",
+        )
+    if "trial_end" in trial and trial["trial_end"] < emu.now_for(cus) + 2 * 86400:
+        raise invalid(
+            "subscription_data[trial_end]",
+            "trial_end must be at least 48 hours in the future.",
+            "parameter_invalid_integer",
+        )
     sid = "cs_test_" + emu.new_id("")[:58]
     items = []
     for i, spec in enumerate(p["line_items"]):
@@ -255,6 +278,9 @@ def complete(
         set_default_payment_method(emu, cus, pm["id"])
         items = [(emu.get("price", li["price"]["id"]), li["quantity"]) for li in note["line_items"]]
         sub_data = note.get("subscription_data", {})
+        trial_end = sub_data.get("trial_end")
+        if sub_data.get("trial_period_days"):
+            trial_end = emu.now_for(cus) + int(sub_data["trial_period_days"]) * 86400
         sub, inv = create_subscription(
             emu,
             cus,
@@ -262,6 +288,7 @@ def complete(
             metadata=sub_data.get("metadata", {}),
             pm_id=pm["id"],
             description=sub_data.get("description"),
+            trial_end=trial_end,
         )
         session.update(subscription=sub["id"], invoice=inv["id"])
     else:

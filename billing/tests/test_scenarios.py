@@ -270,3 +270,43 @@ def test_a_bank_debit_and_a_failed_refund(owner, realistic_stripe):
     life.wait(HOUR)
     life.check_against_stripe(purchased=500)  # the refund failed: restored
     assert debit
+
+
+def trial_checkout(life: Life, days: int) -> str:
+    """A trial Checkout for the customer (as a dashboard link or a later offer would make)."""
+    from billing.services import customer_ensure, price_id_for
+
+    metadata = {"hrvstr_user_id": str(life.user.pk)}
+    session = stripe.checkout.Session.create(
+        mode="subscription",
+        customer=customer_ensure(user=life.user),
+        line_items=[{"price": price_id_for("pro_monthly"), "quantity": 1}],
+        success_url="http://testserver/billing/success/",
+        client_reference_id=str(life.user.pk),
+        metadata=metadata,
+        subscription_data={"metadata": metadata, "trial_period_days": days},
+        api_key=SECRET_KEY,
+    )
+    life.emu.complete_checkout(session.id)
+    return session.id
+
+
+@pytest.mark.parametrize("realistic_stripe", SEEDS, indirect=True)
+def test_a_trial_that_converts_then_cancels(owner, realistic_stripe):
+    """A trial grants the tier's allowance (the catalogue's), its end starts the first paid
+    period with a fresh allowance, and a cancellation at the period end falls to free."""
+    life = life_of(owner, realistic_stripe)
+    trial_checkout(life, 14)
+    life.settle()
+    assert life.stripe_subscription()["status"] == "trialing"
+    life.check_against_stripe(purchased=0)
+    assert (life.account().tier, life.tier_info()["credits"]["remaining"]) == ("pro", 500)
+    life.spend(200)
+    life.wait(14 * DAY + 2 * HOUR)  # the trial ends; the first charge an hour later
+    life.check_against_stripe(purchased=0)
+    assert life.stripe_subscription()["status"] == "active"
+    assert life.tier_info()["credits"]["remaining"] == 500
+    life.post("cancel-subscription")
+    life.wait(32 * DAY)
+    life.check_against_stripe(purchased=0)
+    assert life.account().tier == "free"
