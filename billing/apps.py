@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class BillingConfig(AppConfig):
@@ -7,3 +8,8 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from billing import checks, webhooks  # noqa: F401  (connects receivers, registers checks)
+
+        if getattr(settings, "STRIPE_FOLLOW_EMULATOR_CLOCK", False):
+            from billing import devclock
+
+            devclock.install()

@@ -255,6 +255,9 @@ STRIPE_LIVE_WEBHOOK_SECRET = (
 # Where the SDK sends requests: empty means real Stripe; the offline emulator sets its address.
 if os.environ.get("STRIPE_API_HOST"):
     STRIPE_API_HOST = os.environ["STRIPE_API_HOST"]
+# ``make run`` on the offline Stripe: the app's clock follows the emulator's (billing/devclock.py;
+# DEBUG, test mode and a loopback STRIPE_API_HOST only).
+STRIPE_FOLLOW_EMULATOR_CLOCK = env_bool("STRIPE_FOLLOW_EMULATOR_CLOCK", False)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
