@@ -37,6 +37,7 @@ from subscriptions.models import CreditAccount
 logger = logging.getLogger(__name__)
 
 RENEWAL_REASONS = {"subscription_create", "subscription_cycle"}
+PAID = {"paid", "no_payment_required"}
 
 
 def user_for_customer(customer_id: str | None) -> AbstractBaseUser | None:
@@ -139,7 +140,9 @@ def checkout_completed_apply(session: StripeDict, *, event_id: str) -> LedgerEnt
     Credits come from the catalogue entry of the price bought, never from the amount paid.
     Subscription-mode sessions need nothing here: their subscription and invoice events do it.
     """
-    if session.get("mode") != "payment" or session.get("payment_status") != "paid":
+    # A fully discounted session (a 100% promotion code) is "no_payment_required": as good as
+    # paid. "unpaid" waits for checkout.session.async_payment_succeeded (a bank debit).
+    if session.get("mode") != "payment" or session.get("payment_status") not in PAID:
         return None
     user = _user_for(session)
     if user is None:

@@ -234,6 +234,10 @@ def create_invoice(
         total_taxes=[],
         total_pretax_credit_amounts=[],
     )
+    if sub.get("discounts"):
+        from .discounts import invoice_discounts
+
+        invoice_discounts(emu, sub, inv)
     emu.store.add(inv)
     emu.emit("invoice.created", inv)
     return inv
@@ -356,6 +360,7 @@ def create_subscription(
     pm_id: str | None,
     description: str | None = None,
     trial_end: int | None = None,
+    discount: tuple[dict, dict | None, str | None] | None = None,
 ) -> tuple[dict, dict]:
     """Subscribe ``cus`` and collect the first invoice (used by Checkout).
 
@@ -390,6 +395,10 @@ def create_subscription(
     )
     if trial_end:
         sub.update(trial_start=at, trial_end=trial_end, billing_cycle_anchor=trial_end)
+    if discount is not None:  # (coupon, promotion code, checkout session id)
+        from .discounts import subscription_discount
+
+        subscription_discount(emu, sub, *discount)
     emu.store.add(sub)
     emu.emit("customer.subscription.created", sub)
     inv = create_invoice(

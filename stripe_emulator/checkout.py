@@ -15,6 +15,7 @@ from .api import (
 )
 from .billing import DECLINE_CARD, charge, create_subscription
 from .core import Request, Routes, task
+from .discounts import amount_off, by_code, redeem, resolve
 from .errors import StripeError, card_declined, invalid, missing
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
@@ -43,6 +44,7 @@ SESSION_SPEC = {
     },
     "payment_intent_data": {"metadata": "meta", "description": "str"},
     "allow_promotion_codes": "bool",
+    "discounts": [{"coupon": "str", "promotion_code": "str"}],
     "payment_method_types": "strs",
     "billing_address_collection": "str",
     "locale": "str",
@@ -93,6 +95,16 @@ def create_session(emu: Emulator, req: Request) -> dict:
         )
     if not p.get("line_items"):
         raise missing("line_items")
+    if p.get("discounts") and p.get("allow_promotion_codes"):
+        raise StripeError(
+            400,
+            "You may only specify one of these parameters: allow_promotion_codes, discounts.",
+            code="parameters_exclusive",
+            param="discounts",
+        )
+    if len(p.get("discounts") or []) > 1:
+        raise invalid("discounts", "Only one discount per Checkout Session is supported.")
+    chosen = [resolve(emu, spec, "discounts[0]") for spec in p.get("discounts") or []]
     trial = p.get("subscription_data", {})
     if "trial_period_days" in trial and "trial_end" in trial:
         raise invalid(
@@ -167,6 +179,8 @@ def create_session(emu: Emulator, req: Request) -> dict:
         session["payment_method_types"] = ["card", "us_bank_account"]
     emu.store.add(session)
     note = emu.store.note(sid)
+    if chosen:
+        apply_to_session(emu, session, *chosen[0])
     note["line_items"] = items
     note["subscription_data"] = p.get("subscription_data", {})
     note["payment_intent_data"] = p.get("payment_intent_data", {})
@@ -239,6 +253,7 @@ def complete(
     exp_month: int = 12,
     exp_year: int = 2034,
     bank_account: str | None = None,
+    promotion_code: str | None = None,
 ) -> dict:
     """Pay an open session with a test card (or, with ``bank_account``, a US bank account).
 
@@ -248,6 +263,11 @@ def complete(
     session = emu.get("checkout.session", session_id)
     if session["status"] != "open":
         raise invalid("session", f"This Checkout Session is no longer open ({session['status']}).")
+    if promotion_code:  # typed on the page
+        if not session["allow_promotion_codes"]:
+            raise invalid("promotion_code", "This Checkout Session does not take promotion codes.")
+        promo = by_code(emu, promotion_code)
+        apply_to_session(emu, session, emu.get("coupon", promo["promotion"]["coupon"]), promo)
     if bank_account is not None:
         return _complete_with_bank_debit(emu, session, bank_account, email=email, name=name)
     number = normalise_card(card)
@@ -289,8 +309,14 @@ def complete(
             pm_id=pm["id"],
             description=sub_data.get("description"),
             trial_end=trial_end,
+            discount=_session_discount(emu, session),
         )
-        session.update(subscription=sub["id"], invoice=inv["id"])
+        session.update(subscription=sub["id"], invoice=inv["id"], amount_total=inv["total"])
+        session["total_details"]["amount_discount"] = sum(
+            d["amount"] for d in inv["total_discount_amounts"] or []
+        )
+    elif session["amount_total"] == 0:
+        pass  # fully discounted: nothing to charge (no_payment_required)
     else:
         pi_data = note.get("payment_intent_data", {})
         pi, _, _ = charge(
@@ -311,15 +337,62 @@ def complete(
         tax_exempt="none",
         tax_ids=[],
     )
+    free = session["mode"] == "payment" and session["amount_total"] == 0
     session.update(
         status="complete",
-        payment_status="paid",
+        payment_status="no_payment_required" if free else "paid",
         customer=cus["id"] if cus else None,
         customer_details=details,
         url=None,
     )
+    if session["discounts"]:
+        coupon, promo = _chosen(emu, session)
+        redeem(emu, coupon, promo)
     emu.emit("checkout.session.completed", session)
     return session
+
+
+def apply_to_session(emu: Emulator, session: dict, coupon: dict, promo: dict | None) -> None:
+    """Discount a session: its total (payment mode) now; a subscription's invoices later."""
+    session["discounts"] = [
+        {
+            "coupon": coupon["id"] if promo is None else None,
+            "promotion_code": promo["id"] if promo else None,
+        }
+    ]
+    if session["mode"] != "payment":
+        return
+    off = amount_off(coupon, session["amount_subtotal"])
+    discount = objects.new(
+        "discount",
+        id=emu.new_id("di_"),
+        start=session["created"],
+        customer=session["customer"],
+        checkout_session=session["id"],
+        promotion_code=promo["id"] if promo else None,
+    )
+    discount["source"]["coupon"] = coupon["id"]
+    emu.store.add(discount)
+    session["amount_total"] = session["amount_subtotal"] - off
+    session["total_details"]["amount_discount"] = off
+    session["total_details"]["breakdown"] = {
+        "discounts": [{"amount": off, "discount": discount}],
+        "taxes": [],
+    }
+
+
+def _chosen(emu: Emulator, session: dict) -> tuple[dict, dict | None]:
+    entry = session["discounts"][0]
+    promo = emu.get("promotion_code", entry["promotion_code"]) if entry["promotion_code"] else None
+    coupon_id = promo["promotion"]["coupon"] if promo else entry["coupon"]
+    return emu.get("coupon", coupon_id), promo
+
+
+def _session_discount(emu: Emulator, session: dict) -> tuple[dict, dict | None, str] | None:
+    if not session["discounts"]:
+        return None
+    coupon, promo = _chosen(emu, session)
+    return coupon, promo, session["id"]
 
 
 # --- ACH Direct Debit (a delayed-notification method) -----------------------------------

@@ -123,7 +123,7 @@ class Emulator:
         dunning: dict[str, Any] | None = None,
         workers: int = 4,
     ) -> None:
-        from . import admin, api, billing, checkout, disputes, pages  # route modules
+        from . import admin, api, billing, checkout, discounts, disputes, pages  # route modules
 
         self.lock = threading.RLock()
         self.store = Store(seed)
@@ -138,7 +138,7 @@ class Emulator:
         self._outbox: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._dirty = False
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        for module in (api, checkout, billing, disputes, admin, pages):
+        for module in (api, checkout, billing, disputes, discounts, admin, pages):
             self.routes.extend(module.routes.table)
         if state_path:
             self.store.load(state_path)
@@ -270,6 +270,8 @@ class Emulator:
         if kind == "charge" and fieldname == "refunds":
             refs = [r for r in self.store.all("refund") if r["charge"] == obj["id"]]
             return objects.list_object(f"/v1/refunds?charge={obj['id']}", copy.deepcopy(refs))
+        if kind == "coupon" and fieldname == "currency_options":
+            return {}
         if kind == "price" and fieldname in ("currency_options", "tiers"):
             return {} if fieldname == "currency_options" else []
         if kind in ("item", "line_item") and fieldname in ("discounts", "taxes"):

@@ -29,6 +29,8 @@ PREFIXES: dict[str, str] = {
     "txn_": "balance_transaction",
     "re_": "refund",
     "dp_": "dispute",
+    "di_": "discount",
+    "promo_": "promotion_code",
     "pm_": "payment_method",
     "bps_": "billing_portal.session",
     "evt_": "event",

@@ -310,3 +310,30 @@ def test_a_trial_that_converts_then_cancels(owner, realistic_stripe):
     life.wait(32 * DAY)
     life.check_against_stripe(purchased=0)
     assert life.account().tier == "free"
+
+
+@pytest.mark.parametrize("realistic_stripe", SEEDS, indirect=True)
+def test_coupons_never_change_credits(owner, realistic_stripe):
+    """A 50%-off-forever code on the plan, a free bundle and a half-price refunded bundle: the
+    credits are the catalogue's whatever was paid, and a full refund takes the whole bundle."""
+    life = life_of(owner, realistic_stripe)
+    half = stripe.Coupon.create(percent_off=50, duration="forever", api_key=SECRET_KEY)
+    free = stripe.Coupon.create(percent_off=100, duration="once", api_key=SECRET_KEY)
+    for coupon, code in ((half, "HALFOFF"), (free, "ONTHEHOUSE")):
+        stripe.PromotionCode.create(
+            promotion={"type": "coupon", "coupon": coupon.id}, code=code, api_key=SECRET_KEY
+        )
+    life.checkout({"tier": "pro", "interval": "month"}, promotion_code="HALFOFF")
+    life.settle()
+    life.check_against_stripe(purchased=0)
+    assert life.tier_info()["credits"]["remaining"] == 500
+    life.checkout({"bundle": "credits_250"}, promotion_code="ONTHEHOUSE")
+    half_price = life.checkout({"bundle": "credits_250"}, promotion_code="HALFOFF")
+    life.settle()
+    life.check_against_stripe(purchased=500)
+    stripe.Refund.create(payment_intent=payment_intent_of(half_price), api_key=SECRET_KEY)
+    life.wait(32 * DAY)  # and a discounted renewal
+    life.check_against_stripe(purchased=250)
+    invoices = stripe.Invoice.list(customer=life.account().stripe_customer_id, api_key=SECRET_KEY)
+    assert {inv.amount_paid for inv in invoices.data} == {950}
+    assert life.tier_info()["credits"]["remaining"] == 500 + 250

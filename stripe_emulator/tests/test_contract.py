@@ -184,6 +184,29 @@ def run_full_scenario(emu) -> RecordingClient:
             params={"mode": "payment", "line_items": [{"price": one_off.id}], "success_url": "x"}
         )
         emu.complete_checkout(debit.id, bank_account=account)
+    # coupons, promotion codes, a discounted bundle and a discounted subscription
+    half = client.v1.coupons.create(params={"percent_off": "50", "duration": "forever"})
+    promo = client.v1.promotion_codes.create(
+        params={"promotion": {"type": "coupon", "coupon": half.id}, "code": "HALF"}
+    )
+    client.v1.coupons.list()
+    client.v1.promotion_codes.list(params={"code": "HALF"})
+    client.v1.promotion_codes.retrieve(promo.id)
+    cheap = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "line_items": [{"price": one_off.id}],
+            "success_url": "x",
+            "discounts": [{"promotion_code": promo.id}],
+        }
+    )
+    emu.complete_checkout(cheap.id)
+    client.v1.checkout.sessions.retrieve(cheap.id, params={"expand": ["total_details.breakdown"]})
+    _, discounted = subscribe(client, emu, prices["Pro"].id, discounts=[{"coupon": half.id}])
+    client.v1.invoices.retrieve(
+        discounted.latest_invoice, params={"expand": ["discounts", "lines.data.discounts"]}
+    )
+    client.v1.subscriptions.retrieve(discounted.id, params={"expand": ["discounts"]})
     emu.advance_clock(5 * 86400)
     client.v1.payment_intents.list()
     client.v1.charges.list(params={"expand": ["data.refunds"]})
@@ -211,7 +234,7 @@ def test_every_response_and_nested_object_matches_the_sdk(scenario):
         "subscription_item", "invoice", "line_item", "invoiceitem", "invoice_payment",
         "payment_intent", "charge", "balance_transaction", "payment_method", "refund",
         "billing_portal.session", "event", "webhook_endpoint", "test_helpers.test_clock", "list",
-        "plan", "dispute",
+        "plan", "dispute", "coupon", "promotion_code", "discount",
     }  # fmt: skip
     assert expected <= seen_types
 
