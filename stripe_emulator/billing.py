@@ -219,7 +219,7 @@ def create_invoice(
         billing_reason=reason,
         period_start=period_start,
         period_end=period_end,
-        parent=objects.invoice_parent_for_subscription(sub),
+        parent=objects.invoice_parent_for_subscription(sub) if sub.get("id") else None,
         lines=objects.list_object(f"/v1/invoices/{iid}/lines", lines),
         subtotal=total,
         subtotal_excluding_tax=total,

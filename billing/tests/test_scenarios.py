@@ -337,3 +337,53 @@ def test_coupons_never_change_credits(owner, realistic_stripe):
     invoices = stripe.Invoice.list(customer=life.account().stripe_customer_id, api_key=SECRET_KEY)
     assert {inv.amount_paid for inv in invoices.data} == {950}
     assert life.tier_info()["credits"]["remaining"] == 500 + 250
+
+
+@pytest.mark.parametrize("realistic_stripe", SEEDS, indirect=True)
+def test_other_billing_reasons_and_a_switch_to_yearly(owner, realistic_stripe):
+    """Manual and threshold invoices are paid but start no period (spent credits stay spent);
+    a monthly-to-yearly switch restarts the billing period now, as Stripe does, and the
+    yearly plan then renews the allowance every month within its year."""
+    from billing.services import price_id_for
+
+    life = life_of(owner, realistic_stripe)
+    life.checkout({"tier": "pro", "interval": "month"})
+    life.settle()
+    life.spend(100)
+    customer = life.account().stripe_customer_id
+    sub_id = life.stripe_subscription()["id"]
+    stripe.InvoiceItem.create(
+        customer=customer, price=price_id_for("credits_250"), subscription=sub_id,
+        api_key=SECRET_KEY,
+    )  # fmt: skip
+    manual = stripe.Invoice.create(
+        customer=customer, pending_invoice_items_behavior="include", api_key=SECRET_KEY
+    )
+    stripe.Invoice.finalize_invoice(manual.id, api_key=SECRET_KEY)
+    stripe.Invoice.pay(manual.id, api_key=SECRET_KEY)
+    stripe.InvoiceItem.create(
+        customer=customer, price=price_id_for("credits_250"), subscription=sub_id,
+        api_key=SECRET_KEY,
+    )  # fmt: skip
+    life.emu.handle("POST", f"/_emulator/subscriptions/{sub_id}/threshold_invoice", {}, b"")
+    life.settle()
+    invoices = stripe.Invoice.list(customer=customer, api_key=SECRET_KEY).data
+    reasons = {inv.billing_reason for inv in invoices}
+    assert {"manual", "subscription_threshold"} <= reasons
+    life.check_against_stripe(purchased=0)
+    assert life.tier_info()["credits"]["remaining"] == 400
+
+    life.wait(10 * DAY)
+    life.post("change-plan", {"tier": "pro", "interval": "year"})
+    life.settle()
+    sub = life.stripe_subscription()
+    item = sub["items"]["data"][0]
+    assert item["price"]["lookup_key"] == "pro_yearly"
+    assert item["current_period_end"] - item["current_period_start"] >= 365 * DAY
+    life.check_against_stripe(purchased=0)
+    assert life.account().billing_interval == "year"
+    for _ in range(2):  # the yearly plan's monthly allowance rolls on the app's clock
+        life.spend(50)
+        life.wait(31 * DAY)
+        life.check_against_stripe(purchased=0)
+        assert life.tier_info()["credits"]["remaining"] == 500

@@ -207,6 +207,16 @@ def run_full_scenario(emu) -> RecordingClient:
         discounted.latest_invoice, params={"expand": ["discounts", "lines.data.discounts"]}
     )
     client.v1.subscriptions.retrieve(discounted.id, params={"expand": ["discounts"]})
+    # billing reasons beyond renewals: a manual invoice and a threshold invoice
+    client.v1.invoice_items.create(
+        params={"customer": discounted.customer, "price": one_off.id, "subscription": discounted.id}
+    )
+    manual = client.v1.invoices.create(
+        params={"customer": discounted.customer, "pending_invoice_items_behavior": "exclude"}
+    )
+    client.v1.invoices.finalize_invoice(manual.id)
+    client.v1.invoice_items.create(params={"customer": discounted.customer, "price": one_off.id})
+    emu.handle("POST", f"/_emulator/subscriptions/{discounted.id}/threshold_invoice", {}, b"")
     emu.advance_clock(5 * 86400)
     client.v1.payment_intents.list()
     client.v1.charges.list(params={"expand": ["data.refunds"]})
