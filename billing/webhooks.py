@@ -12,7 +12,7 @@ from typing import Any
 from djstripe import models as djstripe_models
 from djstripe.event_handlers import djstripe_receiver
 
-from billing import sync
+from billing import notices, sync
 
 
 def current(model: type[djstripe_models.StripeModel], event: Any) -> dict[str, Any]:
@@ -80,3 +80,10 @@ def on_refund_changed(sender: Any, event: Any, **kwargs: Any) -> None:
     # dj-stripe does not sync these (a charge.refund.* event carries a refund): the payment's
     # refunds are read from Stripe again in billing.clawbacks.
     sync.refund_changed_apply(event.data["object"], event_id=event.id)
+
+
+@djstripe_receiver("invoice.payment_action_required")
+def on_payment_action_required(sender: Any, event: Any, **kwargs: Any) -> None:
+    notices.payment_action_required_apply(
+        current(djstripe_models.Invoice, event), event_id=event.id
+    )

@@ -20,6 +20,7 @@ from .disputes import DISPUTE_CARDS, open_dispute
 from .errors import StripeError, card_declined, invalid, missing
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
+from .sca import needs_authentication, require_action
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -107,7 +108,17 @@ def charge(
     )
     emu.store.add(pi)
     emu.emit("payment_intent.created", pi)
+    if needs_authentication(emu, pm_id, purpose):
+        require_action(emu, pi)  # the customer must confirm (3-D Secure) first
+        return pi, None, False
     ok = card_succeeds(emu, pm_id, purpose, customer)
+    return pi, settle_payment(emu, pi, ok), ok
+
+
+def settle_payment(emu: Emulator, pi: dict, ok: bool) -> dict:
+    """The charge for a PaymentIntent: succeeded or declined, with its events."""
+    at = emu.now_for(pi["customer"])
+    amount, currency, pm_id = pi["amount"], pi["currency"], pi["payment_method"]
     pm = emu.store.get(pm_id) if pm_id else None
     ch = objects.charge(emu.new_id("ch_"), at, pi=pi, pm=pm, ok=ok)
     if ok:
@@ -120,7 +131,7 @@ def charge(
     pi["latest_charge"] = ch["id"]
     if ok:
         emu.emit("charge.succeeded", ch)
-        pi.update(status="succeeded", amount_received=amount)
+        pi.update(status="succeeded", amount_received=amount, next_action=None)
         emu.emit("payment_intent.succeeded", pi)
         disputed = DISPUTE_CARDS.get(card_number(emu, pm_id) or "")
         if disputed:  # Stripe's dispute test cards: the cardholder disputes at once
@@ -137,9 +148,9 @@ def charge(
             doc_url="https://stripe.com/docs/error-codes/card-declined",
             payment_method_type="card",
         )
-        pi.update(status="requires_payment_method", last_payment_error=error)
+        pi.update(status="requires_payment_method", last_payment_error=error, next_action=None)
         emu.emit("payment_intent.payment_failed", pi)
-    return pi, ch, ok
+    return ch
 
 
 # --- invoices ---------------------------------------------------------------------------
@@ -293,33 +304,46 @@ def pay_invoice(emu: Emulator, inv: dict, purpose: str, pm_id: str | None = None
     payment = objects.invoice_payment(emu.new_id("inpay_"), at, invoice_id=inv["id"], pi=pi)
     emu.store.add(payment)
     if ok:
-        inv.update(
-            status="paid",
-            amount_paid=inv["amount_due"],
-            amount_remaining=0,
-            next_payment_attempt=None,
-        )
-        inv["status_transitions"]["paid_at"] = at
-        payment.update(status="paid", amount_paid=pi["amount"])
-        payment["status_transitions"]["paid_at"] = at
-        emu.emit("invoice.updated", inv, _diff(before, inv))
-        emu.emit("invoice.paid", inv)
-        emu.emit("invoice.payment_succeeded", inv)
-        emu.emit("invoice_payment.paid", payment)
-        if sub and sub["status"] in ("past_due", "unpaid", "incomplete"):
-            set_status(emu, sub, "active")
+        invoice_paid(emu, inv, payment, before)
         return True
-    payment["status"] = "failed"
     attempts = inv["attempt_count"]
     delays = [int(days * DAY) for days in emu.dunning["retry_days"]]
     inv["next_payment_attempt"] = (
         at + delays[attempts - 1] if sub and attempts <= len(delays) else None
     )
-    emu.emit("invoice.payment_failed", inv)
+    if pi["status"] == "requires_action":
+        # SCA: the customer must confirm on the hosted invoice page; Stripe keeps retrying.
+        payment["status"] = "open"
+        emu.emit("invoice.payment_action_required", inv)
+    else:
+        payment["status"] = "failed"
+        emu.emit("invoice.payment_failed", inv)
     emu.emit("invoice.updated", inv, _diff(before, inv))
     if sub and inv["billing_reason"] != "subscription_create":
         after_failed_payment(emu, sub, inv)
     return False
+
+
+def invoice_paid(emu: Emulator, inv: dict, payment: dict, before: dict) -> None:
+    """An invoice's payment succeeded: the invoice and its subscription catch up."""
+    at = emu.now_for(inv["customer"])
+    inv.update(
+        status="paid",
+        amount_paid=inv["amount_due"],
+        amount_remaining=0,
+        next_payment_attempt=None,
+    )
+    inv["status_transitions"]["paid_at"] = at
+    payment.update(status="paid", amount_paid=payment["amount_requested"])
+    payment["status_transitions"]["paid_at"] = at
+    emu.emit("invoice.updated", inv, _diff(before, inv))
+    emu.emit("invoice.paid", inv)
+    emu.emit("invoice.payment_succeeded", inv)
+    emu.emit("invoice_payment.paid", payment)
+    sub_id = _sub_of(inv)
+    sub = emu.store.get(sub_id) if sub_id else None
+    if sub and sub["status"] in ("past_due", "unpaid", "incomplete"):
+        set_status(emu, sub, "active")
 
 
 def _diff(before: dict, after: dict) -> dict:

@@ -19,6 +19,7 @@ from .discounts import amount_off, by_code, redeem, resolve
 from .errors import StripeError, card_declined, invalid, missing
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
+from .sca import AUTH_ALWAYS, AUTH_ON_SESSION, SCA_CARDS
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -56,6 +57,11 @@ TEST_CARDS = {
     "5555555555554444": "succeeds",
     DECLINE_CARD: "is declined (card_declined)",
     "4000000000000341": "attaches and pays now; later charges (renewals) fail",
+    AUTH_ON_SESSION: "asks for 3-D Secure here; renewals go through",
+    AUTH_ALWAYS: "asks for 3-D Secure here and at every renewal",
+    "4000000000000259": "pays, then is disputed as fraudulent",
+    "4000000000001976": "pays, then an inquiry (no money moves)",
+    "4000000000005126": "pays; a refund fails later",
 }
 
 
@@ -254,6 +260,7 @@ def complete(
     exp_year: int = 2034,
     bank_account: str | None = None,
     promotion_code: str | None = None,
+    three_d_secure: str = "complete",
 ) -> dict:
     """Pay an open session with a test card (or, with ``bank_account``, a US bank account).
 
@@ -281,6 +288,14 @@ def complete(
         )
     if number == DECLINE_CARD:
         raise card_declined()
+    if number in SCA_CARDS and three_d_secure != "complete":  # the customer failed 3-D Secure
+        raise StripeError(
+            402,
+            "We are unable to authenticate your payment method. Please choose a different "
+            "payment method and try again.",
+            type="card_error",
+            code="payment_intent_authentication_failure",
+        )
     note = emu.store.note(session_id)
     email = email or session["customer_email"]
     cus = emu.store.get(session["customer"]) if session["customer"] else None

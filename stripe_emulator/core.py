@@ -123,7 +123,7 @@ class Emulator:
         dunning: dict[str, Any] | None = None,
         workers: int = 4,
     ) -> None:
-        from . import admin, api, billing, checkout, discounts, disputes, invoicing, pages
+        from . import admin, api, billing, checkout, discounts, disputes, invoicing, pages, sca
 
         self.lock = threading.RLock()
         self.store = Store(seed)
@@ -138,7 +138,8 @@ class Emulator:
         self._outbox: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._dirty = False
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        for module in (api, checkout, billing, disputes, discounts, invoicing, admin, pages):
+        modules = (api, checkout, billing, disputes, discounts, invoicing, sca, admin, pages)
+        for module in modules:
             self.routes.extend(module.routes.table)
         if state_path:
             self.store.load(state_path)

@@ -387,3 +387,30 @@ def test_other_billing_reasons_and_a_switch_to_yearly(owner, realistic_stripe):
         life.wait(31 * DAY)
         life.check_against_stripe(purchased=0)
         assert life.tier_info()["credits"]["remaining"] == 500
+
+
+@pytest.mark.parametrize("realistic_stripe", SEEDS, indirect=True)
+def test_a_renewal_that_needs_3d_secure(owner, realistic_stripe):
+    """The bank wants the customer at every charge: the renewal waits (past_due, the tier
+    kept, the customer told where to confirm), and the confirmed payment starts the period."""
+    from activities.models import Activity
+
+    life = life_of(owner, realistic_stripe)
+    life.checkout({"tier": "pro", "interval": "month"}, card="4000002760003184")
+    life.settle()
+    life.spend(300)
+    life.wait(31 * DAY + 2 * HOUR)
+    life.settle()
+    assert (life.account().tier, life.account().subscription_status) == ("pro", "past_due")
+    assert life.tier_info()["credits"]["remaining"] == 200
+    notice = Activity.objects.get(user=owner, title="Confirm your payment")
+    assert "/invoices/in_" in notice.description
+    [waiting] = stripe.PaymentIntent.list(
+        customer=life.account().stripe_customer_id, api_key=SECRET_KEY
+    ).data[:1]
+    assert waiting.status == "requires_action"
+    life.emu.handle("POST", f"/authenticate/{waiting.id}", {}, b"outcome=complete")
+    life.settle()
+    life.check_against_stripe(purchased=0)
+    assert life.account().subscription_status == "active"
+    assert life.tier_info()["credits"]["remaining"] == 500

@@ -217,6 +217,12 @@ def run_full_scenario(emu) -> RecordingClient:
     client.v1.invoices.finalize_invoice(manual.id)
     client.v1.invoice_items.create(params={"customer": discounted.customer, "price": one_off.id})
     emu.handle("POST", f"/_emulator/subscriptions/{discounted.id}/threshold_invoice", {}, b"")
+    # 3-D Secure: a renewal that needs the customer, confirmed on the page
+    _, sca = subscribe(client, emu, prices["Basic"].id, card="4000002760003184")
+    emu.advance_clock(32 * 86400)
+    waiting = client.v1.payment_intents.list(params={"customer": sca.customer}).data[0]
+    client.v1.payment_intents.retrieve(waiting.id)
+    emu.handle("POST", f"/authenticate/{waiting.id}", {}, b"outcome=complete")
     emu.advance_clock(5 * 86400)
     client.v1.payment_intents.list()
     client.v1.charges.list(params={"expand": ["data.refunds"]})

@@ -57,6 +57,7 @@ TARGETS = [
     "invoice_payment",
     "payment_intent",
     "payment_intent.last_payment_error",
+    "payment_intent.next_action",
     "charge",
     "charge.outcome",
     "charge.payment_method_details",
