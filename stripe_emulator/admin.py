@@ -168,7 +168,9 @@ def chaos(emu: Emulator, req: Request) -> dict:
 
 @routes("POST", "/_emulator/flush")
 def flush(emu: Emulator, req: Request) -> dict:
-    p = req.parse({"timeout": "int"})
+    p = req.parse({"timeout": "int", "everything": "bool"})
+    if p.get("everything"):  # late chaos deliveries and pending retries too, now
+        emu.dispatcher.release()
     drained = emu.flush(p.get("timeout", 30))
     return {"drained": drained, "pending": emu.dispatcher.pending()}
 

@@ -299,6 +299,15 @@ class Dispatcher:
                 self._cond.wait(min(left, 0.05))
         return True
 
+    def release(self) -> int:
+        """Make every queued delivery (late ones, retries) due now; returns how many."""
+        now = self._now()
+        with self._cond:
+            self._heap = [(min(i[0], now), *i[1:]) for i in self._heap]
+            heapq.heapify(self._heap)
+            self._cond.notify_all()
+            return len(self._heap)
+
     def pending(self) -> int:
         with self._cond:
             return len(self._heap) + self._in_flight

@@ -273,3 +273,17 @@ def test_background_delivery_runs_several_deliveries_at_once(client):
     assert emu.flush(10)
     emu.close()
     assert len(emu.deliveries) == 8 and peak[0] > 1
+
+
+def test_flush_everything_delivers_what_chaos_held_back(client):
+    emu = Emulator(clock=FakeClock())
+    sink = Sink()
+    emu.add_webhook_endpoint(sink, SECRET)
+    emu.set_chaos(True, seed=5)
+    c = stripe.StripeClient("sk_test_x", http_client=EmulatorHTTPClient(emu))
+    for i in range(10):
+        c.v1.customers.create(params={"email": f"h{i}@x.io"})
+    assert emu.dispatcher.pending() > 0
+    resp = emu.handle("POST", "/_emulator/flush", {}, b"everything=true")
+    assert resp.json() == {"drained": True, "pending": 0}
+    assert {e["id"] for e in sink.events} == {e["id"] for e in emu.events()}
