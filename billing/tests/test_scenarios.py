@@ -11,7 +11,7 @@ on Stripe's schedule.
 After every step the account must sum to its ledger, and at the end of each life the credits
 must be exactly what Stripe's invoices, refunds and disputes call for.
 
-``HRVSTR_SCENARIO_SEEDS`` (default ``1,2``) chooses the chaos seeds; CI can run many more.
+``HRVSTR_SCENARIO_SEEDS`` (default ``1``, about 25 s) chooses the chaos seeds; CI runs 20.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from subscriptions.selectors import ledger_drift
 
 DAY, HOUR = 86400, 3600
 OUTAGE = 0.1  # the share of deliveries our endpoint fails (a deploy, a timeout)
-SEEDS = [int(s) for s in os.environ.get("HRVSTR_SCENARIO_SEEDS", "1,2").split(",") if s.strip()]
+SEEDS = [int(s) for s in os.environ.get("HRVSTR_SCENARIO_SEEDS", "1").split(",") if s.strip()]
 START = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
 
 
