@@ -14,6 +14,8 @@ class LedgerKind(models.TextChoices):
     HOLD_RELEASE = "hold_release", "Hold released"
     UNLOCK = "unlock", "Component unlocked"
     CLAWBACK = "clawback", "Credits clawed back"
+    # A clawback undone: a dispute won, a refund that failed.
+    CLAWBACK_REVERSAL = "clawback_reversal", "Clawback reversed"
     ADJUSTMENT = "adjustment", "Staff adjustment"
 
 
@@ -86,6 +88,7 @@ class ActivityType(models.TextChoices):
     CREDITS_PURCHASED = "credits_purchased", "Credits purchased"
     CREDITS_ADJUSTED = "credits_adjusted", "Credits adjusted"
     CREDITS_CLAWED_BACK = "credits_clawed_back", "Credits clawed back"
+    CREDITS_RESTORED = "credits_restored", "Credits restored"
     ALLOWANCE_RESET = "allowance_reset", "Monthly allowance reset"
     RESEARCH_UNLOCKED = "research_unlocked", "Research unlocked"
     RESEARCH_EXPIRED = "research_expired", "Research expired"

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class BillingConfig(AppConfig):
@@ -10,3 +11,8 @@ class BillingConfig(AppConfig):
 
         # Bounded timeouts and retries from the first SDK call, dj-stripe's included.
         gateway.sdk_configure()
+
+        if getattr(settings, "STRIPE_FOLLOW_EMULATOR_CLOCK", False):
+            from billing import devclock
+
+            devclock.install()

@@ -45,4 +45,15 @@ def stripe_keys_check(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
                 id="billing.E004",
             )
         )
+    if getattr(settings, "STRIPE_FOLLOW_EMULATOR_CLOCK", False):
+        from billing.devclock import allowed
+
+        if not allowed():
+            errors.append(
+                checks.Error(
+                    "STRIPE_FOLLOW_EMULATOR_CLOCK is for make run on the offline Stripe only",
+                    hint="It needs DEBUG, test mode and STRIPE_API_HOST on loopback.",
+                    id="billing.E005",
+                )
+            )
     return errors

@@ -244,3 +244,16 @@ def subscription_modify(
 
 def subscription_cancel_now(subscription_id: str, *, idempotency_key: str) -> stripe.Subscription:
     return _call(stripe.Subscription.cancel, subscription_id, idempotency_key=idempotency_key)
+
+
+# --- refunds and disputes -----------------------------------------------------------------------
+
+
+def refunds_for_payment_intent(payment_intent_id: str) -> list[stripe.Refund]:
+    result = _call(stripe.Refund.list, payment_intent=payment_intent_id, limit=100)
+    return list(result.auto_paging_iter())
+
+
+def disputes_for_payment_intent(payment_intent_id: str) -> list[stripe.Dispute]:
+    result = _call(stripe.Dispute.list, payment_intent=payment_intent_id, limit=100)
+    return list(result.auto_paging_iter())

@@ -175,6 +175,9 @@ def checkout_session_create(
         cancel_url=f"{site}/billing/cancel/",
         client_reference_id=str(user.pk),
         metadata=metadata | {"hrvstr_lookup_key": lookup_key},
+        # As the original HRVSTR: customers may enter a promotion code. Credits come from the
+        # catalogue, never from what was paid, so a coupon changes the price only.
+        allow_promotion_codes=True,
         **mode_params,
     )
     return CheckoutStart(url=session.url, session_id=session.id)

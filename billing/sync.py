@@ -17,9 +17,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from activities.models import ActivityType, LedgerEntry, LedgerKind
+from activities.models import ActivityType, LedgerEntry
 from activities.services import activity_record
-from billing import gateway
+from billing import clawbacks, gateway
 from billing.stripe_data import (
     StripeDict,
     checkout_price_lookup_keys,
@@ -37,6 +37,7 @@ from subscriptions.models import CreditAccount
 logger = logging.getLogger(__name__)
 
 RENEWAL_REASONS = {"subscription_create", "subscription_cycle"}
+PAID = {"paid", "no_payment_required"}
 
 
 def user_for_customer(customer_id: str | None) -> AbstractBaseUser | None:
@@ -139,7 +140,9 @@ def checkout_completed_apply(session: StripeDict, *, event_id: str) -> LedgerEnt
     Credits come from the catalogue entry of the price bought, never from the amount paid.
     Subscription-mode sessions need nothing here: their subscription and invoice events do it.
     """
-    if session.get("mode") != "payment" or session.get("payment_status") != "paid":
+    # A fully discounted session (a 100% promotion code) is "no_payment_required": as good as
+    # paid. "unpaid" waits for checkout.session.async_payment_succeeded (a bank debit).
+    if session.get("mode") != "payment" or session.get("payment_status") not in PAID:
         return None
     user = _user_for(session)
     if user is None:
@@ -164,12 +167,9 @@ def checkout_completed_apply(session: StripeDict, *, event_id: str) -> LedgerEnt
         payment_intent=payment_intent,
         amount_cents=int(session.get("amount_total") or 0),
     )
-    # ``charge.refunded`` may have arrived before this event (Stripe does not order them) and
-    # found no purchase to claw back from: apply the charge's current refunds now. Keyed like
-    # the refund event's clawback, so whichever comes second changes nothing.
-    if payment_intent:
-        for charge in gateway.charges_for_payment_intent(payment_intent):
-            charge_refunded_apply(to_dict(charge), event_id=event_id)
+    # A refund or dispute may have arrived before this event (Stripe does not order them, and
+    # a dispute test card is disputed at once) and found no purchase: settle it now.
+    clawbacks.purchase_clawback_sync(payment_intent_id=payment_intent)
     return purchase
 
 
@@ -187,61 +187,25 @@ def checkout_payment_failed_apply(session: StripeDict, *, event_id: str) -> None
     )
 
 
-def _purchase_for_payment_intent(payment_intent_id: str | None) -> LedgerEntry | None:
-    if not payment_intent_id:
-        return None
-    return LedgerEntry.objects.filter(
-        kind=LedgerKind.PURCHASE, details__payment_intent=payment_intent_id
-    ).first()
-
-
 def charge_refunded_apply(charge: StripeDict, *, event_id: str) -> LedgerEntry | None:
-    """Claw back the refunded share of a bundle's credits (as far as they are unspent)."""
-    purchase = _purchase_for_payment_intent(object_id(charge.get("payment_intent")))
-    if purchase is None:
-        return None  # not a credit bundle (a subscription invoice, or not ours)
-    amount = int(charge.get("amount") or 0)
-    refunded = int(charge.get("amount_refunded") or 0)
-    if amount <= 0 or refunded <= 0:
-        return None
-    return _clawback_share(purchase, share_cents=refunded, amount_cents=amount, cause=charge["id"])
+    """A refund of a bundle's payment: claw back its share (``billing.clawbacks``)."""
+    return clawbacks.purchase_clawback_sync(
+        payment_intent_id=object_id(charge.get("payment_intent"))
+    )
+
+
+def refund_changed_apply(refund: StripeDict, *, event_id: str) -> LedgerEntry | None:
+    """A refund changed (pending -> succeeded, or failed later): settle the clawback again."""
+    return clawbacks.purchase_clawback_sync(
+        payment_intent_id=object_id(refund.get("payment_intent"))
+    )
 
 
 def dispute_apply(dispute: StripeDict, *, event_id: str) -> LedgerEntry | None:
-    """A disputed bundle payment: take back the disputed share of its credits."""
-    charge_id = object_id(dispute.get("charge"))
-    payment_intent = object_id(dispute.get("payment_intent"))
-    purchase = _purchase_for_payment_intent(payment_intent)
-    if purchase is None:
-        return None
-    amount = int(purchase.details.get("amount_cents") or 0) or int(dispute.get("amount") or 0)
-    return _clawback_share(
-        purchase,
-        share_cents=int(dispute.get("amount") or 0),
-        amount_cents=amount,
-        cause=f"dispute:{dispute['id']}:{charge_id}",
-    )
-
-
-def _clawback_share(
-    purchase: LedgerEntry, *, share_cents: int, amount_cents: int, cause: str
-) -> LedgerEntry | None:
-    credits = purchase.purchased_delta
-    target = credits * min(share_cents, amount_cents) // amount_cents
-    # Partial refunds arrive as a growing amount_refunded: take only what is new.
-    earlier = LedgerEntry.objects.filter(
-        kind=LedgerKind.CLAWBACK, source=purchase.source, user_id=purchase.user_id
-    )
-    already = sum(entry.details.get("requested", 0) for entry in earlier)
-    missing = target - already
-    if missing <= 0:
-        return None
-    return services.credits_clawback(
-        user=purchase.user,
-        credits=missing,
-        idempotency_key=f"clawback:{cause}:{target}",
-        source=purchase.source,
-        reason=f"Refund of {purchase.reason.lower() or 'credits'}",
+    """A dispute on a bundle's payment, at any stage: an inquiry takes nothing, withdrawn funds
+    take the disputed share, reinstated funds (a won dispute) give it back."""
+    return clawbacks.purchase_clawback_sync(
+        payment_intent_id=object_id(dispute.get("payment_intent"))
     )
 
 

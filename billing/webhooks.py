@@ -12,7 +12,7 @@ from typing import Any
 from djstripe import models as djstripe_models
 from djstripe.event_handlers import djstripe_receiver
 
-from billing import sync
+from billing import notices, sync
 
 
 def current(model: type[djstripe_models.StripeModel], event: Any) -> dict[str, Any]:
@@ -62,6 +62,28 @@ def on_charge_refunded(sender: Any, event: Any, **kwargs: Any) -> None:
     sync.charge_refunded_apply(current(djstripe_models.Charge, event), event_id=event.id)
 
 
-@djstripe_receiver("charge.dispute.created")
-def on_dispute_created(sender: Any, event: Any, **kwargs: Any) -> None:
+@djstripe_receiver(
+    [
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+        "charge.dispute.closed",
+    ]
+)
+def on_dispute_changed(sender: Any, event: Any, **kwargs: Any) -> None:
     sync.dispute_apply(current(djstripe_models.Dispute, event), event_id=event.id)
+
+
+@djstripe_receiver(["refund.created", "refund.updated", "refund.failed", "charge.refund.updated"])
+def on_refund_changed(sender: Any, event: Any, **kwargs: Any) -> None:
+    # dj-stripe does not sync these (a charge.refund.* event carries a refund): the payment's
+    # refunds are read from Stripe again in billing.clawbacks.
+    sync.refund_changed_apply(event.data["object"], event_id=event.id)
+
+
+@djstripe_receiver("invoice.payment_action_required")
+def on_payment_action_required(sender: Any, event: Any, **kwargs: Any) -> None:
+    notices.payment_action_required_apply(
+        current(djstripe_models.Invoice, event), event_id=event.id
+    )

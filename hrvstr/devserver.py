@@ -68,6 +68,8 @@ def main() -> int:
             STRIPE_TEST_SECRET_KEY=EMULATOR_KEY,
             STRIPE_TEST_WEBHOOK_SECRET=EMULATOR_WEBHOOK_SECRET,
             STRIPE_API_HOST=f"http://127.0.0.1:{emulator_port}",
+            # One clock: advancing the emulator's moves the app's too (billing/devclock.py).
+            STRIPE_FOLLOW_EMULATOR_CLOCK="true",
         )
         emulator = subprocess.Popen(
             [

@@ -284,6 +284,10 @@ if os.environ.get("STRIPE_API_HOST"):
 # (retries + 1) x timeout + ~1 s, stays under gunicorn's 30 s request timeout.
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 10)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 1)
+
+# ``make run`` on the offline Stripe: the app's clock follows the emulator's (billing/devclock.py;
+# DEBUG, test mode and a loopback STRIPE_API_HOST only).
+STRIPE_FOLLOW_EMULATOR_CLOCK = env_bool("STRIPE_FOLLOW_EMULATOR_CLOCK", False)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"

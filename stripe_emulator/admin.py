@@ -68,7 +68,15 @@ def add_endpoint(emu: Emulator, req: Request) -> dict:
 
 @routes("POST", r"/_emulator/checkout/(?P<oid>[^/]+)/complete")
 def complete_session(emu: Emulator, req: Request, oid: str) -> dict:
-    p = req.parse({"card": "str", "outcome": "str", "email": "str", "name": "str"})
+    p = req.parse(
+        {"card": "str", "outcome": "str", "email": "str", "name": "str", "bank_account": "str"}
+    )
+    if p.get("bank_account"):
+        with emu.transaction():
+            session = complete(
+                emu, oid, email=p.get("email"), name=p.get("name"), bank_account=p["bank_account"]
+            )
+            return copy.deepcopy(session)
     card = p.get("card")
     if card is None:
         outcome = p.get("outcome", "success")
@@ -88,6 +96,37 @@ def renewal_outcome(emu: Emulator, req: Request, oid: str) -> dict:
         raise invalid("outcome", "outcome must be 'fail' or 'succeed'")
     emu.set_renewal_outcome(oid, outcome)
     return {"customer": oid, "next_renewal": outcome}
+
+
+@routes("POST", r"/_emulator/charges/(?P<oid>[^/]+)/dispute")
+def dispute(emu: Emulator, req: Request, oid: str) -> dict:
+    p = req.parse({"reason": "str", "inquiry": "bool"})
+    return emu.dispute_charge(oid, p.get("reason", "fraudulent"), inquiry=p.get("inquiry", False))
+
+
+@routes("POST", r"/_emulator/disputes/(?P<oid>[^/]+)/resolve")
+def resolve(emu: Emulator, req: Request, oid: str) -> dict:
+    p = req.parse({"outcome": "str"})
+    if "outcome" not in p:
+        raise missing("outcome")
+    return emu.resolve_dispute(oid, p["outcome"])
+
+
+@routes("GET", "/_emulator/dunning")
+def get_dunning(emu: Emulator, req: Request) -> dict:
+    return emu.dunning
+
+
+@routes("POST", "/_emulator/dunning")
+def set_dunning(emu: Emulator, req: Request) -> dict:
+    p = req.parse({"retry_days": "strs", "subscription": "str", "invoice": "str"})
+    try:
+        days = [float(d) for d in p["retry_days"]] if "retry_days" in p else None
+        return emu.set_dunning(
+            retry_days=days, subscription=p.get("subscription"), invoice=p.get("invoice")
+        )
+    except ValueError as exc:
+        raise invalid("dunning", str(exc)) from None
 
 
 @routes("POST", "/_emulator/clock/advance")
@@ -145,7 +184,9 @@ def resume(emu: Emulator, req: Request) -> dict:
 
 @routes("POST", "/_emulator/flush")
 def flush(emu: Emulator, req: Request) -> dict:
-    p = req.parse({"timeout": "int"})
+    p = req.parse({"timeout": "int", "everything": "bool"})
+    if p.get("everything"):  # late chaos deliveries and pending retries too, now
+        emu.dispatcher.release()
     drained = emu.flush(p.get("timeout", 30))
     return {"drained": drained, "pending": emu.dispatcher.pending()}
 

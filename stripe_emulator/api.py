@@ -7,7 +7,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from . import objects
-from .core import Request, Routes
+from .core import Request, Routes, task
 from .errors import StripeError, invalid, missing, not_found
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
@@ -27,6 +27,12 @@ TEST_PM_TOKENS = {
     "pm_card_chargeDeclined": "4000000000000002",
     "pm_card_chargeCustomerFail": "4000000000000341",
 }
+
+
+# Stripe's refund test cards: the refund's final status comes some time later
+# (4000 0000 0000 7726: pending, then succeeded; 4000 0000 0000 5126: succeeded, then failed).
+REFUND_CARDS = {"4000000000007726": "pending", "4000000000005126": "fails"}
+REFUND_SETTLE_SECONDS = 600
 
 
 def filtered(items: list[dict], **conditions: Any) -> list[dict]:
@@ -553,18 +559,63 @@ def create_refund(emu: Emulator, req: Request) -> dict:
         amount=amount,
         currency=ch["currency"],
         charge=ch["id"],
+        customer=ch["customer"],
         payment_intent=ch["payment_intent"],
+        payment_method=ch["payment_method"],
         balance_transaction=txn["id"],
         reason=p.get("reason"),
     )
     ref["metadata"] = merge_metadata({}, p.get("metadata"))
+    later = REFUND_CARDS.get(emu.store.notes.get(ch["payment_method"] or "", {}).get("card", ""))
+    if later == "pending":
+        ref["status"] = "pending"
     emu.store.add(ref)
     emu.emit("refund.created", ref)
     previous = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
     ch["amount_refunded"] += amount
     ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
     emu.emit("charge.refunded", ch, previous)
+    if later:
+        emu.schedule("refund_settle", rid, at + REFUND_SETTLE_SECONDS, owner=ch)
     return ref
+
+
+@task("refund_settle")
+def settle_refund(emu: Emulator, refund_id: str) -> None:
+    """The card network's answer, some time after the refund: 7726 succeeds, 5126 fails."""
+    ref = emu.get("refund", refund_id)
+    ch = emu.get("charge", ref["charge"])
+    before = copy.deepcopy(ref)
+    if REFUND_CARDS.get(emu.store.notes.get(ch["payment_method"] or "", {}).get("card", "")) == (
+        "pending"
+    ):
+        ref["status"] = "succeeded"
+        emu.emit("charge.refund.updated", ref, {"status": before["status"]})
+        emu.emit("refund.updated", ref, {"status": before["status"]})
+        return
+    # The refund failed: its amount comes back to the balance and off the charge's refunds.
+    at = emu.now_for(ch)
+    txn = objects.balance_transaction(
+        emu.new_id("txn_"),
+        at,
+        amount=ref["amount"],
+        currency=ref["currency"],
+        source=refund_id,
+        kind="refund_failure",
+    )
+    txn["reporting_category"] = "refund_failure"
+    emu.store.add(txn)
+    ref.update(
+        status="failed",
+        failure_reason="expired_or_canceled_card",
+        failure_balance_transaction=txn["id"],
+    )
+    ch["amount_refunded"] -= ref["amount"]
+    ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
+    previous = {k: before[k] for k in ("status", "failure_reason", "failure_balance_transaction")}
+    emu.emit("charge.refund.updated", ref, previous)
+    emu.emit("refund.updated", ref, previous)
+    emu.emit("refund.failed", ref)
 
 
 @routes("GET", f"/v1/refunds/{ID}")

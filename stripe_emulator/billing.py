@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .api import filtered
-from .core import Request, Routes
+from .core import TASKS, Request, Routes, task
+from .disputes import DISPUTE_CARDS, open_dispute
 from .errors import StripeError, card_declined, invalid, missing
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
+from .sca import needs_authentication, require_action
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -26,8 +28,16 @@ if TYPE_CHECKING:
 routes = Routes()
 ID = r"(?P<oid>[^/]+)"
 DAY = 86400
-# Smart-Retries-like schedule: the 2nd, 3rd and 4th attempts come 3, 5 and 7 days after the last.
-RETRY_DELAYS = (3 * DAY, 5 * DAY, 7 * DAY)
+# The dashboard's custom retry schedule (Billing > Revenue recovery > Retries): days after the
+# previous attempt, up to 3 retries (Stripe's Smart Retries pick their own times, up to 8 tries
+# in a chosen window: give those days here). Then, per the settings, the subscription is
+# canceled, marked unpaid or left past_due, and the invoice left open, marked uncollectible or
+# voided. ``Emulator(dunning=...)`` or ``POST /_emulator/dunning`` changes them.
+DEFAULT_DUNNING = {"retry_days": [3, 5, 7], "subscription": "cancel", "invoice": "open"}
+DUNNING_CHOICES = {
+    "subscription": ("cancel", "unpaid", "past_due"),
+    "invoice": ("open", "uncollectible", "void"),
+}
 DECLINE_CARD = "4000000000000002"
 FAIL_LATER_CARD = "4000000000000341"
 
@@ -98,7 +108,17 @@ def charge(
     )
     emu.store.add(pi)
     emu.emit("payment_intent.created", pi)
+    if needs_authentication(emu, pm_id, purpose):
+        require_action(emu, pi)  # the customer must confirm (3-D Secure) first
+        return pi, None, False
     ok = card_succeeds(emu, pm_id, purpose, customer)
+    return pi, settle_payment(emu, pi, ok), ok
+
+
+def settle_payment(emu: Emulator, pi: dict, ok: bool) -> dict:
+    """The charge for a PaymentIntent: succeeded or declined, with its events."""
+    at = emu.now_for(pi["customer"])
+    amount, currency, pm_id = pi["amount"], pi["currency"], pi["payment_method"]
     pm = emu.store.get(pm_id) if pm_id else None
     ch = objects.charge(emu.new_id("ch_"), at, pi=pi, pm=pm, ok=ok)
     if ok:
@@ -111,8 +131,11 @@ def charge(
     pi["latest_charge"] = ch["id"]
     if ok:
         emu.emit("charge.succeeded", ch)
-        pi.update(status="succeeded", amount_received=amount)
+        pi.update(status="succeeded", amount_received=amount, next_action=None)
         emu.emit("payment_intent.succeeded", pi)
+        disputed = DISPUTE_CARDS.get(card_number(emu, pm_id) or "")
+        if disputed:  # Stripe's dispute test cards: the cardholder disputes at once
+            open_dispute(emu, ch, disputed[0], inquiry=disputed[1])
     else:
         emu.emit("charge.failed", ch)
         error = objects.new(
@@ -125,9 +148,9 @@ def charge(
             doc_url="https://stripe.com/docs/error-codes/card-declined",
             payment_method_type="card",
         )
-        pi.update(status="requires_payment_method", last_payment_error=error)
+        pi.update(status="requires_payment_method", last_payment_error=error, next_action=None)
         emu.emit("payment_intent.payment_failed", pi)
-    return pi, ch, ok
+    return ch
 
 
 # --- invoices ---------------------------------------------------------------------------
@@ -141,8 +164,12 @@ def create_invoice(
     with_sub_lines: bool = True,
     pending: list[dict] | None = None,
     iid: str | None = None,
+    trial: bool = False,
 ) -> dict:
-    """A draft invoice for ``sub`` with its items (new period) and pending invoice items."""
+    """A draft invoice for ``sub`` with its items (new period) and pending invoice items.
+
+    ``trial``: the first invoice of a trial, one free line per item for the trial period.
+    """
     cus = emu.get("customer", sub["customer"])
     at = emu.now_for(cus)
     iid = iid or emu.new_id("in_")
@@ -155,9 +182,11 @@ def create_invoice(
                 objects.invoice_line(
                     emu.new_id("il_"),
                     invoice_id=iid,
-                    amount=price["unit_amount"] * item["quantity"],
+                    amount=0 if trial else price["unit_amount"] * item["quantity"],
                     currency=price["currency"],
-                    description=f"{item['quantity']} × {product['name']} "
+                    description=f"Trial period for {product['name']}"
+                    if trial
+                    else f"{item['quantity']} × {product['name']} "
                     f"(at {price['unit_amount'] / 100:.2f} {price['currency'].upper()} "
                     f"/ {price['recurring']['interval']})",
                     price_obj=price,
@@ -201,7 +230,7 @@ def create_invoice(
         billing_reason=reason,
         period_start=period_start,
         period_end=period_end,
-        parent=objects.invoice_parent_for_subscription(sub),
+        parent=objects.invoice_parent_for_subscription(sub) if sub.get("id") else None,
         lines=objects.list_object(f"/v1/invoices/{iid}/lines", lines),
         subtotal=total,
         subtotal_excluding_tax=total,
@@ -216,6 +245,10 @@ def create_invoice(
         total_taxes=[],
         total_pretax_credit_amounts=[],
     )
+    if sub.get("discounts"):
+        from .discounts import invoice_discounts
+
+        invoice_discounts(emu, sub, inv)
     emu.store.add(inv)
     emu.emit("invoice.created", inv)
     return inv
@@ -271,32 +304,46 @@ def pay_invoice(emu: Emulator, inv: dict, purpose: str, pm_id: str | None = None
     payment = objects.invoice_payment(emu.new_id("inpay_"), at, invoice_id=inv["id"], pi=pi)
     emu.store.add(payment)
     if ok:
-        inv.update(
-            status="paid",
-            amount_paid=inv["amount_due"],
-            amount_remaining=0,
-            next_payment_attempt=None,
-        )
-        inv["status_transitions"]["paid_at"] = at
-        payment.update(status="paid", amount_paid=pi["amount"])
-        payment["status_transitions"]["paid_at"] = at
-        emu.emit("invoice.updated", inv, _diff(before, inv))
-        emu.emit("invoice.paid", inv)
-        emu.emit("invoice.payment_succeeded", inv)
-        emu.emit("invoice_payment.paid", payment)
-        if sub and sub["status"] in ("past_due", "unpaid", "incomplete"):
-            set_status(emu, sub, "active")
+        invoice_paid(emu, inv, payment, before)
         return True
-    payment["status"] = "failed"
     attempts = inv["attempt_count"]
+    delays = [int(days * DAY) for days in emu.dunning["retry_days"]]
     inv["next_payment_attempt"] = (
-        at + RETRY_DELAYS[attempts - 1] if sub and attempts <= len(RETRY_DELAYS) else None
+        at + delays[attempts - 1] if sub and attempts <= len(delays) else None
     )
-    emu.emit("invoice.payment_failed", inv)
+    if pi["status"] == "requires_action":
+        # SCA: the customer must confirm on the hosted invoice page; Stripe keeps retrying.
+        payment["status"] = "open"
+        emu.emit("invoice.payment_action_required", inv)
+    else:
+        payment["status"] = "failed"
+        emu.emit("invoice.payment_failed", inv)
     emu.emit("invoice.updated", inv, _diff(before, inv))
     if sub and inv["billing_reason"] != "subscription_create":
         after_failed_payment(emu, sub, inv)
     return False
+
+
+def invoice_paid(emu: Emulator, inv: dict, payment: dict, before: dict) -> None:
+    """An invoice's payment succeeded: the invoice and its subscription catch up."""
+    at = emu.now_for(inv["customer"])
+    inv.update(
+        status="paid",
+        amount_paid=inv["amount_due"],
+        amount_remaining=0,
+        next_payment_attempt=None,
+    )
+    inv["status_transitions"]["paid_at"] = at
+    payment.update(status="paid", amount_paid=payment["amount_requested"])
+    payment["status_transitions"]["paid_at"] = at
+    emu.emit("invoice.updated", inv, _diff(before, inv))
+    emu.emit("invoice.paid", inv)
+    emu.emit("invoice.payment_succeeded", inv)
+    emu.emit("invoice_payment.paid", payment)
+    sub_id = _sub_of(inv)
+    sub = emu.store.get(sub_id) if sub_id else None
+    if sub and sub["status"] in ("past_due", "unpaid", "incomplete"):
+        set_status(emu, sub, "active")
 
 
 def _diff(before: dict, after: dict) -> dict:
@@ -306,10 +353,18 @@ def _diff(before: dict, after: dict) -> dict:
 def after_failed_payment(emu: Emulator, sub: dict, inv: dict) -> None:
     if sub["status"] == "active":
         set_status(emu, sub, "past_due")
-    if inv["next_payment_attempt"] is None:  # the last retry failed
-        if emu.final_failed_renewal == "cancel":
+    if inv["next_payment_attempt"] is None:  # the last retry failed: the dunning settings
+        if emu.dunning["invoice"] == "uncollectible" and inv["status"] == "open":
+            inv.update(status="uncollectible")
+            inv["status_transitions"]["marked_uncollectible_at"] = emu.now_for(inv)
+            emu.emit("invoice.marked_uncollectible", inv)
+        elif emu.dunning["invoice"] == "void" and inv["status"] == "open":
+            inv.update(status="void", amount_remaining=0)
+            inv["status_transitions"]["voided_at"] = emu.now_for(inv)
+            emu.emit("invoice.voided", inv)
+        if emu.dunning["subscription"] == "cancel":
             cancel_now(emu, sub, reason="payment_failed")
-        elif emu.final_failed_renewal == "unpaid":
+        elif emu.dunning["subscription"] == "unpaid":
             set_status(emu, sub, "unpaid")
 
 
@@ -328,15 +383,22 @@ def create_subscription(
     metadata: dict[str, str],
     pm_id: str | None,
     description: str | None = None,
+    trial_end: int | None = None,
+    discount: tuple[dict, dict | None, str | None] | None = None,
 ) -> tuple[dict, dict]:
-    """Subscribe ``cus`` and collect the first invoice (used by Checkout)."""
+    """Subscribe ``cus`` and collect the first invoice (used by Checkout).
+
+    With ``trial_end`` the subscription is ``trialing`` until then: its first invoice is a
+    free trial line (paid at once), the first period ends with the trial (the billing anchor)
+    and ``customer.subscription.trial_will_end`` comes three days before.
+    """
     at = emu.now_for(cus)
     sid = emu.new_id("sub_")
     iid = emu.new_id("in_")
     sub_items = []
     for price, quantity in items:
         rec = price["recurring"]
-        end = add_interval(at, rec["interval"], rec["interval_count"])
+        end = trial_end or add_interval(at, rec["interval"], rec["interval_count"])
         item = objects.subscription_item(
             emu.new_id("si_"), at, sub=sid, price_obj=price, quantity=quantity, start=at, end=end
         )
@@ -351,16 +413,34 @@ def create_subscription(
         metadata=dict(metadata),
         default_payment_method=pm_id,
         latest_invoice=iid,
-        status="incomplete",
+        status="trialing" if trial_end else "incomplete",
         test_clock=cus["test_clock"],
         description=description,
     )
+    if trial_end:
+        sub.update(trial_start=at, trial_end=trial_end, billing_cycle_anchor=trial_end)
+    if discount is not None:  # (coupon, promotion code, checkout session id)
+        from .discounts import subscription_discount
+
+        subscription_discount(emu, sub, *discount)
     emu.store.add(sub)
     emu.emit("customer.subscription.created", sub)
-    inv = create_invoice(emu, sub, "subscription_create", period_start=at, period_end=at, iid=iid)
+    inv = create_invoice(
+        emu, sub, "subscription_create", period_start=at, period_end=at, iid=iid,
+        trial=bool(trial_end),
+    )  # fmt: skip
     finalize_invoice(emu, inv)
     pay_invoice(emu, inv, "checkout")
+    if trial_end and trial_end - 3 * DAY > at:
+        emu.schedule("trial_will_end", sid, trial_end - 3 * DAY, owner=sub)
     return sub, inv
+
+
+@task("trial_will_end")
+def trial_will_end(emu: Emulator, sub_id: str) -> None:
+    sub = emu.store.get(sub_id, "subscription")
+    if sub is not None and sub["status"] == "trialing":
+        emu.emit("customer.subscription.trial_will_end", sub)
 
 
 def cancel_now(emu: Emulator, sub: dict, reason: str = "cancellation_requested", **details) -> None:
@@ -390,6 +470,8 @@ def renew(emu: Emulator, sub: dict) -> None:
         item["current_period_end"] = add_interval(
             item["current_period_end"], rec["interval"], rec["interval_count"]
         )
+    if sub["status"] == "trialing":  # the trial ended: the first paid period begins
+        sub["status"] = "active"
     emu.emit("customer.subscription.updated", sub, _diff(before, sub))
     pending = [
         ii
@@ -403,6 +485,17 @@ def renew(emu: Emulator, sub: dict) -> None:
         emu, sub, "subscription_cycle", period_start=old_start, period_end=old_end, pending=pending
     )
     sub["latest_invoice"] = inv["id"]
+    # Stripe leaves a renewal invoice in draft for about an hour after invoice.created, then
+    # finalizes it and tries to collect (automatically_finalizes_at).
+    emu.schedule("invoice_auto_advance", inv["id"], inv["automatically_finalizes_at"], owner=sub)
+
+
+@task("invoice_auto_advance")
+def auto_advance(emu: Emulator, invoice_id: str) -> None:
+    """An hour after a renewal invoice was created: finalize it and collect."""
+    inv = emu.store.get(invoice_id, "invoice")
+    if inv is None or inv["status"] != "draft":
+        return  # finalized, paid or voided by hand meanwhile
     finalize_invoice(emu, inv)
     pay_invoice(emu, inv, "renewal")
 
@@ -413,7 +506,11 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
     for _ in range(10_000):
         due: list[tuple[int, int, str, dict]] = []
         for sub in emu.store.all("subscription"):
-            if sub["test_clock"] != clock_id or sub["status"] not in ("active", "past_due"):
+            if sub["test_clock"] != clock_id or sub["status"] not in (
+                "active",
+                "past_due",
+                "trialing",
+            ):
                 continue
             end = min(i["current_period_end"] for i in sub["items"]["data"])
             if sub["cancel_at"] and sub["cancel_at"] <= end:
@@ -430,6 +527,9 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
                 and inv["test_clock"] == clock_id
             ):
                 due.append((inv["next_payment_attempt"], 2, "retry", inv))
+        for work in emu.store.scheduled:
+            if work["clock"] == clock_id:
+                due.append((work["at"], 2, "task", work))
         due = [d for d in due if d[0] <= until]
         if not due:
             break
@@ -443,6 +543,9 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
                 cancel_now(emu, obj)
             elif action == "renew":
                 renew(emu, obj)
+            elif action == "task":
+                emu.store.scheduled.remove(obj)
+                TASKS[obj["kind"]](emu, obj["id"], **obj["args"])
             elif action == "expire":
                 obj.update(status="expired", url=None)
                 emu.emit("checkout.session.expired", obj)
@@ -671,7 +774,7 @@ def resume_subscription(emu: Emulator, req: Request, oid: str) -> dict:
         set_status(emu, sub, "active")
         emu.emit("customer.subscription.resumed", sub)
         return sub
-    if sub["status"] in ("active", "past_due") and sub["cancel_at"]:
+    if sub["status"] in ("active", "past_due", "trialing") and sub["cancel_at"]:
         return update_subscription(emu, sub, {"cancel_at_period_end": False, "cancel_at": ""})
     raise invalid("id", "Only a paused subscription (or one scheduled to cancel) can be resumed.")
 

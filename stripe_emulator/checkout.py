@@ -14,10 +14,12 @@ from .api import (
     set_default_payment_method,
 )
 from .billing import DECLINE_CARD, charge, create_subscription
-from .core import Request, Routes
+from .core import Request, Routes, task
+from .discounts import amount_off, by_code, redeem, resolve
 from .errors import StripeError, card_declined, invalid, missing
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
+from .sca import AUTH_ALWAYS, AUTH_ON_SESSION, SCA_CARDS
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -35,9 +37,15 @@ SESSION_SPEC = {
     "cancel_url": "str",
     "client_reference_id": "str",
     "metadata": "meta",
-    "subscription_data": {"metadata": "meta", "description": "str"},
+    "subscription_data": {
+        "metadata": "meta",
+        "description": "str",
+        "trial_period_days": "int",
+        "trial_end": "int",
+    },
     "payment_intent_data": {"metadata": "meta", "description": "str"},
     "allow_promotion_codes": "bool",
+    "discounts": [{"coupon": "str", "promotion_code": "str"}],
     "payment_method_types": "strs",
     "billing_address_collection": "str",
     "locale": "str",
@@ -49,6 +57,11 @@ TEST_CARDS = {
     "5555555555554444": "succeeds",
     DECLINE_CARD: "is declined (card_declined)",
     "4000000000000341": "attaches and pays now; later charges (renewals) fail",
+    AUTH_ON_SESSION: "asks for 3-D Secure here; renewals go through",
+    AUTH_ALWAYS: "asks for 3-D Secure here and at every renewal",
+    "4000000000000259": "pays, then is disputed as fraudulent",
+    "4000000000001976": "pays, then an inquiry (no money moves)",
+    "4000000000005126": "pays; a refund fails later",
 }
 
 
@@ -88,6 +101,34 @@ def create_session(emu: Emulator, req: Request) -> dict:
         )
     if not p.get("line_items"):
         raise missing("line_items")
+    if p.get("discounts") and p.get("allow_promotion_codes"):
+        raise StripeError(
+            400,
+            "You may only specify one of these parameters: allow_promotion_codes, discounts.",
+            code="parameters_exclusive",
+            param="discounts",
+        )
+    if len(p.get("discounts") or []) > 1:
+        raise invalid("discounts", "Only one discount per Checkout Session is supported.")
+    chosen = [resolve(emu, spec, "discounts[0]") for spec in p.get("discounts") or []]
+    trial = p.get("subscription_data", {})
+    if "trial_period_days" in trial and "trial_end" in trial:
+        raise invalid(
+            "subscription_data[trial_end]",
+            "You may only specify one of trial_end and trial_period_days.",
+        )
+    if not 1 <= trial.get("trial_period_days", 1) <= 730:
+        raise invalid(
+            "subscription_data[trial_period_days]",
+            "trial_period_days must be between 1 and 730.",
+            "parameter_invalid_integer",
+        )
+    if "trial_end" in trial and trial["trial_end"] < emu.now_for(cus) + 2 * 86400:
+        raise invalid(
+            "subscription_data[trial_end]",
+            "trial_end must be at least 48 hours in the future.",
+            "parameter_invalid_integer",
+        )
     sid = "cs_test_" + emu.new_id("")[:58]
     items = []
     for i, spec in enumerate(p["line_items"]):
@@ -130,8 +171,22 @@ def create_session(emu: Emulator, req: Request) -> dict:
     if "expires_at" in p:
         session["expires_at"] = p["expires_at"]
     session["locale"] = p.get("locale")
+    methods = p.get("payment_method_types")
+    if methods:
+        unknown = set(methods) - {"card", "us_bank_account"}
+        if unknown:
+            raise invalid(
+                "payment_method_types",
+                f"The emulator supports card and us_bank_account, not {sorted(unknown)}.",
+            )
+        session["payment_method_types"] = list(methods)
+    elif mode == "payment" and session["currency"] == "usd":
+        # Dynamic payment methods: a USD payment also offers ACH Direct Debit.
+        session["payment_method_types"] = ["card", "us_bank_account"]
     emu.store.add(session)
     note = emu.store.note(sid)
+    if chosen:
+        apply_to_session(emu, session, *chosen[0])
     note["line_items"] = items
     note["subscription_data"] = p.get("subscription_data", {})
     note["payment_intent_data"] = p.get("payment_intent_data", {})
@@ -203,11 +258,25 @@ def complete(
     name: str | None = None,
     exp_month: int = 12,
     exp_year: int = 2034,
+    bank_account: str | None = None,
+    promotion_code: str | None = None,
+    three_d_secure: str = "complete",
 ) -> dict:
-    """Pay an open session with a test card. Declines raise a 402 and leave it open."""
+    """Pay an open session with a test card (or, with ``bank_account``, a US bank account).
+
+    Declines raise a 402 and leave it open. A bank debit completes the session unpaid; the
+    payment settles (or fails) ``ASYNC_SETTLE_SECONDS`` later on the session's clock.
+    """
     session = emu.get("checkout.session", session_id)
     if session["status"] != "open":
         raise invalid("session", f"This Checkout Session is no longer open ({session['status']}).")
+    if promotion_code:  # typed on the page
+        if not session["allow_promotion_codes"]:
+            raise invalid("promotion_code", "This Checkout Session does not take promotion codes.")
+        promo = by_code(emu, promotion_code)
+        apply_to_session(emu, session, emu.get("coupon", promo["promotion"]["coupon"]), promo)
+    if bank_account is not None:
+        return _complete_with_bank_debit(emu, session, bank_account, email=email, name=name)
     number = normalise_card(card)
     if len(number) < 12:
         raise StripeError(
@@ -219,6 +288,14 @@ def complete(
         )
     if number == DECLINE_CARD:
         raise card_declined()
+    if number in SCA_CARDS and three_d_secure != "complete":  # the customer failed 3-D Secure
+        raise StripeError(
+            402,
+            "We are unable to authenticate your payment method. Please choose a different "
+            "payment method and try again.",
+            type="card_error",
+            code="payment_intent_authentication_failure",
+        )
     note = emu.store.note(session_id)
     email = email or session["customer_email"]
     cus = emu.store.get(session["customer"]) if session["customer"] else None
@@ -236,6 +313,9 @@ def complete(
         set_default_payment_method(emu, cus, pm["id"])
         items = [(emu.get("price", li["price"]["id"]), li["quantity"]) for li in note["line_items"]]
         sub_data = note.get("subscription_data", {})
+        trial_end = sub_data.get("trial_end")
+        if sub_data.get("trial_period_days"):
+            trial_end = emu.now_for(cus) + int(sub_data["trial_period_days"]) * 86400
         sub, inv = create_subscription(
             emu,
             cus,
@@ -243,8 +323,15 @@ def complete(
             metadata=sub_data.get("metadata", {}),
             pm_id=pm["id"],
             description=sub_data.get("description"),
+            trial_end=trial_end,
+            discount=_session_discount(emu, session),
         )
-        session.update(subscription=sub["id"], invoice=inv["id"])
+        session.update(subscription=sub["id"], invoice=inv["id"], amount_total=inv["total"])
+        session["total_details"]["amount_discount"] = sum(
+            d["amount"] for d in inv["total_discount_amounts"] or []
+        )
+    elif session["amount_total"] == 0:
+        pass  # fully discounted: nothing to charge (no_payment_required)
     else:
         pi_data = note.get("payment_intent_data", {})
         pi, _, _ = charge(
@@ -265,12 +352,225 @@ def complete(
         tax_exempt="none",
         tax_ids=[],
     )
+    free = session["mode"] == "payment" and session["amount_total"] == 0
     session.update(
         status="complete",
-        payment_status="paid",
+        payment_status="no_payment_required" if free else "paid",
+        customer=cus["id"] if cus else None,
+        customer_details=details,
+        url=None,
+    )
+    if session["discounts"]:
+        coupon, promo = _chosen(emu, session)
+        redeem(emu, coupon, promo)
+    emu.emit("checkout.session.completed", session)
+    return session
+
+
+def apply_to_session(emu: Emulator, session: dict, coupon: dict, promo: dict | None) -> None:
+    """Discount a session: its total (payment mode) now; a subscription's invoices later."""
+    session["discounts"] = [
+        {
+            "coupon": coupon["id"] if promo is None else None,
+            "promotion_code": promo["id"] if promo else None,
+        }
+    ]
+    if session["mode"] != "payment":
+        return
+    off = amount_off(coupon, session["amount_subtotal"])
+    discount = objects.new(
+        "discount",
+        id=emu.new_id("di_"),
+        start=session["created"],
+        customer=session["customer"],
+        checkout_session=session["id"],
+        promotion_code=promo["id"] if promo else None,
+    )
+    discount["source"]["coupon"] = coupon["id"]
+    emu.store.add(discount)
+    session["amount_total"] = session["amount_subtotal"] - off
+    session["total_details"]["amount_discount"] = off
+    session["total_details"]["breakdown"] = {
+        "discounts": [{"amount": off, "discount": discount}],
+        "taxes": [],
+    }
+
+
+def _chosen(emu: Emulator, session: dict) -> tuple[dict, dict | None]:
+    entry = session["discounts"][0]
+    promo = emu.get("promotion_code", entry["promotion_code"]) if entry["promotion_code"] else None
+    coupon_id = promo["promotion"]["coupon"] if promo else entry["coupon"]
+    return emu.get("coupon", coupon_id), promo
+
+
+def _session_discount(emu: Emulator, session: dict) -> tuple[dict, dict | None, str] | None:
+    if not session["discounts"]:
+        return None
+    coupon, promo = _chosen(emu, session)
+    return coupon, promo, session["id"]
+
+
+# --- ACH Direct Debit (a delayed-notification method) -----------------------------------
+# Stripe's test account numbers (routing 110000000): 000123456789 succeeds, the others fail.
+BANK_FAILURES = {
+    "000111111113": "account_closed",
+    "000111111116": "no_account",
+    "000222222227": "insufficient_funds",
+    "000333333335": "debit_not_authorized",
+    "000444444440": "invalid_currency",
+}
+BANK_SUCCESS = "000123456789"
+# ACH debits settle in about four business days; the clock has to get there.
+ASYNC_SETTLE_SECONDS = 4 * 86400
+
+
+def _complete_with_bank_debit(
+    emu: Emulator, session: dict, account_number: str, *, email: str | None, name: str | None
+) -> dict:
+    number = normalise_card(account_number)
+    if session["mode"] != "payment":
+        raise invalid(
+            "payment_method",
+            "The emulator takes bank debits in payment mode only (subscriptions: cards).",
+        )
+    if "us_bank_account" not in session["payment_method_types"]:
+        raise invalid("payment_method", "This Checkout Session does not accept us_bank_account.")
+    if len(number) < 4:
+        raise invalid("account_number", "The account number is incomplete.")
+    cus = emu.store.get(session["customer"]) if session["customer"] else None
+    email = email or session["customer_email"]
+    if cus is None and session["customer_creation"] == "always":
+        cus = create_customer_record(
+            emu, email=email or "customer@example.invalid", name=name, metadata={}
+        )
+    at = emu.now_for(cus)
+    bank = objects.new(
+        "payment_method.us_bank_account",
+        account_holder_type="individual",
+        account_type="checking",
+        bank_name="STRIPE TEST BANK",
+        fingerprint="fpba" + number[-8:],
+        last4=number[-4:],
+        routing_number="110000000",
+        networks={"preferred": "ach", "supported": ["ach"]},
+    )
+    pm = objects.new(
+        "payment_method",
+        id=emu.new_id("pm_"),
+        created=at,
+        type="us_bank_account",
+        us_bank_account=bank,
+        customer=cus["id"] if cus else None,
+        metadata={},
+        allow_redisplay="unspecified",
+    )
+    pm["billing_details"]["name"] = name or "Jenny Rosen"
+    emu.store.add(pm)
+    emu.store.note(pm["id"])["bank_account"] = number
+    if cus is not None:
+        emu.emit("payment_method.attached", pm)
+    pi_data = emu.store.note(session["id"]).get("payment_intent_data", {})
+    pi = objects.payment_intent(
+        emu.new_id("pi_"),
+        at,
+        amount=session["amount_total"],
+        currency=session["currency"],
+        customer=cus["id"] if cus else None,
+        description=pi_data.get("description"),
+        metadata=dict(pi_data.get("metadata", {})),
+        payment_method=pm["id"],
+    )
+    pi.update(payment_method_types=["us_bank_account"], status="processing")
+    emu.store.add(pi)
+    emu.emit("payment_intent.created", pi)
+    emu.emit("payment_intent.processing", pi)
+    ch = objects.charge(emu.new_id("ch_"), at, pi=pi, pm=None, ok=True)
+    pmd = objects.new("charge.payment_method_details", type="us_bank_account")
+    pmd["us_bank_account"] = objects.new(
+        "charge.payment_method_details.us_bank_account",
+        account_holder_type="individual",
+        account_type="checking",
+        bank_name="STRIPE TEST BANK",
+        fingerprint=bank["fingerprint"],
+        last4=bank["last4"],
+        routing_number="110000000",
+        expected_debit_date=None,
+    )
+    ch.update(
+        status="pending",
+        paid=False,
+        payment_method=pm["id"],
+        payment_method_details=pmd,
+    )
+    ch["outcome"].update(seller_message="Payment pending.", network_status="approved_by_network")
+    emu.store.add(ch)
+    pi["latest_charge"] = ch["id"]
+    emu.emit("charge.pending", ch)
+    details = objects.new(
+        "checkout.session.customer_details",
+        email=(cus or {}).get("email") or email,
+        name=(cus or {}).get("name") or name,
+        tax_exempt="none",
+        tax_ids=[],
+    )
+    session.update(
+        status="complete",
+        payment_status="unpaid",
+        payment_intent=pi["id"],
         customer=cus["id"] if cus else None,
         customer_details=details,
         url=None,
     )
     emu.emit("checkout.session.completed", session)
+    emu.schedule("bank_debit_settle", pi["id"], at + ASYNC_SETTLE_SECONDS, owner=pi)
     return session
+
+
+@task("bank_debit_settle")
+def settle_bank_debit(emu: Emulator, pi_id: str) -> None:
+    """The bank's answer: the payment succeeds, or fails with the test number's reason."""
+    pi = emu.get("payment_intent", pi_id)
+    ch = emu.get("charge", pi["latest_charge"])
+    number = emu.store.note(pi["payment_method"]).get("bank_account", "")
+    failure = BANK_FAILURES.get(number)
+    at = emu.now_for(pi)
+    sessions = [s for s in emu.store.all("checkout.session") if s["payment_intent"] == pi_id]
+    if failure is None:
+        txn = objects.balance_transaction(
+            emu.new_id("txn_"), at, amount=pi["amount"], currency=pi["currency"],
+            source=ch["id"], kind="charge",
+        )  # fmt: skip
+        emu.store.add(txn)
+        ch.update(status="succeeded", paid=True, balance_transaction=txn["id"])
+        ch["outcome"]["seller_message"] = "Payment complete."
+        emu.emit("charge.succeeded", ch)
+        pi.update(status="succeeded", amount_received=pi["amount"])
+        emu.emit("payment_intent.succeeded", pi)
+        for session in sessions:
+            session["payment_status"] = "paid"
+            emu.emit("checkout.session.async_payment_succeeded", session)
+        return
+    ch.update(
+        status="failed",
+        captured=False,
+        amount_captured=0,
+        failure_code=failure,
+        failure_message=f"The bank returned the debit ({failure}).",
+    )
+    ch["outcome"].update(
+        type="issuer_declined", network_status="declined_by_network", reason=failure,
+        seller_message="The bank returned the debit.",
+    )  # fmt: skip
+    emu.emit("charge.failed", ch)
+    error = objects.new(
+        "payment_intent.last_payment_error",
+        type="invalid_request_error",
+        code="payment_method_unactivated" if failure == "debit_not_authorized" else failure,
+        message=ch["failure_message"],
+        charge=ch["id"],
+        payment_method_type="us_bank_account",
+    )
+    pi.update(status="requires_payment_method", last_payment_error=error)
+    emu.emit("payment_intent.payment_failed", pi)
+    for session in sessions:
+        emu.emit("checkout.session.async_payment_failed", session)

@@ -28,7 +28,11 @@ from .state import Store, kind_of
 from .webhooks import Dispatcher, Target, is_loopback_url, matches
 
 Handler = Callable[..., Any]
+# Work that falls due later on a clock (a refund that fails, a bank debit that settles):
+# kind -> fn(emu, object_id, **args), registered by the modules with ``@task(kind)``.
+TASKS: dict[str, Handler] = {}
 DEFAULT_BASE_URL = "http://127.0.0.1:12111"
+IDEMPOTENCY_TTL = 24 * 3600  # seconds Stripe keeps an idempotency key
 
 # How a missing object is named in "No such <name>: 'id'"
 HUMAN_NAMES = {
@@ -90,6 +94,14 @@ class Routes:
         return register
 
 
+def task(kind: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        TASKS[kind] = fn
+        return fn
+
+    return register
+
+
 class Emulator:
     """A stateful, offline Stripe API (test mode) with webhooks, test clocks and hosted pages.
 
@@ -106,19 +118,23 @@ class Emulator:
         state_path: str | None = None,
         seed: int | None = 0,
         base_url: str = DEFAULT_BASE_URL,
-        retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0),
-        final_failed_renewal: str = "cancel",
+        retry_delays: tuple[float, ...] | None = None,
+        final_failed_renewal: str | None = None,
+        dunning: dict[str, Any] | None = None,
+        workers: int = 4,
     ) -> None:
-        from . import admin, api, billing, checkout, pages  # route modules
+        from . import admin, api, billing, checkout, discounts, disputes, invoicing, pages, sca
 
         self.lock = threading.RLock()
         self.store = Store(seed)
         self._clock = clock or time.time
         self.base_url = base_url.rstrip("/")
         self.state_path = state_path
-        self.final_failed_renewal = final_failed_renewal  # "cancel" | "unpaid" | "past_due"
-        self.dispatcher = Dispatcher(self, delivery, retry_delays=retry_delays)
+        self.dispatcher = Dispatcher(self, delivery, retry_delays=retry_delays, workers=workers)
         self._local = threading.local()
+        # Idempotency keys whose first request is still running (a second use answers 409).
+        self._idempotency_lock = threading.Lock()
+        self._in_progress: set[str] = set()
         self._outbox: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._dirty = False
         # Cleared while "paused": API requests hang as when Stripe does not answer.
@@ -126,10 +142,49 @@ class Emulator:
         self._answering.set()
         self._resume_timer: threading.Timer | None = None
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        for module in (api, checkout, billing, admin, pages):
+        modules = (api, checkout, billing, disputes, discounts, invoicing, sca, admin, pages)
+        for module in modules:
             self.routes.extend(module.routes.table)
         if state_path:
             self.store.load(state_path)
+        if dunning or final_failed_renewal:
+            self.set_dunning(**(dunning or {}), **(
+                {"subscription": final_failed_renewal} if final_failed_renewal else {}
+            ))  # fmt: skip
+
+    @property
+    def dunning(self) -> dict[str, Any]:
+        from .billing import DEFAULT_DUNNING
+
+        return {**DEFAULT_DUNNING, **self.store.dunning}
+
+    def set_dunning(
+        self,
+        *,
+        retry_days: list[float] | None = None,
+        subscription: str | None = None,
+        invoice: str | None = None,
+    ) -> dict[str, Any]:
+        """Revenue recovery settings: retry days, then cancel|unpaid|past_due, and the invoice
+        open|uncollectible|void."""
+        from .billing import DUNNING_CHOICES
+
+        changes: dict[str, Any] = {}
+        if retry_days is not None:
+            days = [float(d) for d in retry_days]
+            if len(days) > 8 or any(d <= 0 for d in days):
+                raise ValueError("retry_days: up to 8 positive day counts")
+            changes["retry_days"] = days
+        for name, value in (("subscription", subscription), ("invoice", invoice)):
+            if value is not None:
+                if value not in DUNNING_CHOICES[name]:
+                    raise ValueError(f"{name} must be one of {DUNNING_CHOICES[name]}")
+                changes[name] = value
+        with self.lock:
+            self.store.dunning.update(changes)
+            self._dirty = True
+        self._persist()
+        return self.dunning
 
     # --- time ----------------------------------------------------------------------------
     def now(self) -> int:
@@ -157,6 +212,15 @@ class Emulator:
         if obj.get("object") != "customer" and isinstance(obj.get("customer"), str):
             obj = self.store.get(obj["customer"]) or {}
         return obj.get("test_clock")
+
+    def schedule(
+        self, kind: str, object_id: str, at: int, *, owner: Any = None, **args: Any
+    ) -> None:
+        """Run task ``kind`` on ``object_id`` when its clock (``owner``'s) reaches ``at``."""
+        clock = self.clock_of(owner if owner is not None else object_id)
+        self.store.scheduled.append(
+            {"at": int(at), "clock": clock, "kind": kind, "id": object_id, "args": args}
+        )
 
     # --- objects -------------------------------------------------------------------------
     def new_id(self, prefix: str) -> str:
@@ -211,6 +275,8 @@ class Emulator:
         if kind == "charge" and fieldname == "refunds":
             refs = [r for r in self.store.all("refund") if r["charge"] == obj["id"]]
             return objects.list_object(f"/v1/refunds?charge={obj['id']}", copy.deepcopy(refs))
+        if kind == "coupon" and fieldname == "currency_options":
+            return {}
         if kind == "price" and fieldname in ("currency_options", "tiers"):
             return {} if fieldname == "currency_options" else []
         if kind in ("item", "line_item") and fieldname in ("discounts", "taxes"):
@@ -290,7 +356,8 @@ class Emulator:
                     self._local.request = None
                     batch, self._outbox = self._outbox, []
                     self._persist()
-        self.dispatcher.dispatch(batch)
+        if depth == 0:  # also delivers what the clock made due
+            self.dispatcher.dispatch(batch)
 
     def _persist(self) -> None:
         if self.state_path and self._dirty:
@@ -360,11 +427,26 @@ class Emulator:
         except StripeError as err:
             return Response.of_json(err.status, err.body(req.request_id), base)
         key = req.idempotency_key if req.method in ("POST", "DELETE") else None
+        fingerprint = [req.method, req.path, json.dumps(req.params, sort_keys=True)]
         if key:
-            with self.lock:
+            with self._idempotency_lock:
                 seen = self.store.idempotency.get(key)
+                if seen is not None and seen.get("at", time.time()) < time.time() - IDEMPOTENCY_TTL:
+                    seen = None  # Stripe prunes keys after 24 hours
+                if seen is None:
+                    if key in self._in_progress:
+                        err = StripeError(
+                            409,
+                            "There is currently another in-progress request using this "
+                            f"Idempotent Key (that probably means you submitted twice, and the "
+                            f"other request is still going through): {key}. Please try again "
+                            "later.",
+                            code="idempotency_key_in_use",
+                        )
+                        return Response.of_json(409, err.body(req.request_id), base)
+                    self._in_progress.add(key)
             if seen is not None:
-                if seen["fingerprint"] != [req.method, req.path, req.raw_body]:
+                if seen["fingerprint"] != fingerprint:
                     err = StripeError(
                         400,
                         "Keys for idempotent requests can only be used with the same parameters "
@@ -388,16 +470,24 @@ class Emulator:
                     result = handler(self, req, **groups)
                     result = self._finish(req, result)
             resp = Response.of_json(200, result, base)
+            executed = True
         except StripeError as err:
             resp = Response.of_json(err.status, err.body(req.request_id), base)
-        if key and resp.status not in (401, 429) and resp.status < 500:
+            # Stripe saves no result for a request whose parameters failed validation.
+            executed = not (err.code or "").startswith("parameter_")
+        finally:
+            if key:
+                with self._idempotency_lock:
+                    self._in_progress.discard(key)
+        if key and executed and resp.status not in (401, 429) and resp.status < 500:
             resp.headers["Idempotency-Key"] = key
             with self.lock:
                 self.store.idempotency[key] = {
-                    "fingerprint": [req.method, req.path, req.raw_body],
+                    "fingerprint": fingerprint,
                     "status": resp.status,
                     "body": resp.body.decode(),
                     "headers": {"Content-Type": "application/json"},
+                    "at": time.time(),
                 }
                 self._dirty = True
             self._persist()
@@ -478,7 +568,11 @@ class Emulator:
     def complete_checkout(
         self, session_id: str, card: str = "4242424242424242", **details: Any
     ) -> dict[str, Any]:
-        """Pay an open Checkout Session as a customer would (raises StripeError on decline)."""
+        """Pay an open Checkout Session as a customer would (raises StripeError on decline).
+
+        ``bank_account="000123456789"`` pays by ACH Direct Debit instead: the session completes
+        unpaid and the payment settles (or fails) later on the clock.
+        """
         from .checkout import complete
 
         with self.transaction():
@@ -505,6 +599,24 @@ class Emulator:
         with self.transaction():
             self.get("customer", customer_id)
             self.store.fail_next_renewal[customer_id] = outcome
+
+    def dispute_charge(
+        self, charge_id: str, reason: str = "fraudulent", *, inquiry: bool = False
+    ) -> dict[str, Any]:
+        """The cardholder disputes a charge (a chargeback, or an inquiry that moves no money)."""
+        from .disputes import open_dispute
+
+        with self.transaction():
+            return copy.deepcopy(
+                open_dispute(self, self.get("charge", charge_id), reason, inquiry=inquiry)
+            )
+
+    def resolve_dispute(self, dispute_id: str, outcome: str) -> dict[str, Any]:
+        """The issuer decides: ``won`` (funds reinstated) or ``lost``."""
+        from .disputes import close_dispute
+
+        with self.transaction():
+            return copy.deepcopy(close_dispute(self, self.get("dispute", dispute_id), outcome))
 
     def set_chaos(self, enabled: bool = True, seed: int | None = None) -> None:
         """Duplicate some deliveries and shuffle each batch (seeded) to test idempotency."""
@@ -545,8 +657,12 @@ class Emulator:
         return [self.dispatcher.attempt(event, info, attempts[info["id"]] + 1) for info in infos]
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait for background deliveries (no-op in sync mode)."""
+        """Deliver (sync) or wait for (background) what is due; later retries stay queued."""
         return self.dispatcher.flush(timeout)
+
+    def deliver_late(self) -> int:
+        """Sync mode: deliver everything still queued now (late chaos deliveries, retries)."""
+        return self.dispatcher.drain(everything=True)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0, tick: float | None = None):
         """Start the loopback HTTP server in a thread; returns it (``.url``, ``.shutdown()``).

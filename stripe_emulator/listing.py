@@ -93,5 +93,11 @@ def _expand_one(obj: Any, parts: list[str], path: str, lookup: Lookup, include: 
         found = lookup(value)
         if found is not None:
             obj[head] = value = found
+    elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        # a list of ids (invoice.discounts, subscription.discounts)
+        found_all = [lookup(v) for v in value]
+        obj[head] = value = [
+            f if f is not None else v for f, v in zip(found_all, value, strict=True)
+        ]
     if rest:
         _expand_one(value, rest, path, lookup, include)

@@ -15,6 +15,7 @@ from .api import attach_payment_method, create_payment_method, set_default_payme
 from .checkout import TEST_CARDS, complete, normalise_card, success_url
 from .core import Request, Response, Routes
 from .errors import StripeError
+from .sca import SCA_CARDS
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -80,6 +81,12 @@ def render_checkout(emu: Emulator, session: dict, error: str | None = None, stat
             f"value='{escape(session['customer_email'] or '')}'>"
         )
     err = f"<p class='error' role='alert'>{escape(error)}</p>" if error else ""
+    promo_field = (
+        "<label for='promo'>Promotion code</label>"
+        "<input id='promo' name='promotion_code' autocomplete='off'>"
+        if session["allow_promotion_codes"]
+        else ""
+    )
     cancel = (
         f"<p><a href='{escape(session['cancel_url'])}'>Cancel and return</a></p>"
         if session["cancel_url"]
@@ -100,6 +107,7 @@ def render_checkout(emu: Emulator, session: dict, error: str | None = None, stat
 <input id="exp" name="exp" autocomplete="cc-exp" placeholder="12/34" value="12/34">
 <label for="cvc">CVC</label>
 <input id="cvc" name="cvc" inputmode="numeric" autocomplete="cc-csc" placeholder="123" value="123">
+{promo_field}
 <button type="submit">{"Subscribe" if session["mode"] == "subscription" else "Pay"}</button>
 </form>
 {cancel}
@@ -124,18 +132,42 @@ def parse_expiry(text: str) -> tuple[int, int]:
     return m, (2000 + y if y < 100 else y)
 
 
+def render_challenge(session: dict, req: Request) -> Response:
+    """3-D Secure: the issuer's page asks the customer to confirm before the payment."""
+    hidden = "".join(
+        f"<input type='hidden' name='{name}' value='{escape(form_value(req, name))}'>"
+        for name in ("card_number", "exp", "email", "promotion_code")
+    )
+    body = f"""
+<h1>3-D Secure test payment</h1>
+<p>Your bank asks you to confirm this payment of
+{money(session["amount_total"] or 0, session["currency"])}.</p>
+<form method="post" action="/checkout/{escape(session["id"])}">{hidden}
+<button name="three_d_secure" value="complete" type="submit">Complete authentication</button>
+<button name="three_d_secure" value="fail" type="submit" class="secondary">
+Fail authentication</button>
+</form>"""
+    return page("3-D Secure", body)
+
+
 @routes("POST", r"/checkout/(?P<oid>[^/]+)")
 def checkout_submit(emu: Emulator, req: Request, oid: str) -> Response:
     month, year = parse_expiry(form_value(req, "exp"))
+    number = normalise_card(form_value(req, "card_number"))
+    if number in SCA_CARDS and not form_value(req, "three_d_secure"):
+        with emu.lock:
+            return render_challenge(emu.get("checkout.session", oid), req)
     try:
         with emu.transaction():
             session = complete(
                 emu,
                 oid,
-                normalise_card(form_value(req, "card_number")),
+                number,
                 email=form_value(req, "email") or None,
                 exp_month=month,
                 exp_year=year,
+                promotion_code=form_value(req, "promotion_code") or None,
+                three_d_secure=form_value(req, "three_d_secure") or "complete",
             )
             target = success_url(session)
     except StripeError as err:
@@ -300,9 +332,22 @@ def invoice_page(emu: Emulator, req: Request, oid: str, pdf: str | None = None) 
             f"<td>{money(line['amount'], line['currency'])}</td></tr>"
             for line in inv["lines"]["data"]
         )
+        waiting = [
+            p["payment"]["payment_intent"]
+            for p in emu.store.all("invoice_payment")
+            if p["invoice"] == oid and p["status"] == "open"
+        ]
+        confirm = ""
+        for pi_id in waiting:
+            pi = emu.store.get(pi_id) or {}
+            if pi.get("status") == "requires_action" and inv["status"] == "open":
+                confirm = (
+                    f"<p><a href='/authenticate/{escape(pi_id)}'>Confirm this payment "
+                    "(3-D Secure)</a></p>"
+                )
         body = (
             f"<h1>Invoice {escape(inv['number'] or inv['id'])}</h1>"
-            f"<p>Status: {escape(inv['status'] or '')}</p>"
+            f"<p>Status: {escape(inv['status'] or '')}</p>{confirm}"
             f"<table><tbody>{rows}</tbody><tfoot><tr><th>Total</th>"
             f"<th>{money(inv['total'], inv['currency'])}</th></tr></tfoot></table>"
         )

@@ -33,6 +33,7 @@ INCLUDABLE: dict[str, frozenset[str]] = {
     "price": frozenset({"currency_options", "tiers"}),
     "invoice": frozenset({"payments"}),
     "charge": frozenset({"refunds"}),
+    "coupon": frozenset({"currency_options"}),
     "webhook_endpoint": frozenset({"secret"}),
     "item": frozenset({"discounts", "taxes"}),
     "plan": frozenset({"tiers"}),

@@ -28,6 +28,9 @@ PREFIXES: dict[str, str] = {
     "ch_": "charge",
     "txn_": "balance_transaction",
     "re_": "refund",
+    "dp_": "dispute",
+    "di_": "discount",
+    "promo_": "promotion_code",
     "pm_": "payment_method",
     "bps_": "billing_portal.session",
     "evt_": "event",
@@ -60,6 +63,9 @@ class Store:
         self.clock_offset = 0
         self.deliveries: list[dict[str, Any]] = []
         self.fail_next_renewal: dict[str, str] = {}  # customer id -> outcome
+        # work that falls due later on a clock: {"at", "clock", "kind", "id", "args"}
+        self.scheduled: list[dict[str, Any]] = []
+        self.dunning: dict[str, Any] = {}  # revenue recovery settings over the defaults
 
     def new_id(self, prefix: str, length: int = 24) -> str:
         while True:
@@ -105,6 +111,8 @@ class Store:
             "clock_offset": self.clock_offset,
             "deliveries": self.deliveries,
             "fail_next_renewal": self.fail_next_renewal,
+            "scheduled": self.scheduled,
+            "dunning": self.dunning,
         }
 
     def load_json(self, data: dict[str, Any]) -> None:
@@ -116,6 +124,8 @@ class Store:
         self.clock_offset = int(data.get("clock_offset", 0))
         self.deliveries = data.get("deliveries", [])
         self.fail_next_renewal = data.get("fail_next_renewal", {})
+        self.scheduled = data.get("scheduled", [])
+        self.dunning = data.get("dunning", {})
         self.rng.seed(len(self.objects) + len(self.notes))
 
     def save(self, path: str) -> None:

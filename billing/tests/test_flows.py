@@ -7,6 +7,7 @@ import pytest
 from subscriptions.models import CreditAccount
 
 DAY = 86400
+HOUR = 3600
 
 
 def tier_info(api) -> dict:
@@ -212,7 +213,7 @@ def test_failed_renewal_keeps_pro_for_the_grace_period_then_falls_to_free(
 ):
     subscribe_pro(api, stripe_harness, card="4000000000000341")
     buy_bundle(api, stripe_harness)
-    stripe_harness.emulator.advance_clock(31 * DAY)
+    stripe_harness.emulator.advance_clock(31 * DAY + HOUR)  # the renewal is charged an hour in
     stripe_harness.deliver()
     data = tier_info(api)
     assert data["tier"] == "pro"

@@ -15,11 +15,32 @@ NOW = int(time.time())
 
 
 @pytest.fixture(autouse=True)
-def charges(monkeypatch):
-    """Stripe's charges per payment intent, as the checkout handler looks them up."""
-    found: dict[str, list[dict]] = {}
-    monkeypatch.setattr(sync.gateway, "charges_for_payment_intent", lambda pi: found.get(pi, []))
+def stripe_payments(monkeypatch):
+    """Stripe's refunds and disputes per payment intent, as ``billing.clawbacks`` reads them:
+    ``stripe_payments["refunds"]["pi_1"] = [...]``."""
+    found: dict[str, dict[str, list[dict]]] = {"refunds": {}, "disputes": {}}
+    monkeypatch.setattr(
+        sync.gateway, "refunds_for_payment_intent", lambda pi: found["refunds"].get(pi, [])
+    )
+    monkeypatch.setattr(
+        sync.gateway, "disputes_for_payment_intent", lambda pi: found["disputes"].get(pi, [])
+    )
     return found
+
+
+def refund(amount, status="succeeded"):
+    return {"id": f"re_{amount}", "amount": amount, "status": status, "payment_intent": "pi_cs_1"}
+
+
+def dispute_with(*moves, status="needs_response"):
+    return {
+        "id": "dp_1",
+        "charge": "ch_1",
+        "payment_intent": "pi_cs_1",
+        "amount": 1000,
+        "status": status,
+        "balance_transactions": [{"amount": amount} for amount in moves],
+    }
 
 
 def subscription(lookup_key="pro_monthly", status="active", interval="month", **extra):
@@ -161,15 +182,30 @@ def test_a_session_selling_something_else_grants_nothing(owner):
     )
 
 
-def test_partial_refunds_claw_back_only_the_new_share(owner):
+def test_partial_refunds_claw_back_only_the_new_share(owner, stripe_payments):
     link(owner)
     sync.checkout_completed_apply(paid_bundle_session(), event_id="evt_1")
     charge = {"id": "ch_1", "payment_intent": "pi_cs_1", "amount": 1000, "amount_refunded": 400}
+    stripe_payments["refunds"]["pi_cs_1"] = [refund(400)]
     sync.charge_refunded_apply(charge, event_id="evt_2")
     sync.charge_refunded_apply(charge, event_id="evt_2b")  # the same state again: nothing new
     assert CreditAccount.objects.get(user=owner).purchased_balance == 150
-    sync.charge_refunded_apply(charge | {"amount_refunded": 1000}, event_id="evt_3")
+    stripe_payments["refunds"]["pi_cs_1"] = [refund(400), refund(600)]
+    sync.charge_refunded_apply(charge, event_id="evt_3")  # Stripe's word, not the event's
     assert CreditAccount.objects.get(user=owner).purchased_balance == 0
+
+
+def test_a_failed_refund_gives_back_what_its_clawback_took(owner, stripe_payments):
+    link(owner)
+    sync.checkout_completed_apply(paid_bundle_session(), event_id="evt_1")
+    stripe_payments["refunds"]["pi_cs_1"] = [refund(400, "pending")]
+    sync.refund_changed_apply(refund(400), event_id="evt_2")
+    assert CreditAccount.objects.get(user=owner).purchased_balance == 150
+    stripe_payments["refunds"]["pi_cs_1"] = [refund(400, "failed")]
+    entry = sync.refund_changed_apply(refund(400), event_id="evt_3")
+    assert (entry.kind, entry.purchased_delta) == ("clawback_reversal", 100)
+    assert sync.refund_changed_apply(refund(400), event_id="evt_3") is None
+    assert CreditAccount.objects.get(user=owner).purchased_balance == 250
 
 
 def test_a_refund_of_something_that_is_not_a_bundle_changes_nothing(owner):
@@ -177,21 +213,31 @@ def test_a_refund_of_something_that_is_not_a_bundle_changes_nothing(owner):
     assert sync.charge_refunded_apply(charge | {"amount_refunded": 1900}, event_id="e") is None
 
 
-def test_a_dispute_claws_back_the_disputed_share(owner):
+def test_a_dispute_claws_back_the_disputed_share(owner, stripe_payments):
     link(owner)
     sync.checkout_completed_apply(paid_bundle_session(), event_id="evt_1")
-    dispute = {"id": "dp_1", "charge": "ch_1", "payment_intent": "pi_cs_1", "amount": 1000}
-    entry = sync.dispute_apply(dispute, event_id="evt_4")
+    inquiry = dispute_with(status="warning_needs_response")
+    stripe_payments["disputes"]["pi_cs_1"] = [inquiry]
+    assert sync.dispute_apply(inquiry, event_id="evt_3") is None  # no money moved
+    chargeback = dispute_with(-1000)
+    stripe_payments["disputes"]["pi_cs_1"] = [chargeback]
+    entry = sync.dispute_apply(chargeback, event_id="evt_4")
     assert entry.details["taken"] == 250
-    assert sync.dispute_apply(dispute, event_id="evt_4") is None
-    assert sync.dispute_apply(dispute | {"payment_intent": "pi_other"}, event_id="e") is None
+    assert sync.dispute_apply(chargeback, event_id="evt_4") is None
+    assert sync.dispute_apply(chargeback | {"payment_intent": "pi_other"}, event_id="e") is None
+    stripe_payments["disputes"]["pi_cs_1"] = [dispute_with(-1000, 1000, status="won")]
+    entry = sync.dispute_apply(chargeback, event_id="evt_5")  # the event is stale: Stripe won
+    assert (entry.kind, entry.purchased_delta) == ("clawback_reversal", 250)
+    assert CreditAccount.objects.get(user=owner).purchased_balance == 250
 
 
-def test_a_refund_already_on_the_charge_is_clawed_back_when_the_checkout_arrives(owner, charges):
+def test_a_refund_already_on_the_charge_is_clawed_back_when_the_checkout_arrives(
+    owner, stripe_payments
+):
     link(owner)
     charge = {"id": "ch_1", "payment_intent": "pi_cs_1", "amount": 1000, "amount_refunded": 1000}
+    stripe_payments["refunds"]["pi_cs_1"] = [refund(1000)]
     assert sync.charge_refunded_apply(charge, event_id="evt_refund") is None  # no purchase yet
-    charges["pi_cs_1"] = [charge]
     sync.checkout_completed_apply(paid_bundle_session(), event_id="evt_1")
     sync.charge_refunded_apply(charge, event_id="evt_refund_retry")  # a retry: nothing more
     assert CreditAccount.objects.get(user=owner).purchased_balance == 0

@@ -154,10 +154,43 @@ def test_idempotency_replay_and_conflict(emu, sink):
     clash = raw(emu, "POST", "/v1/customers", "email=other%40x.io", **{"Idempotency-Key": "k1"})
     assert clash.status == 400
     assert clash.json()["error"]["type"] == "idempotency_error"
-    # errors are replayed too
-    bad1 = raw(emu, "POST", "/v1/customers", "bogus=1", **{"Idempotency-Key": "k2"})
-    bad2 = raw(emu, "POST", "/v1/customers", "bogus=1", **{"Idempotency-Key": "k2"})
-    assert bad1.status == bad2.status == 400 and bad2.headers["Idempotent-Replayed"] == "true"
+    # the same parameters in another order are the same request
+    reordered = raw(
+        emu, "POST", "/v1/customers", "name=N&email=n%40x.io", **{"Idempotency-Key": "k3"}
+    )
+    again = raw(emu, "POST", "/v1/customers", "email=n%40x.io&name=N", **{"Idempotency-Key": "k3"})
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == reordered.json()["id"]
+    # a request that failed validation saves nothing: the key can be used again
+    bad = raw(emu, "POST", "/v1/customers", "bogus=1", **{"Idempotency-Key": "k2"})
+    assert bad.status == 400 and "Idempotent-Replayed" not in bad.headers
+    good = raw(emu, "POST", "/v1/customers", "email=k%40x.io", **{"Idempotency-Key": "k2"})
+    assert good.status == 200
+    # an executed error (a decline, a missing object) is replayed
+    gone1 = raw(emu, "POST", "/v1/customers/cus_nope", "name=x", **{"Idempotency-Key": "k4"})
+    gone2 = raw(emu, "POST", "/v1/customers/cus_nope", "name=x", **{"Idempotency-Key": "k4"})
+    assert gone1.status == gone2.status == 404 and gone2.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_second_use_of_a_key_while_the_first_runs_is_409(emu):
+    answers = []
+
+    def receiver(body, headers):  # runs while the first request is still in progress
+        if not answers:
+            answers.append(
+                raw(emu, "POST", "/v1/customers", "email=c%40x.io", **{"Idempotency-Key": "kc"})
+            )
+        return 200
+
+    emu.add_webhook_endpoint(receiver, "whsec_x")
+    first = raw(emu, "POST", "/v1/customers", "email=c%40x.io", **{"Idempotency-Key": "kc"})
+    assert first.status == 200
+    [second] = answers
+    assert second.status == 409
+    assert second.json()["error"]["code"] == "idempotency_key_in_use"
+    third = raw(emu, "POST", "/v1/customers", "email=c%40x.io", **{"Idempotency-Key": "kc"})
+    assert third.headers["Idempotent-Replayed"] == "true"
+    assert len([c for c in emu.store.all("customer")]) == 1
 
 
 def test_idempotency_through_sdk(client, emu):

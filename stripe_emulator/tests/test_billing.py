@@ -12,6 +12,7 @@ from .conftest import START, subscribe
 FEB_1 = 1_769_904_000
 MAR_1 = 1_772_323_200
 DAY = 86400
+HOUR = 3600
 
 
 def clocked_customer(client, email="clock@example.com"):
@@ -78,11 +79,11 @@ def test_failed_renewal_with_0341_then_retries_then_cancel(client, emu, catalog,
     )
     assert sub.status == "active"  # the first payment succeeds with 0341
     sink.events.clear()
-    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + 60})
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + HOUR + 60})
     assert "charge.failed" in sink.types and "invoice.payment_failed" in sink.types
     failed = sink.of_type("invoice.payment_failed")[0]["data"]["object"]
     assert failed["attempt_count"] == 1
-    assert failed["next_payment_attempt"] == FEB_1 + 3 * DAY
+    assert failed["next_payment_attempt"] == FEB_1 + HOUR + 3 * DAY
     past_due = sink.of_type("customer.subscription.updated")[-1]["data"]
     assert past_due["object"]["status"] == "past_due"
     assert past_due["previous_attributes"] == {"status": "active"}
@@ -100,7 +101,7 @@ def test_failed_renewal_then_card_update_and_pay(client, emu, catalog, sink):
     clock, cus = clocked_customer(client)
     _, sub = subscribe(client, emu, catalog["pro_monthly"].id, customer=cus.id)
     emu.set_renewal_outcome(cus.id, "fail")
-    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + 60})
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + HOUR + 60})
     sub = client.v1.subscriptions.retrieve(sub.id, params={"expand": ["latest_invoice"]})
     assert sub.status == "past_due" and sub.latest_invoice.status == "open"
     bad = client.v1.payment_methods.attach("pm_card_chargeDeclined", params={"customer": cus.id})
@@ -117,7 +118,7 @@ def test_invoice_pay_declined_returns_402(client, emu, catalog):
     _, sub = subscribe(
         client, emu, catalog["pro_monthly"].id, customer=cus.id, card="4000000000000341"
     )
-    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + 60})
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + HOUR + 60})
     sub = client.v1.subscriptions.retrieve(sub.id)
     with pytest.raises(stripe.CardError) as info:
         client.v1.invoices.pay(sub.latest_invoice)
@@ -358,16 +359,16 @@ def test_invoice_void_uncollectible_and_finalize_errors(client, emu, catalog, si
     _, sub = subscribe(
         client, emu, catalog["pro_monthly"].id, customer=cus.id, card="4000000000000341"
     )
-    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + 60})
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + HOUR + 60})
     open_id = client.v1.subscriptions.retrieve(sub.id).latest_invoice
     voided = client.v1.invoices.void_invoice(open_id)
-    assert voided.status == "void" and voided.status_transitions.voided_at == FEB_1 + 60
+    assert voided.status == "void" and voided.status_transitions.voided_at == FEB_1 + HOUR + 60
     assert sink.types[-1] == "invoice.voided"
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.invoices.mark_uncollectible(open_id)
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.invoices.finalize_invoice(open_id)
-    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": MAR_1 + 60})
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": MAR_1 + HOUR + 60})
     second = client.v1.subscriptions.retrieve(sub.id).latest_invoice
     marked = client.v1.invoices.mark_uncollectible(second)
     assert marked.status == "uncollectible" and sink.types[-1] == "invoice.marked_uncollectible"
@@ -401,3 +402,61 @@ def test_cancel_at_period_end_keywords_and_item_without_id(client, emu, catalog)
             sub.id, params={"items": [{"price": catalog["basic_monthly"].id}]}
         )
     assert info.value.param == "items[0][id]"
+
+
+def test_a_renewal_invoice_is_finalized_and_charged_an_hour_after_the_new_period(
+    client, emu, catalog, sink
+):
+    clock, cus = clocked_customer(client)
+    _, sub = subscribe(client, emu, catalog["pro_monthly"].id, customer=cus.id)
+    sink.events.clear()
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + 60})
+    assert sink.types == [
+        "test_helpers.test_clock.advancing",
+        "customer.subscription.updated",
+        "invoice.created",
+        "test_helpers.test_clock.ready",
+    ]
+    draft = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    assert draft.status == "draft" and draft.automatically_finalizes_at == FEB_1 + HOUR
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + HOUR})
+    paid = client.v1.invoices.retrieve(draft.id)
+    assert paid.status == "paid" and paid.status_transitions.finalized_at == FEB_1 + HOUR
+    assert sink.types.index("invoice.finalized") < sink.types.index("invoice.paid")
+
+
+@pytest.mark.parametrize(
+    ("subscription", "invoice", "status", "invoice_status"),
+    [
+        ("unpaid", "uncollectible", "unpaid", "uncollectible"),
+        ("past_due", "open", "past_due", "open"),
+        ("cancel", "void", "canceled", "void"),
+    ],
+)
+def test_the_dunning_settings_decide_how_failed_retries_end(
+    client, emu, catalog, sink, subscription, invoice, status, invoice_status
+):
+    emu.set_dunning(retry_days=[1, 2], subscription=subscription, invoice=invoice)
+    clock, cus = clocked_customer(client)
+    _, sub = subscribe(
+        client, emu, catalog["pro_monthly"].id, customer=cus.id, card="4000000000000341"
+    )
+    client.v1.test_helpers.test_clocks.advance(
+        clock.id, params={"frozen_time": FEB_1 + HOUR + 2 * DAY}
+    )
+    assert len(sink.of_type("invoice.payment_failed")) == 2
+    assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
+    client.v1.test_helpers.test_clocks.advance(
+        clock.id, params={"frozen_time": FEB_1 + HOUR + 4 * DAY}
+    )
+    assert len(sink.of_type("invoice.payment_failed")) == 3
+    sub = client.v1.subscriptions.retrieve(sub.id, params={"expand": ["latest_invoice"]})
+    assert (sub.status, sub.latest_invoice.status) == (status, invoice_status)
+    assert sub.latest_invoice.next_payment_attempt is None
+
+
+def test_dunning_settings_are_checked_and_served(emu):
+    resp = emu.handle("POST", "/_emulator/dunning", {}, b"subscription=nope")
+    assert resp.status == 400
+    resp = emu.handle("POST", "/_emulator/dunning", {}, b"retry_days[0]=2&invoice=void")
+    assert resp.json() == {"retry_days": [2.0], "subscription": "cancel", "invoice": "void"}

@@ -158,6 +158,74 @@ def run_full_scenario(emu) -> RecordingClient:
         params={"mode": "payment", "line_items": [{"price": one_off.id}], "success_url": "x"}
     )
     client.v1.checkout.sessions.expire(expired.id)
+    # disputes (a chargeback won, an inquiry), a refund that fails later, bank debits
+    for card, evidence in (("4000000000000259", "winning_evidence"), ("4000000000001976", "")):
+        paid = client.v1.checkout.sessions.create(
+            params={"mode": "payment", "line_items": [{"price": one_off.id}], "success_url": "x"}
+        )
+        emu.complete_checkout(paid.id, card=card)
+        paid = client.v1.checkout.sessions.retrieve(paid.id, params={"expand": ["payment_intent"]})
+        [dispute] = client.v1.disputes.list(params={"payment_intent": paid.payment_intent.id}).data
+        if evidence:
+            client.v1.disputes.update(
+                dispute.id, params={"evidence": {"uncategorized_text": evidence}}
+            )
+        else:
+            client.v1.disputes.close(dispute.id)
+        client.v1.disputes.retrieve(dispute.id)
+    failing = client.v1.checkout.sessions.create(
+        params={"mode": "payment", "line_items": [{"price": one_off.id}], "success_url": "x"}
+    )
+    emu.complete_checkout(failing.id, card="4000000000005126")
+    failing = client.v1.checkout.sessions.retrieve(failing.id)
+    client.v1.refunds.create(params={"payment_intent": failing.payment_intent})
+    for account in ("000123456789", "000111111116"):
+        debit = client.v1.checkout.sessions.create(
+            params={"mode": "payment", "line_items": [{"price": one_off.id}], "success_url": "x"}
+        )
+        emu.complete_checkout(debit.id, bank_account=account)
+    # coupons, promotion codes, a discounted bundle and a discounted subscription
+    half = client.v1.coupons.create(params={"percent_off": "50", "duration": "forever"})
+    promo = client.v1.promotion_codes.create(
+        params={"promotion": {"type": "coupon", "coupon": half.id}, "code": "HALF"}
+    )
+    client.v1.coupons.list()
+    client.v1.promotion_codes.list(params={"code": "HALF"})
+    client.v1.promotion_codes.retrieve(promo.id)
+    cheap = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "line_items": [{"price": one_off.id}],
+            "success_url": "x",
+            "discounts": [{"promotion_code": promo.id}],
+        }
+    )
+    emu.complete_checkout(cheap.id)
+    client.v1.checkout.sessions.retrieve(cheap.id, params={"expand": ["total_details.breakdown"]})
+    _, discounted = subscribe(client, emu, prices["Pro"].id, discounts=[{"coupon": half.id}])
+    client.v1.invoices.retrieve(
+        discounted.latest_invoice, params={"expand": ["discounts", "lines.data.discounts"]}
+    )
+    client.v1.subscriptions.retrieve(discounted.id, params={"expand": ["discounts"]})
+    # billing reasons beyond renewals: a manual invoice and a threshold invoice
+    client.v1.invoice_items.create(
+        params={"customer": discounted.customer, "price": one_off.id, "subscription": discounted.id}
+    )
+    manual = client.v1.invoices.create(
+        params={"customer": discounted.customer, "pending_invoice_items_behavior": "exclude"}
+    )
+    client.v1.invoices.finalize_invoice(manual.id)
+    client.v1.invoice_items.create(params={"customer": discounted.customer, "price": one_off.id})
+    emu.handle("POST", f"/_emulator/subscriptions/{discounted.id}/threshold_invoice", {}, b"")
+    # 3-D Secure: a renewal that needs the customer, confirmed on the page
+    _, sca = subscribe(client, emu, prices["Basic"].id, card="4000002760003184")
+    emu.advance_clock(32 * 86400)
+    waiting = client.v1.payment_intents.list(params={"customer": sca.customer}).data[0]
+    client.v1.payment_intents.retrieve(waiting.id)
+    emu.handle("POST", f"/authenticate/{waiting.id}", {}, b"outcome=complete")
+    emu.advance_clock(5 * 86400)
+    client.v1.payment_intents.list()
+    client.v1.charges.list(params={"expand": ["data.refunds"]})
     client.v1.events.list(params={"limit": 100})
     client.v1.test_helpers.test_clocks.delete(clock.id)
     return rec
@@ -182,7 +250,7 @@ def test_every_response_and_nested_object_matches_the_sdk(scenario):
         "subscription_item", "invoice", "line_item", "invoiceitem", "invoice_payment",
         "payment_intent", "charge", "balance_transaction", "payment_method", "refund",
         "billing_portal.session", "event", "webhook_endpoint", "test_helpers.test_clock", "list",
-        "plan",
+        "plan", "dispute", "coupon", "promotion_code", "discount",
     }  # fmt: skip
     assert expected <= seen_types
 

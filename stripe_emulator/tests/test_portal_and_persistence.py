@@ -83,7 +83,7 @@ def test_portal_update_card_to_0341_fails_next_renewal(client, emu, catalog, sin
     pm = client.v1.payment_methods.retrieve(cus.invoice_settings.default_payment_method)
     assert pm.card.last4 == "0341"
     assert client.v1.subscriptions.retrieve(sub.id).default_payment_method == pm.id
-    emu.advance_clock(FEB_1 - START + 60)
+    emu.advance_clock(FEB_1 - START + 3600 + 60)
     assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
     assert sink.types.count("invoice.payment_failed") == 1
 

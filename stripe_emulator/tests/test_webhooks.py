@@ -105,6 +105,7 @@ def test_chaos_duplicates_and_shuffles(emu, client, catalog):
             "recurring": {"interval": "month"},
         }
     )
+    emu2.deliver_late()
     wild.events.clear()
     s2 = c2.v1.checkout.sessions.create(
         params={
@@ -114,6 +115,9 @@ def test_chaos_duplicates_and_shuffles(emu, client, catalog):
         }
     )
     emu2.complete_checkout(s2.id)
+    held = emu2.dispatcher.pending()
+    assert held > 0  # some are late: due later on the emulator clock
+    assert emu2.deliver_late() == held
     assert sorted(set(wild.types)) == sorted(set(calm.types))
     assert len(wild.types) > len(set(e["id"] for e in wild.events))  # duplicates
     assert wild.types != calm.types  # shuffled
@@ -186,3 +190,100 @@ def test_sync_http_delivery_can_call_back_into_the_emulator(receiver):
         assert seen == ["cb@x.io"]
     finally:
         server.shutdown()
+
+
+def test_a_failed_delivery_is_retried_on_stripes_schedule_on_the_emulator_clock(emu, client):
+    failing = Sink(status=500)
+    emu.add_webhook_endpoint(failing, SECRET)
+    client.v1.customers.create(params={"email": "r@x.io"})
+    assert [d["attempt"] for d in emu.deliveries] == [1]
+    emu.advance_clock(59)
+    assert len(emu.deliveries) == 1
+    emu.advance_clock(1)  # one minute after the failure
+    assert [d["attempt"] for d in emu.deliveries] == [1, 2]
+    emu.advance_clock(2 * 60)  # then two minutes, four, ...
+    assert [d["attempt"] for d in emu.deliveries] == [1, 2, 3]
+    failing.status = 200
+    emu.advance_clock(3 * 86400)
+    attempts = [(d["attempt"], d["ok"]) for d in emu.deliveries]
+    assert attempts == [(1, False), (2, False), (3, False), (4, True)]
+    assert emu.dispatcher.pending() == 0
+
+
+def test_retries_stop_after_three_days(emu, client):
+    failing = Sink(status=503)
+    emu.add_webhook_endpoint(failing, SECRET)
+    client.v1.customers.create(params={"email": "g@x.io"})
+    for _ in range(8):
+        emu.advance_clock(86400)
+    times = [d["emulator_time"] for d in emu.deliveries]
+    assert len(times) == 13  # the first attempt and 12 retries
+    assert times[-1] - times[0] <= 3 * 86400
+    assert emu.dispatcher.pending() == 0
+
+
+def test_chaos_delivers_last_months_events_after_this_months_renewal(client, catalog):
+    emu = Emulator(clock=FakeClock())
+    sink = Sink()
+    emu.add_webhook_endpoint(sink, SECRET)
+    emu.set_chaos(True, seed=11)
+    c = stripe.StripeClient("sk_test_x", http_client=EmulatorHTTPClient(emu))
+    price = c.v1.prices.create(
+        params={
+            "product_data": {"name": "P"},
+            "unit_amount": 3000,
+            "currency": "usd",
+            "recurring": {"interval": "month"},
+        }
+    )
+    session = c.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "line_items": [{"price": price.id}],
+            "success_url": "http://127.0.0.1/ok",
+        }
+    )
+    emu.complete_checkout(session.id)
+    emu.advance_clock(32 * 86400)
+    emu.deliver_late()
+    paid = [e for e in sink.events if e["type"] == "invoice.paid"]
+    reasons = [e["data"]["object"]["billing_reason"] for e in paid]
+    assert set(reasons) == {"subscription_create", "subscription_cycle"}
+    created = [e["created"] for e in sink.events]
+    assert created != sorted(created)  # older events arrived after newer ones
+
+
+def test_background_delivery_runs_several_deliveries_at_once(client):
+    emu = Emulator(delivery="background", workers=4)
+    lock, busy, peak = threading.Lock(), [0], [0]
+
+    def slow(body, headers):
+        with lock:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        time.sleep(0.1)
+        with lock:
+            busy[0] -= 1
+        return 200
+
+    emu.add_webhook_endpoint(slow, SECRET)
+    c = stripe.StripeClient("sk_test_x", http_client=EmulatorHTTPClient(emu))
+    for i in range(8):
+        c.v1.customers.create(params={"email": f"p{i}@x.io"})
+    assert emu.flush(10)
+    emu.close()
+    assert len(emu.deliveries) == 8 and peak[0] > 1
+
+
+def test_flush_everything_delivers_what_chaos_held_back(client):
+    emu = Emulator(clock=FakeClock())
+    sink = Sink()
+    emu.add_webhook_endpoint(sink, SECRET)
+    emu.set_chaos(True, seed=5)
+    c = stripe.StripeClient("sk_test_x", http_client=EmulatorHTTPClient(emu))
+    for i in range(10):
+        c.v1.customers.create(params={"email": f"h{i}@x.io"})
+    assert emu.dispatcher.pending() > 0
+    resp = emu.handle("POST", "/_emulator/flush", {}, b"everything=true")
+    assert resp.json() == {"drained": True, "pending": 0}
+    assert {e["id"] for e in sink.events} == {e["id"] for e in emu.events()}

@@ -20,6 +20,7 @@ from subscriptions.services.adjustments import (
     allowance_override_set,
     credits_adjust,
     credits_clawback,
+    credits_clawback_settle,
     credits_purchase_add,
 )
 from subscriptions.services.core import (
@@ -61,6 +62,7 @@ __all__ = [
     "component_unlock",
     "credits_adjust",
     "credits_clawback",
+    "credits_clawback_settle",
     "credits_hold_capture",
     "credits_hold_create",
     "credits_hold_release",

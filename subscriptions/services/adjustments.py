@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
@@ -114,6 +116,86 @@ def _refuse_own_account(user: AbstractBaseUser, staff_user: AbstractBaseUser | N
     # has to do it (and is then the one on the ledger row).
     if staff_user is not None and staff_user.pk == user.pk:
         raise SelfAdjustmentRefused(user=user.pk)
+
+def credits_clawback_settle(
+    *,
+    user: AbstractBaseUser,
+    source: str,
+    target: Callable[[], int],
+    reason: str,
+    restore_reason: str,
+) -> LedgerEntry | None:
+    """Bring what is clawed back from one purchase (``source``) to ``target()`` credits.
+
+    ``target`` is asked under the account's lock, so of two deliveries racing for one account
+    the later one reads the newer state. A higher target writes a ``CLAWBACK`` row that takes
+    what is unspent (the shortfall in its details, as ``credits_clawback``); a lower one (a
+    dispute won, a refund that failed) writes a ``CLAWBACK_REVERSAL`` that gives back what had
+    been taken beyond the new target, never more. The key names the claim history the change
+    was computed from, so a replay or a concurrent twin changes nothing.
+    """
+    with transaction.atomic():
+        account = lock_account(user.pk)
+        wanted = target()
+        claimed = taken = rows = 0
+        for kind, details in LedgerEntry.objects.filter(
+            user_id=user.pk,
+            source=source,
+            kind__in=(LedgerKind.CLAWBACK, LedgerKind.CLAWBACK_REVERSAL),
+        ).values_list("kind", "details"):
+            rows += 1
+            if kind == LedgerKind.CLAWBACK:
+                claimed += details.get("requested", 0)
+                taken += details.get("taken", 0)
+            else:
+                claimed -= details.get("released", 0)
+                taken -= details.get("given", 0)
+        if wanted == claimed:
+            return None
+        idempotency_key = f"clawback:{source}:{rows}:{claimed}->{wanted}"
+        if (existing := recorded_entry(idempotency_key)) is not None:
+            return existing
+        if wanted > claimed:
+            requested = wanted - claimed
+            take = min(requested, account.purchased_balance)
+            entry = apply_change(
+                account,
+                kind=LedgerKind.CLAWBACK,
+                actor=Actor.STRIPE,
+                idempotency_key=idempotency_key,
+                purchased_delta=-take,
+                reason=reason,
+                source=source,
+                details={"requested": requested, "taken": take, "shortfall": requested - take},
+            )
+            activity_record(
+                user=user,
+                activity_type=ActivityType.CREDITS_CLAWED_BACK,
+                title=f"{take} credits removed",
+                description=reason,
+                ledger_entry=entry,
+            )
+            return entry
+        released = claimed - wanted
+        give = max(0, taken - max(wanted, 0))
+        entry = apply_change(
+            account,
+            kind=LedgerKind.CLAWBACK_REVERSAL,
+            actor=Actor.STRIPE,
+            idempotency_key=idempotency_key,
+            purchased_delta=give,
+            reason=restore_reason,
+            source=source,
+            details={"released": released, "given": give},
+        )
+        activity_record(
+            user=user,
+            activity_type=ActivityType.CREDITS_RESTORED,
+            title=f"{give} credits restored",
+            description=restore_reason,
+            ledger_entry=entry,
+        )
+        return entry
 
 
 def credits_adjust(

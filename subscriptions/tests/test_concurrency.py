@@ -116,3 +116,31 @@ def test_concurrent_purchase_deliveries_add_credits_once():
 
     assert len(set(run_together(10, deliver))) == 1
     assert CreditAccount.objects.get(user=user).purchased_balance == 250
+
+
+def test_concurrent_clawback_settlements_converge_on_the_target_read_last():
+    """Twenty deliveries settle one bundle's clawback at once, half reading a refund and half
+    its failure: whichever reads last (under the lock) decides, and nothing is taken twice."""
+    user = UserFactory()
+    services.credits_purchase_add(user=user, credits=250, idempotency_key="bundle")
+    state = {"target": 250}
+    lock = threading.Lock()
+
+    def settle(index: int):
+        def target() -> int:
+            with lock:  # Stripe's state flips as the deliveries are processed
+                state["target"] = 250 if index % 2 else 0
+                return state["target"]
+
+        return services.credits_clawback_settle(
+            user=user, source="cs_bundle", target=target, reason="r", restore_reason="rr"
+        )
+
+    run_together(20, settle)
+    account = CreditAccount.objects.get(user=user)
+    assert ledger_drift(account=account) == {}
+    assert account.purchased_balance == 250 - state["target"]
+    claimed = 0
+    for entry in LedgerEntry.objects.filter(user=user, source="cs_bundle"):
+        claimed += entry.details.get("requested", 0) - entry.details.get("released", 0)
+    assert claimed == state["target"]
