@@ -117,6 +117,7 @@ def _refuse_own_account(user: AbstractBaseUser, staff_user: AbstractBaseUser | N
     if staff_user is not None and staff_user.pk == user.pk:
         raise SelfAdjustmentRefused(user=user.pk)
 
+
 def credits_clawback_settle(
     *,
     user: AbstractBaseUser,
