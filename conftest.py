@@ -130,9 +130,10 @@ def stripe_harness(settings, db):
     previous = stripe.default_http_client
     stripe.default_http_client = EmulatorHTTPClient(emulator)
     try:
-        from billing.catalogue_sync import catalogue_sync
+        from billing.catalogue_sync import catalogue_sync, portal_configuration_sync
 
         catalogue_sync()
+        portal_configuration_sync()
         harness.queued.clear()
         yield harness
     finally:

@@ -35,6 +35,8 @@ HUMAN_NAMES = {
     "checkout.session": "checkout.session",
     "test_helpers.test_clock": "test_clock",
     "billing_portal.session": "billing_portal.session",
+    "billing_portal.configuration": "billing_portal.configuration",
+    "subscription_schedule": "subscription_schedule",
 }
 
 
@@ -109,7 +111,7 @@ class Emulator:
         retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0),
         final_failed_renewal: str = "cancel",
     ) -> None:
-        from . import admin, api, billing, checkout, pages  # route modules
+        from . import admin, api, billing, checkout, pages, schedules  # route modules
 
         self.lock = threading.RLock()
         self.store = Store(seed)
@@ -122,7 +124,7 @@ class Emulator:
         self._outbox: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._dirty = False
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        for module in (api, checkout, billing, admin, pages):
+        for module in (api, checkout, billing, admin, pages, schedules):
             self.routes.extend(module.routes.table)
         if state_path:
             self.store.load(state_path)
