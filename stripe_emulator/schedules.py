@@ -32,6 +32,15 @@ if TYPE_CHECKING:
     from .core import Emulator
 
 routes = Routes()
+
+
+def emit_updated(emu: Emulator, event_type: str, obj: dict, before: dict) -> None:
+    """``*.updated`` with the changed top-level fields' old values, as Stripe sends it."""
+    previous = {k: copy.deepcopy(before.get(k)) for k in obj if before.get(k) != obj[k]}
+    if previous:
+        emu.emit(event_type, obj, previous)
+
+
 ID = r"(?P<oid>[^/]+)"
 DEFAULT_CONFIGURATION = "bpc_emulator_default"
 PERIOD_END_CONDITIONS = ("decreasing_item_amount", "shortening_interval")
@@ -166,6 +175,7 @@ def update_schedule(emu: Emulator, req: Request, oid: str) -> dict:
             "id", f"You cannot update a subscription schedule that is {schedule['status']}."
         )
     sub = emu.get("subscription", schedule["subscription"])
+    before = copy.deepcopy(schedule)
     if "end_behavior" in p:
         if p["end_behavior"] not in ("release", "cancel"):
             raise invalid("end_behavior", f"Invalid end_behavior: {p['end_behavior']}")
@@ -175,7 +185,7 @@ def update_schedule(emu: Emulator, req: Request, oid: str) -> dict:
     if "phases" in p:
         schedule["phases"] = _phases(emu, sub, schedule, p["phases"])
     _refresh_current_phase(emu, schedule, emu.now_for(sub))
-    emu.emit("subscription_schedule.updated", schedule)
+    emit_updated(emu, "subscription_schedule.updated", schedule, before)
     return schedule
 
 
@@ -289,8 +299,9 @@ def at_period_end(emu: Emulator, sub: dict, period_end: int) -> str:
     item["price"] = copy.deepcopy(price)
     item["plan"] = objects.plan_from(price)
     item["quantity"] = following["items"][0]["quantity"] or 1
+    before = copy.deepcopy(schedule)
     _refresh_current_phase(emu, schedule, period_end)
-    emu.emit("subscription_schedule.updated", schedule)
+    emit_updated(emu, "subscription_schedule.updated", schedule, before)
     return "renew"
 
 
@@ -435,6 +446,7 @@ def list_configurations(emu: Emulator, req: Request) -> dict:
 def update_configuration(emu: Emulator, req: Request, oid: str) -> dict:
     p = req.parse(CONFIG_SPEC)
     config = emu.get("billing_portal.configuration", oid)
+    before = copy.deepcopy(config)
     if "features" in p:
         _apply_features(emu, config, p["features"])
     if "metadata" in p:
@@ -443,7 +455,7 @@ def update_configuration(emu: Emulator, req: Request, oid: str) -> dict:
         if key in p:
             config[key] = p[key]
     config["updated"] = emu.now()
-    emu.emit("billing_portal.configuration.updated", config)
+    emit_updated(emu, "billing_portal.configuration.updated", config, before)
     return config
 
 
@@ -503,6 +515,7 @@ def portal_switch(emu: Emulator, config: dict, sub: dict, price_id: str) -> str:
         )
         end = current["end_date"]
         rec = new["recurring"]
+        before = copy.deepcopy(schedule)
         schedule["phases"] = [
             current,
             _phase(
@@ -511,7 +524,7 @@ def portal_switch(emu: Emulator, config: dict, sub: dict, price_id: str) -> str:
         ]
         schedule["end_behavior"] = "release"
         _refresh_current_phase(emu, schedule, at)
-        emu.emit("subscription_schedule.updated", schedule)
+        emit_updated(emu, "subscription_schedule.updated", schedule, before)
         return "Your plan will change at the end of the current period."
     if sub["schedule"]:
         release(emu, emu.get("subscription_schedule", sub["schedule"]))
