@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import stripe
 from django.core.management import call_command
+from django.utils.timezone import now as timezone_now
 
 from activities.models import Activity, LedgerEntry
 from billing.tests.harness import SECRET_KEY
@@ -449,3 +451,109 @@ def test_7_b_a_portal_upgrade_whose_charge_fails_is_not_granted(api, owner, stri
     figures = outcome(stripe_harness, owner)
     report("7 failed portal upgrade charge", figures)
     assert (figures["app_tier"], figures["app_allowance"]) == ("pro", 500)
+
+
+# --- reconcile_billing: the new checks -----------------------------------------------------------
+def test_reconcile_lists_and_ends_a_second_live_subscription(api, owner, stripe_harness):
+    subscribe(api, stripe_harness)
+    customer = CreditAccount.objects.get(user=owner).stripe_customer_id
+    stripe_harness.emulator.advance_clock(60)  # a minute later: the first stays the oldest
+    session = stripe.checkout.Session.create(
+        api_key=SECRET_KEY,
+        mode="subscription",
+        customer=customer,
+        line_items=[{"price": price_id(stripe_harness, "elite_monthly"), "quantity": 1}],
+        success_url="http://testserver/billing/success/",
+    )
+    stripe_harness.emulator.complete_checkout(session.id)
+    stripe_harness.queued.clear()  # its webhooks are lost
+    report_ = run("reconcile_billing")
+    assert "live_subscriptions ours=1 stripe=2" in report_ and "drifted: 1" in report_
+    assert "fixed: 1" in run("reconcile_billing", "--fix")
+    stripe_harness.deliver()
+    figures = outcome(stripe_harness, owner)
+    assert figures["stripe_plans"] == ["pro_monthly"]
+    assert figures["paid_cents"] - figures["refunded_cents"] == PRO
+    assert "drifted: 0" in run("reconcile_billing")
+
+
+def test_reconcile_flags_a_paid_tier_without_a_stripe_customer(owner, stripe_harness):
+    from subscriptions import services
+
+    services.subscription_sync(
+        user=owner,
+        state=services.SubscriptionState(
+            subscription_id="sub_nowhere",
+            status="active",
+            tier="elite",
+            price_lookup_key="elite_monthly",
+            interval="month",
+            period_start=timezone_now(),
+            period_end=timezone_now() + timedelta(days=30),
+            cancel_at_period_end=False,
+            observed_at=timezone_now(),
+        ),
+        idempotency_key="no-customer",
+    )
+    report_ = run("reconcile_billing")
+    assert "tier (no Stripe customer) ours='elite' stripe='free'" in report_
+    assert "fixed: 1" in run("reconcile_billing", "--fix")
+    assert CreditAccount.objects.get(user=owner).tier == "free"
+    assert "drifted: 0" in run("reconcile_billing")
+
+
+def test_reconcile_checks_every_bundle_against_its_session_and_payment(api, owner, stripe_harness):
+    from subscriptions import services
+
+    subscribe(api, stripe_harness)
+    response = api.post(
+        "/api/billing/create-checkout-session", {"bundle": "credits_250"}, format="json"
+    )
+    stripe_harness.emulator.complete_checkout(response.json()["sessionId"])
+    stripe_harness.deliver()
+    assert "drifted: 0" in run("reconcile_billing")  # a real purchase is in order
+    # A purchase nobody paid for (what a forged event left before this fix).
+    services.credits_purchase_add(
+        user=owner,
+        credits=25_000,
+        idempotency_key="checkout:cs_test_forged",
+        source="cs_test_forged",
+        reason="Bought 25000 credits",
+        payment_intent="pi_forged",
+        amount_cents=1000,
+    )
+    report_ = run("reconcile_billing")
+    assert "purchase cs_test_forged ours=25000 stripe='no such Checkout Session'" in report_
+    assert "fixed: 1" in run("reconcile_billing", "--fix")
+    account = CreditAccount.objects.get(user=owner)
+    assert account.purchased_balance == 250
+    assert "drifted: 0" in run("reconcile_billing")
+
+
+def test_the_deploy_check_knows_our_portal_configuration(stripe_harness):
+    from billing.catalogue_sync import portal_configuration_find
+    from billing.checks import stripe_portal_check
+
+    assert stripe_portal_check() == []
+    config = portal_configuration_find()
+    stripe.billing_portal.Configuration.modify(
+        config["id"],
+        features={"subscription_update": {"proration_behavior": "none"}},
+        api_key=SECRET_KEY,
+    )
+    errors = stripe_portal_check()
+    assert [e.id for e in errors] == ["billing.E005"]
+    assert "proration_behavior is 'none'" in errors[0].msg
+    assert "portal updated" in run("stripe_sync_catalogue")
+    assert stripe_portal_check() == []
+
+
+def test_the_portal_refuses_to_open_without_our_configuration(api, owner, stripe_harness):
+    subscribe(api, stripe_harness)
+    for config in stripe_harness.emulator.store.all("billing_portal.configuration"):
+        config["active"] = False
+    from django.core.cache import cache
+
+    cache.clear()
+    response = api.post("/api/billing/customer-portal")
+    assert response.status_code == 503 and response.json()["code"] == "portal_not_configured"
