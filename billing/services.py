@@ -20,7 +20,7 @@ from djstripe.models import WebhookEventTrigger
 
 from activities.models import Activity
 from billing import gateway
-from billing.catalogue_sync import portal_configuration_find
+from billing.catalogue_sync import portal_configuration_find, portal_configuration_problems
 from billing.reconcile import account_resync
 from billing.stripe_data import (
     object_id,
@@ -257,8 +257,12 @@ def portal_configuration_id() -> str:
     config_id = cache.get(cache_key)
     if config_id is None:
         config = portal_configuration_find()
-        if config is None:
-            raise PortalNotConfigured()
+        problems = portal_configuration_problems(config)
+        if config is None or problems:
+            # Changed in the dashboard since stripe_sync_catalogue made it: opening it could
+            # hand out unbilled plan switches again, so it stays shut until restored.
+            logger.error("billing portal refused: %s", "; ".join(problems))
+            raise PortalNotConfigured(problems=problems)
         config_id = config["id"]
         cache.set(cache_key, config_id, PRICE_CACHE_SECONDS)
     return config_id

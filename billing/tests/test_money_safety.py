@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 from urllib.parse import urlencode
 
+import pytest
 import stripe
 from django.core.management import call_command
 from django.utils.timezone import now as timezone_now
@@ -544,8 +545,16 @@ def test_the_deploy_check_knows_our_portal_configuration(stripe_harness):
     errors = stripe_portal_check()
     assert [e.id for e in errors] == ["billing.E005"]
     assert "proration_behavior is 'none'" in errors[0].msg
+    from django.core.cache import cache
+
+    from billing.services import PortalNotConfigured, portal_configuration_id
+
+    cache.clear()
+    with pytest.raises(PortalNotConfigured):  # the portal stays shut meanwhile
+        portal_configuration_id()
     assert "portal updated" in run("stripe_sync_catalogue")
     assert stripe_portal_check() == []
+    assert portal_configuration_id() == config["id"]
 
 
 def test_the_portal_refuses_to_open_without_our_configuration(api, owner, stripe_harness):
