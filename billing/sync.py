@@ -304,24 +304,26 @@ def customer_unlink(*, customer_id: str, source: str) -> bool:
     if account is None:
         return False
     now = timezone.now()
+    paid = account.tier != "free" or account.subscription_status in LIVE
     with transaction.atomic():
-        services.subscription_sync(
-            user=account.user,
-            state=services.SubscriptionState(
-                subscription_id=account.stripe_subscription_id or "none",
-                status="canceled",
-                tier=None,
-                price_lookup_key="",
-                interval="month",
-                period_start=now,
-                period_end=now,
-                cancel_at_period_end=False,
-                observed_at=now,
-                authoritative=True,
-            ),
-            idempotency_key=f"customer-gone:{customer_id}",
-            source=source or customer_id,
-        )
+        if paid:  # a free account has nothing to end (and no fresh allowance to get)
+            services.subscription_sync(
+                user=account.user,
+                state=services.SubscriptionState(
+                    subscription_id=account.stripe_subscription_id or "none",
+                    status="canceled",
+                    tier=None,
+                    price_lookup_key="",
+                    interval="month",
+                    period_start=now,
+                    period_end=now,
+                    cancel_at_period_end=False,
+                    observed_at=now,
+                    authoritative=True,
+                ),
+                idempotency_key=f"customer-gone:{customer_id}",
+                source=source or customer_id,
+            )
         CreditAccount.objects.filter(pk=account.pk, stripe_customer_id=customer_id).update(
             stripe_customer_id=None, stripe_subscription_id="", pending_tier=""
         )

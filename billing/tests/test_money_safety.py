@@ -566,3 +566,17 @@ def test_the_portal_refuses_to_open_without_our_configuration(api, owner, stripe
     cache.clear()
     response = api.post("/api/billing/customer-portal")
     assert response.status_code == 503 and response.json()["code"] == "portal_not_configured"
+
+
+def test_a_free_account_whose_customer_is_deleted_gets_no_fresh_allowance(
+    api, owner, stripe_harness
+):
+    api.post("/api/billing/create-checkout-session", {"tier": "pro"}, format="json")
+    stripe_harness.deliver()
+    customer = CreditAccount.objects.get(user=owner).stripe_customer_id
+    rows = LedgerEntry.objects.filter(user=owner).count()
+    stripe.Customer.delete(customer, api_key=SECRET_KEY)
+    stripe_harness.deliver()
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.stripe_customer_id) == ("free", None)
+    assert LedgerEntry.objects.filter(user=owner).count() == rows
