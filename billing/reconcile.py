@@ -18,16 +18,9 @@ from django.utils import timezone
 
 from activities.models import LedgerEntry, LedgerKind
 from billing import gateway
+from billing.duplicates import LIVE, duplicates_end, live_in_keeping_order
 from billing.stripe_data import checkout_price_lookup_keys, object_id, to_dict
-from billing.sync import (
-    LIVE,
-    _state_for,
-    customer_unlink,
-    duplicates_end,
-    live_in_keeping_order,
-    stripe_time_of,
-    subscription_apply,
-)
+from billing.sync import customer_unlink, state_for, stripe_time_of, subscription_apply
 from subscriptions import catalogue, services
 from subscriptions.models import CreditAccount, SubscriptionStatus, Tier
 
@@ -90,7 +83,7 @@ def account_drift(account: CreditAccount) -> tuple[list[Drift], dict[str, Any] |
         # restores the plan (invoice.paid). Only a change of subscription would be drift.
         differs("tier", account.tier, Tier.FREE.value)
         return found, current
-    state = _state_for(account.user, current, observed_at=stripe_time_of(current))
+    state = state_for(account.user, current, observed_at=stripe_time_of(current))
     expected_tier = state.tier or account.tier
     if state.tier and not state.paid:
         expected_tier = account.tier  # an upgrade Stripe has not been paid for yet

@@ -694,7 +694,7 @@ def create_portal_session(emu: Emulator, req: Request) -> dict:
     if "customer" not in p:
         raise missing("customer")
     cus = emu.get("customer", p["customer"], "customer")
-    from .schedules import default_configuration
+    from .portal import default_configuration
 
     if p.get("configuration"):
         config = emu.get("billing_portal.configuration", p["configuration"], "configuration")

@@ -111,7 +111,7 @@ class Emulator:
         retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0),
         final_failed_renewal: str = "cancel",
     ) -> None:
-        from . import admin, api, billing, checkout, pages, schedules  # route modules
+        from . import admin, api, billing, checkout, pages, portal, schedules  # route modules
 
         self.lock = threading.RLock()
         self.store = Store(seed)
@@ -124,7 +124,7 @@ class Emulator:
         self._outbox: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._dirty = False
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        for module in (api, checkout, billing, admin, pages, schedules):
+        for module in (api, checkout, billing, admin, pages, portal, schedules):
             self.routes.extend(module.routes.table)
         if state_path:
             self.store.load(state_path)

@@ -165,7 +165,7 @@ def render_portal(emu: Emulator, bps: dict, message: str | None = None, status: 
     pm = emu.store.get(pm_id) if pm_id else None
     if not subs:
         parts.append("<p>No active subscription.</p>")
-    from .schedules import portal_prices
+    from .portal import portal_prices
 
     config = emu.store.get(bps["configuration"]) or {}
     for sub in subs:
@@ -278,7 +278,7 @@ def run_portal_action(emu: Emulator, bps: dict, action: str, form: dict[str, Any
     if sub["customer"] != cus["id"]:
         raise StripeError(403, "That subscription belongs to another customer.")
     if action == "switch":
-        from .schedules import portal_switch
+        from .portal import portal_switch
 
         config = emu.get("billing_portal.configuration", bps["configuration"])
         return portal_switch(emu, config, sub, str(form.get("price", "")))
