@@ -101,9 +101,12 @@ def _subscription_sync_locked(
         and state.observed_at < account.stripe_state_at
     ):
         return None  # a late delivery of an older state (both times are Stripe's)
-    state_at = state.observed_at
-    if account.stripe_state_at is not None and account.stripe_state_at > state_at:
-        state_at = account.stripe_state_at  # never move Stripe's latest time backwards
+    # Only an event's own time (Stripe's clock) moves the mark later events are compared
+    # with; an authoritative read may carry our clock's time and must not: a mark ahead of
+    # Stripe's clock would make every later event look stale.
+    state_at = account.stripe_state_at
+    if not state.authoritative and (state_at is None or state.observed_at > state_at):
+        state_at = state.observed_at
     common = dict(
         stripe_state_at=state_at,
         stripe_subscription_id=state.subscription_id,
@@ -174,11 +177,12 @@ def _subscription_sync_locked(
         allowance = tier_allowance(account=account, tier=new_tier)
         used = 0
     elif new_rank != old_rank:
-        # Up (paid for) or down (Stripe bills the lower price now): the allowance follows;
-        # usage already counted stays counted, within the new allowance.
+        # Up (paid for) or down (Stripe bills the lower price now): the allowance follows.
+        # Usage already counted stays counted, all of it: a downgrade below what was used
+        # leaves nothing of the month (the allowance stays at the usage), so going down and
+        # up again can never forgive usage and mint credits.
         fields.update(tier=new_tier, pending_tier=scheduled)
-        allowance = tier_allowance(account=account, tier=new_tier)
-        used = min(account.monthly_used, allowance)
+        allowance = max(tier_allowance(account=account, tier=new_tier), account.monthly_used)
     else:
         fields["pending_tier"] = scheduled
 

@@ -215,8 +215,12 @@ def test_a_downgrade_takes_effect_when_stripe_switches_the_price(pro):
     account = subscribe(pro, "elite", observed_at=T0 + timedelta(days=1))
     spend(pro, quantity=1000, key="big")
     account = subscribe(pro, "pro", observed_at=T0 + timedelta(days=2))
-    # Usage already counted stays counted, within the lower allowance.
-    assert (account.tier, account.monthly_allowance, account.monthly_used) == ("pro", 500, 500)
+    # Usage already counted stays counted: nothing of the month is left, none is forgiven.
+    assert (account.tier, account.monthly_allowance, account.monthly_used) == ("pro", 1300, 1300)
+    assert account.monthly_remaining == 0
+    account = subscribe(pro, "elite", observed_at=T0 + timedelta(days=3))
+    assert (account.monthly_allowance, account.monthly_remaining) == (2000, 700)
+    account = subscribe(pro, "pro", observed_at=T0 + timedelta(days=4))
     services.allowance_period_start(
         user=pro,
         period_start=T0 + timedelta(days=28),
