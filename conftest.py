@@ -4,6 +4,7 @@ group's ``support_agent``, plus API clients (JWT) and page clients (a logged-in 
 from __future__ import annotations
 
 import contextlib
+import importlib
 
 import pytest
 from django.contrib.auth.models import Group
@@ -41,11 +42,26 @@ def staff(db):
     return UserFactory(email="staff@example.com", is_staff=True, is_superuser=True)
 
 
+def support_group() -> Group:
+    """The group its data migration made. A transactional test's flush empties every table and
+    only post_migrate data (content types, permissions) comes back, so with tests spread over
+    xdist workers the group may be gone: the migration's own function makes it again."""
+    group = Group.objects.filter(name="support").first()
+    if group is None:
+        from django.apps import apps
+
+        importlib.import_module("subscriptions.migrations.0003_support_group").create_group(
+            apps, None
+        )
+        group = Group.objects.get(name="support")
+    return group
+
+
 @pytest.fixture
 def support_agent(db):
     """A staff member in the "support" group only (not a superuser)."""
     user = UserFactory(email="agent@example.com", is_staff=True)
-    user.groups.add(Group.objects.get(name="support"))
+    user.groups.add(support_group())
     return user
 
 
@@ -130,9 +146,10 @@ def stripe_harness(settings, db):
     previous = stripe.default_http_client
     stripe.default_http_client = EmulatorHTTPClient(emulator)
     try:
-        from billing.catalogue_sync import catalogue_sync
+        from billing.catalogue_sync import catalogue_sync, portal_configuration_sync
 
         catalogue_sync()
+        portal_configuration_sync()
         harness.queued.clear()
         yield harness
     finally:

@@ -416,7 +416,7 @@ def verify(stack: Stack) -> dict[str, int]:
     from django.db import connections
 
     from activities.models import LedgerEntry, LedgerKind
-    from billing.sync import account_drift
+    from billing.reconcile import account_drift
     from subscriptions.models import CreditAccount
     from subscriptions.selectors import ledger_drift
 

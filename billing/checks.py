@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
+
+logger = logging.getLogger(__name__)
 
 
 @checks.register(checks.Tags.security, deploy=False)
@@ -57,3 +60,41 @@ def stripe_keys_check(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
                 )
             )
     return errors
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def stripe_portal_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The customer portal opens with our configuration, and it is still ours (issue 11).
+
+    Stripe's default portal configuration switches plans without invoicing the difference;
+    ours (made by ``stripe_sync_catalogue``) invoices upgrades now and schedules downgrades
+    for the period end. Someone may have edited it in the dashboard: checked at deploy.
+    """
+    from billing import gateway
+    from billing.catalogue_sync import portal_configuration_find, portal_configuration_problems
+    from hrvstr.errors import DomainError
+
+    if not gateway.is_configured():
+        return []
+    try:
+        problems = portal_configuration_problems(portal_configuration_find())
+    except gateway.StripeUnavailable:
+        # No network here (a build machine): nothing can be judged. The portal itself checks
+        # again before it opens (billing.services.portal_configuration_id).
+        logger.warning("billing-portal configuration not verified: Stripe unreachable")
+        return []
+    except DomainError as exc:
+        return [
+            checks.Warning(
+                f"Could not verify the billing-portal configuration: {exc.message}",
+                id="billing.W005",
+            )
+        ]
+    return [
+        checks.Error(
+            f"The billing-portal configuration is not ours: {problem}",
+            hint="Run manage.py stripe_sync_catalogue to create or restore it.",
+            id="billing.E005",
+        )
+        for problem in problems
+    ]

@@ -11,6 +11,7 @@ twice, end in the same place.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from activities.models import LedgerEntry, LedgerKind
 from billing import gateway
@@ -31,9 +32,20 @@ def purchase_for_payment_intent(payment_intent_id: str | None) -> LedgerEntry | 
     ).first()
 
 
-def owed_cents(payment_intent_id: str) -> int:
+def owed_cents(payment_intent_id: str) -> int | None:
     """Cents of a payment that went back to the customer: refunds, and dispute funds withdrawn
-    and not reinstated (from the dispute's balance transactions; an inquiry has none)."""
+    and not reinstated (from the dispute's balance transactions; an inquiry has none).
+
+    None when Stripe has no successful payment at all (a purchase nobody paid for): all of it.
+    """
+    try:
+        intent = to_dict(gateway.payment_intent_retrieve(payment_intent_id))
+    except gateway.StripeRequestFailed as exc:
+        if exc.extra.get("stripe_code") != "resource_missing":
+            raise
+        return None
+    if intent.get("status") != "succeeded":
+        return None
     refunded = sum(
         int(refund.get("amount") or 0)
         for refund in map(to_dict, gateway.refunds_for_payment_intent(payment_intent_id))
@@ -46,19 +58,54 @@ def owed_cents(payment_intent_id: str) -> int:
     return refunded + max(withdrawn, 0)
 
 
-def purchase_clawback_sync(*, payment_intent_id: str | None) -> LedgerEntry | None:
-    """Bring a bundle's clawback in line with its payment's refunds and disputes on Stripe."""
+UNPAID = object()  # owed_cents' answer not asked yet
+
+
+def purchase_clawback_sync(
+    *, payment_intent_id: str | None, owed: int | object | None = UNPAID
+) -> LedgerEntry | None:
+    """Bring a bundle's clawback in line with its payment's refunds and disputes on Stripe.
+
+    ``owed`` is ``owed_cents`` read already (before the caller locked the account: no row lock
+    is held across a Stripe call, so the same customer's spends never wait on Stripe).
+    """
     purchase = purchase_for_payment_intent(payment_intent_id)
     if purchase is None or not payment_intent_id:
         return None  # not a credit bundle (a subscription invoice), or not bought yet
+
+    def target() -> int | None:
+        return owed_cents(payment_intent_id) if owed is UNPAID else owed  # type: ignore[return-value]
+
+    return _settle(purchase, target)
+
+
+def purchase_unpaid_reverse(*, user_id: int, source: str) -> LedgerEntry | None:
+    """Take back (as far as unspent) a purchase Stripe has no payment for (reconcile --fix)."""
+    purchase = LedgerEntry.objects.filter(
+        user_id=user_id, kind=LedgerKind.PURCHASE, source=source
+    ).first()
+    if purchase is None:
+        return None
+    payment_intent_id = purchase.details.get("payment_intent")
+    if payment_intent_id:
+        # The same rule as every refund event, so a later event cannot give it back.
+        return purchase_clawback_sync(payment_intent_id=payment_intent_id)
+    return _settle(purchase, lambda: None)
+
+
+def _settle(purchase: LedgerEntry, owed: Callable[[], int | None]) -> LedgerEntry | None:
     amount = int(purchase.details.get("amount_cents") or 0)
     credits = purchase.purchased_delta
-    if amount <= 0 or credits <= 0:
-        logger.warning("purchase %s has no amount to share a refund by", purchase.source)
+    if credits <= 0:
         return None
 
     def target() -> int:
-        return credits * min(owed_cents(payment_intent_id), amount) // amount
+        cents = owed()
+        if cents is None:  # nothing was paid: all of it
+            return credits
+        if amount <= 0:
+            return 0  # a free bundle (100% promotion code): no refund can take anything
+        return credits * min(cents, amount) // amount
 
     label = purchase.reason.lower() or "credits"
     return services.credits_clawback_settle(

@@ -226,6 +226,21 @@ def _receive(
     except (OperationalError, InterfaceError):
         logger.exception("webhook %s: database busy", event.get("id"))
         return _busy()
+    except stripe.InvalidRequestError as exc:
+        if exc.code != "resource_missing":
+            logger.exception("webhook %s (%s) failed", event.get("id"), event.get("type"))
+            return _error(500, "Processing failed; Stripe will retry")
+        # dj-stripe asked Stripe about an object the event names (its customer, say) and
+        # Stripe has none: the event cannot be about anything of ours (a forgery signed with
+        # a leaked secret, or an object deleted since). Nothing was applied; a retry would
+        # fail the same way forever, so it is acknowledged (issue 11).
+        logger.warning(
+            "webhook %s (%s): Stripe has no %s; acknowledged without effect",
+            event.get("id"),
+            event.get("type"),
+            exc.param or "object",
+        )
+        return JsonResponse({"received": True, "ignored": "resource_missing"})
     except Exception:
         logger.exception("webhook %s (%s) failed", event.get("id"), event.get("type"))
         return _error(500, "Processing failed; Stripe will retry")

@@ -39,6 +39,13 @@ class StripeRequestFailed(DomainError):
     message = "Stripe refused the request"
 
 
+class CustomerMissing(StripeRequestFailed):
+    """Stripe has no such customer (deleted in the dashboard, or never in this mode)."""
+
+    code = "stripe_customer_missing"
+    message = "Your billing account no longer exists at Stripe"
+
+
 class CardDeclined(DomainError):
     code = "card_declined"
     status = 402
@@ -113,6 +120,10 @@ def _call(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         status = exc.http_status or 0
         if status >= 500:
             raise StripeUnavailable() from exc
+        if exc.code == "resource_missing" and (
+            getattr(exc, "param", None) == "customer" or "No such customer" in str(exc)
+        ):
+            raise CustomerMissing(stripe_code=exc.code) from exc
         raise StripeRequestFailed(
             exc.user_message or StripeRequestFailed.message, stripe_code=exc.code
         ) from exc
@@ -204,13 +215,19 @@ def checkout_session_retrieve(session_id: str) -> stripe.checkout.Session:
 
 
 def portal_session_create(
-    *, customer_id: str, return_url: str, idempotency_key: str | None = None
+    *,
+    customer_id: str,
+    return_url: str,
+    configuration: str | None = None,
+    idempotency_key: str | None = None,
 ) -> stripe.billing_portal.Session:
+    params: dict[str, Any] = {"customer": customer_id, "return_url": return_url}
+    if configuration:
+        params["configuration"] = configuration
     return _call(
         stripe.billing_portal.Session.create,
-        customer=customer_id,
-        return_url=return_url,
         idempotency_key=idempotency_key or _request_key(f"portal:{customer_id}"),
+        **params,
     )
 
 
@@ -257,3 +274,103 @@ def refunds_for_payment_intent(payment_intent_id: str) -> list[stripe.Refund]:
 def disputes_for_payment_intent(payment_intent_id: str) -> list[stripe.Dispute]:
     result = _call(stripe.Dispute.list, payment_intent=payment_intent_id, limit=100)
     return list(result.auto_paging_iter())
+
+
+# --- money safety (issue 11): confirmations, duplicates, schedules, the portal's setup -------
+
+
+def invoice_retrieve(invoice_id: str) -> stripe.Invoice:
+    return _call(stripe.Invoice.retrieve, invoice_id)
+
+
+def invoices_for_subscription(subscription_id: str) -> list[stripe.Invoice]:
+    result = _call(stripe.Invoice.list, subscription=subscription_id, limit=100)
+    return list(result.auto_paging_iter())
+
+
+def invoice_items_pending(customer_id: str) -> list[stripe.InvoiceItem]:
+    result = _call(stripe.InvoiceItem.list, customer=customer_id, pending=True, limit=100)
+    return list(result.auto_paging_iter())
+
+
+def invoice_payments(invoice_id: str) -> list[stripe.InvoicePayment]:
+    return list(_call(stripe.InvoicePayment.list, invoice=invoice_id, limit=100).data)
+
+
+def refund_create(
+    *, payment_intent: str, metadata: dict[str, str], idempotency_key: str
+) -> stripe.Refund:
+    return _call(
+        stripe.Refund.create,
+        payment_intent=payment_intent,
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+    )
+
+
+def payment_intent_retrieve(payment_intent_id: str) -> stripe.PaymentIntent:
+    return _call(stripe.PaymentIntent.retrieve, payment_intent_id)
+
+
+def checkout_sessions_open(customer_id: str) -> list[stripe.checkout.Session]:
+    result = _call(stripe.checkout.Session.list, customer=customer_id, status="open", limit=100)
+    return list(result.auto_paging_iter())
+
+
+def checkout_session_expire(session_id: str) -> stripe.checkout.Session:
+    return _call(stripe.checkout.Session.expire, session_id)
+
+
+def price_retrieve(price_id: str) -> stripe.Price:
+    return _call(stripe.Price.retrieve, price_id)
+
+
+def subscription_schedule_retrieve(schedule_id: str) -> stripe.SubscriptionSchedule:
+    return _call(stripe.SubscriptionSchedule.retrieve, schedule_id)
+
+
+def subscription_schedule_create(
+    *, subscription_id: str, idempotency_key: str
+) -> stripe.SubscriptionSchedule:
+    return _call(
+        stripe.SubscriptionSchedule.create,
+        from_subscription=subscription_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+def subscription_schedule_modify(
+    schedule_id: str, *, idempotency_key: str, **params: Any
+) -> stripe.SubscriptionSchedule:
+    return _call(
+        stripe.SubscriptionSchedule.modify, schedule_id, idempotency_key=idempotency_key, **params
+    )
+
+
+def subscription_schedule_release(
+    schedule_id: str, *, idempotency_key: str
+) -> stripe.SubscriptionSchedule:
+    return _call(stripe.SubscriptionSchedule.release, schedule_id, idempotency_key=idempotency_key)
+
+
+def portal_configurations_list() -> Iterator[stripe.billing_portal.Configuration]:
+    return _call(stripe.billing_portal.Configuration.list, limit=100).auto_paging_iter()
+
+
+def portal_configuration_create(
+    *, idempotency_key: str, **params: Any
+) -> stripe.billing_portal.Configuration:
+    return _call(
+        stripe.billing_portal.Configuration.create, idempotency_key=idempotency_key, **params
+    )
+
+
+def portal_configuration_modify(
+    configuration_id: str, *, idempotency_key: str, **params: Any
+) -> stripe.billing_portal.Configuration:
+    return _call(
+        stripe.billing_portal.Configuration.modify,
+        configuration_id,
+        idempotency_key=idempotency_key,
+        **params,
+    )

@@ -249,13 +249,16 @@ def checkout_progress(
 def plan_change_preview(*, account: CreditAccount, tier: str, interval: str) -> dict[str, Any]:
     """What switching to ``tier``/``interval`` means, told before the customer confirms.
 
-    Mirrors billing.services.subscription_change_plan: a higher tier or another interval is
-    invoiced now (prorated) and applies at once; a lower tier applies at the renewal.
+    Mirrors billing.services.subscription_change_plan: a higher tier (or a yearly plan for a
+    monthly one) is invoiced now (prorated) and applies once paid; a lower tier (or a shorter
+    interval) is scheduled in Stripe for the renewal.
     """
     current = catalogue.TIERS[account.tier]
     target = catalogue.TIERS[tier]
     same = target.key == current.key and interval == account.billing_interval
-    immediate = target.rank > current.rank or interval != account.billing_interval
+    immediate = target.rank > current.rank or (
+        target.rank == current.rank and interval == "year" and account.billing_interval == "month"
+    )
     return {
         "account": account,
         "current": current,

@@ -19,9 +19,18 @@ from django.db import transaction
 from django.db.models import Q
 from djstripe.models import WebhookEventTrigger
 
+from activities.models import Activity
 from billing import gateway
-from billing.stripe_data import price_entry, subscription_item_id, subscription_price, to_dict
-from billing.sync import account_resync
+from billing.catalogue_sync import portal_configuration_find, portal_configuration_problems
+from billing.reconcile import account_resync
+from billing.stripe_data import (
+    object_id,
+    price_entry,
+    subscription_item_id,
+    subscription_price,
+    to_dict,
+)
+from billing.sync import CUSTOMER_GONE, customer_unlink
 from hrvstr.errors import DomainError
 from subscriptions import catalogue
 from subscriptions.models import CreditAccount
@@ -61,6 +70,12 @@ class UnknownPlan(DomainError):
     message = "Unknown plan"
 
 
+class PortalNotConfigured(DomainError):
+    code = "portal_not_configured"
+    status = 503
+    message = "The billing portal is not set up yet (run manage.py stripe_sync_catalogue)"
+
+
 class PriceMissing(DomainError):
     code = "price_missing"
     status = 503
@@ -98,11 +113,14 @@ def customer_ensure(*, user: AbstractBaseUser) -> str:
     account = account_get(user=user)
     if account.stripe_customer_id:
         return account.stripe_customer_id
+    # A customer deleted at Stripe leaves a trace in the feed; counting them makes the key of
+    # the next creation new (Stripe would replay the dead customer's creation).
+    gone = Activity.objects.filter(user=user, dedupe_key__startswith=CUSTOMER_GONE).count()
     customer = gateway.customer_create(
         email=user.email,
         name=user.get_full_name(),
         metadata={"hrvstr_user_id": str(user.pk), "djstripe_subscriber": str(user.pk)},
-        idempotency_key=f"customer:{user.pk}",
+        idempotency_key=f"customer:{user.pk}" + (f":{gone}" if gone else ""),
     )
     no_customer = Q(stripe_customer_id__isnull=True) | Q(stripe_customer_id="")
     if CreditAccount.objects.filter(no_customer, pk=account.pk).update(
@@ -163,13 +181,12 @@ def checkout_session_create(
         }
     else:
         entry = _plan_entry(tier or "", interval)
-        if _has_live_subscription(account):
+        if _has_live_subscription(account) and _still_live_at_stripe(account):
             raise AlreadySubscribed(action="change_plan", tier=account.tier)
         lookup_key = entry.lookup_key
         mode_params = {"mode": "subscription", "subscription_data": {"metadata": metadata}}
     site = settings.SITE_URL
-    session = gateway.checkout_session_create(
-        customer=customer_ensure(user=user),
+    params = dict(
         line_items=[{"price": price_id_for(lookup_key), "quantity": 1}],
         success_url=f"{site}/billing/success/?session_id={{CHECKOUT_SESSION_ID}}",
         cancel_url=f"{site}/billing/cancel/",
@@ -180,7 +197,48 @@ def checkout_session_create(
         allow_promotion_codes=True,
         **mode_params,
     )
+    try:
+        session = _checkout_for_customer(user, customer_ensure(user=user), params)
+    except gateway.CustomerMissing:
+        # Deleted at Stripe and the webhook not here (or lost): forget it, make a new one.
+        customer_unlink(
+            customer_id=account_get(user=user).stripe_customer_id or "", source="checkout"
+        )
+        session = _checkout_for_customer(user, customer_ensure(user=user), params)
     return CheckoutStart(url=session.url, session_id=session.id)
+
+
+def _checkout_for_customer(user: AbstractBaseUser, customer_id: str, params: dict[str, Any]) -> Any:
+    """Create the session; a subscription Checkout first expires the customer's other open
+    subscription sessions, so two tabs cannot both be paid into two subscriptions (a race
+    that slips through anyway is ended by ``billing.sync.kept_subscription``)."""
+    if params["mode"] == "subscription":
+        for other in gateway.checkout_sessions_open(customer_id):
+            if other.mode != "subscription":
+                continue
+            try:
+                gateway.checkout_session_expire(other.id)
+            except gateway.StripeRequestFailed:
+                logger.info("checkout %s: no longer open, not expired", other.id)
+    return gateway.checkout_session_create(customer=customer_id, **params)
+
+
+def _still_live_at_stripe(account: CreditAccount) -> bool:
+    """Whether the subscription our row calls live is live at Stripe too.
+
+    A cancellation or a deleted customer whose webhook is late (or lost) would otherwise lock
+    the user out of Checkout; Stripe's word wins and the account is resynced on the spot.
+    """
+    try:
+        data = to_dict(gateway.subscription_retrieve(account.stripe_subscription_id))
+    except gateway.StripeRequestFailed as exc:
+        if exc.extra.get("stripe_code") != "resource_missing":
+            raise
+        data = {}
+    if data.get("status") in LIVE_STATUSES:
+        return True
+    account_resync(account=account, reason="checkout")
+    return False
 
 
 def portal_session_create(*, user: AbstractBaseUser, return_url: str | None = None) -> str:
@@ -188,11 +246,37 @@ def portal_session_create(*, user: AbstractBaseUser, return_url: str | None = No
     account = account_get(user=user)
     if not account.stripe_customer_id:
         raise NoStripeCustomer(action="redirect_to_pricing")
-    session = gateway.portal_session_create(
-        customer_id=account.stripe_customer_id,
-        return_url=return_url or f"{settings.SITE_URL}/billing/",
-    )
+    try:
+        session = gateway.portal_session_create(
+            customer_id=account.stripe_customer_id,
+            return_url=return_url or f"{settings.SITE_URL}/billing/",
+            configuration=portal_configuration_id(),
+        )
+    except gateway.CustomerMissing:
+        customer_unlink(customer_id=account.stripe_customer_id, source="portal")
+        raise NoStripeCustomer(action="redirect_to_pricing") from None
     return session.url
+
+
+def portal_configuration_id() -> str:
+    """The id of our billing-portal configuration (made by ``stripe_sync_catalogue``).
+
+    The portal never opens with Stripe's default configuration: that one lets a customer
+    switch plans without invoicing the difference.
+    """
+    cache_key = f"stripe-portal-config:{'live' if gateway.live_mode() else 'test'}"
+    config_id = cache.get(cache_key)
+    if config_id is None:
+        config = portal_configuration_find()
+        problems = portal_configuration_problems(config)
+        if config is None or problems:
+            # Changed in the dashboard since stripe_sync_catalogue made it: opening it could
+            # hand out unbilled plan switches again, so it stays shut until restored.
+            logger.error("billing portal refused: %s", "; ".join(problems))
+            raise PortalNotConfigured(problems=problems)
+        config_id = config["id"]
+        cache.set(cache_key, config_id, PRICE_CACHE_SECONDS)
+    return config_id
 
 
 def _live_subscription(user: AbstractBaseUser) -> dict[str, Any]:
@@ -226,36 +310,114 @@ def _request_key(action: str, subscription_id: str) -> str:
     return f"{action}:{subscription_id}:{uuid.uuid4().hex}"
 
 
-def subscription_change_plan(*, user: AbstractBaseUser, tier: str, interval: str) -> None:
-    """Move the subscription to another plan.
+def change_applies_now(current: catalogue.PriceEntry | None, target: catalogue.PriceEntry) -> bool:
+    """Upgrades (a higher tier, or a yearly plan for a monthly one) apply now, once paid;
+    downgrades (a lower tier, a shorter interval) at the period end, as the portal does."""
+    if current is None or current.tier is None or target.tier is None:
+        return True
+    if target.tier.rank != current.tier.rank:
+        return target.tier.rank > current.tier.rank
+    return target.interval == "year" and current.interval != "year"
 
-    Upgrades (and interval changes, which Stripe bills at once anyway) are prorated and
-    invoiced now; downgrades are not prorated: the customer keeps the higher tier until the
-    paid period ends, when the renewal bills the lower price.
+
+def subscription_change_plan(*, user: AbstractBaseUser, tier: str, interval: str) -> None:
+    """Move the subscription to another plan, the way Stripe bills it.
+
+    An upgrade is prorated and invoiced now with ``payment_behavior=pending_if_incomplete``:
+    Stripe switches the price only once that invoice is paid, so a failed charge leaves the
+    old plan in place (and the app, following Stripe, keeps it too). A downgrade is made in
+    Stripe as a subscription schedule: the current price until the period end, then the new
+    one; nothing is pending only in our database.
     """
     entry = _plan_entry(tier, interval)
     data = _live_subscription(user)
     subscription_id = data["id"]
     current = price_entry(subscription_price(data))
+    schedule_id = object_id(data.get("schedule"))
     if current is not None and current.lookup_key == entry.lookup_key:
+        if schedule_id:  # back to the current plan: drop the scheduled change
+            gateway.subscription_schedule_release(
+                schedule_id, idempotency_key=_request_key("release", subscription_id)
+            )
         return
-    current_rank = current.tier.rank if current and current.tier else -1
-    upgrade = entry.tier.rank > current_rank or (  # type: ignore[union-attr]
-        current is not None and entry.interval != current.interval
-    )
+    if not change_applies_now(current, entry):
+        _downgrade_schedule(data, entry, schedule_id)
+        return
+    if schedule_id:
+        gateway.subscription_schedule_release(
+            schedule_id, idempotency_key=_request_key("release", subscription_id)
+        )
+    if data.get("cancel_at_period_end") or data.get("cancel_at"):
+        # Pending updates accept only price and proration fields: undo a cancellation first.
+        gateway.subscription_modify(
+            subscription_id,
+            cancel_at_period_end=False,
+            idempotency_key=_request_key("resume-for-change", subscription_id),
+        )
     gateway.subscription_modify(
         subscription_id,
         items=[{"id": subscription_item_id(data), "price": price_id_for(entry.lookup_key)}],
-        proration_behavior="always_invoice" if upgrade else "none",
-        cancel_at_period_end=False,
-        metadata={"hrvstr_user_id": str(user.pk)},
+        proration_behavior="always_invoice",
+        payment_behavior="pending_if_incomplete",
         idempotency_key=_request_key("change-plan", subscription_id),
+    )
+
+
+def _downgrade_schedule(
+    data: dict[str, Any], entry: catalogue.PriceEntry, schedule_id: str | None
+) -> None:
+    """Schedule the lower price for the period end in Stripe (a subscription schedule)."""
+    subscription_id = data["id"]
+    if data.get("cancel_at_period_end") or data.get("cancel_at"):
+        gateway.subscription_modify(
+            subscription_id,
+            cancel_at_period_end=False,
+            idempotency_key=_request_key("resume-for-change", subscription_id),
+        )
+    if not schedule_id:
+        schedule = gateway.subscription_schedule_create(
+            subscription_id=subscription_id,
+            idempotency_key=_request_key("schedule", subscription_id),
+        )
+    else:
+        schedule = gateway.subscription_schedule_retrieve(schedule_id)
+    schedule = to_dict(schedule)
+    current = schedule.get("current_phase") or {}
+    phase = next(
+        (p for p in schedule["phases"] if p.get("start_date") == current.get("start_date")),
+        schedule["phases"][0],
+    )
+    current_price = object_id(phase["items"][0]["price"])
+    gateway.subscription_schedule_modify(
+        schedule["id"],
+        end_behavior="release",
+        phases=[
+            {
+                "items": [{"price": current_price, "quantity": 1}],
+                "start_date": phase["start_date"],
+                "end_date": phase["end_date"],
+                "proration_behavior": "none",
+            },
+            {
+                "items": [{"price": price_id_for(entry.lookup_key), "quantity": 1}],
+                "duration": {"interval": entry.interval, "interval_count": 1},
+                "proration_behavior": "none",
+            },
+        ],
+        idempotency_key=_request_key("schedule-phases", subscription_id),
     )
 
 
 def subscription_cancel(*, user: AbstractBaseUser, immediate: bool = False) -> None:
     """Cancel at the end of the paid period (default) or now."""
-    subscription_id = _live_subscription_id(user)
+    data = _live_subscription(user)
+    subscription_id = data["id"]
+    if schedule_id := object_id(data.get("schedule")):
+        # Stripe refuses cancellation changes on a scheduled subscription; a scheduled
+        # downgrade means nothing once the subscription ends anyway.
+        gateway.subscription_schedule_release(
+            schedule_id, idempotency_key=_request_key("release", subscription_id)
+        )
     if immediate:
         gateway.subscription_cancel_now(
             subscription_id, idempotency_key=f"cancel:{subscription_id}"

@@ -9,17 +9,18 @@ write is keyed so that a replay changes nothing.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.utils import timezone
 
 from activities.models import ActivityType, LedgerEntry
 from activities.services import activity_record
 from billing import clawbacks, gateway
+from billing.duplicates import LIVE, kept_subscription
 from billing.stripe_data import (
     StripeDict,
     checkout_price_lookup_keys,
@@ -29,6 +30,7 @@ from billing.stripe_data import (
     price_entry,
     subscription_period,
     subscription_price,
+    timestamp,
     to_dict,
 )
 from subscriptions import catalogue, services
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 RENEWAL_REASONS = {"subscription_create", "subscription_cycle"}
 PAID = {"paid", "no_payment_required"}
+CUSTOMER_GONE = "customer-gone:"
 
 
 def user_for_customer(customer_id: str | None) -> AbstractBaseUser | None:
@@ -88,31 +91,186 @@ def subscription_state(subscription: StripeDict, *, observed_at: datetime):
     )
 
 
+def subscription_paid_for(subscription: StripeDict) -> bool:
+    """Whether Stripe has been paid for the subscription's current price.
+
+    The change's invoice (the subscription's latest) must be paid, or owe nothing; and no
+    proration for it may be waiting for a later invoice (a ``create_prorations`` change made in
+    the dashboard is billed at the renewal: the upgrade is granted when that invoice is paid).
+    """
+    invoice_id = object_id(subscription.get("latest_invoice"))
+    if invoice_id:
+        invoice = to_dict(gateway.invoice_retrieve(invoice_id))
+        if invoice.get("status") != "paid" and int(invoice.get("amount_due") or 0) > 0:
+            return False
+    customer_id = object_id(subscription.get("customer"))
+    if customer_id:
+        owed = 0
+        for item in gateway.invoice_items_pending(customer_id):
+            item = to_dict(item)
+            parent = (item.get("parent") or {}).get("subscription_details") or {}
+            if object_id(parent.get("subscription")) == subscription["id"]:
+                owed += int(item.get("amount") or 0)
+        if owed > 0:
+            return False
+    return True
+
+
+def scheduled_tier(subscription: StripeDict) -> str:
+    """The tier a Stripe subscription schedule moves this subscription to next ("" if none)."""
+    schedule_id = object_id(subscription.get("schedule"))
+    if not schedule_id:
+        return ""
+    schedule = to_dict(gateway.subscription_schedule_retrieve(schedule_id))
+    if schedule.get("status") not in {"active", "not_started"}:
+        return ""
+    current = schedule.get("current_phase") or {}
+    for phase in schedule.get("phases") or []:
+        if current.get("end_date") and phase.get("start_date") == current["end_date"]:
+            items = phase.get("items") or []
+            price_id = object_id(items[0].get("price")) if items else None
+            if price_id:
+                entry = price_entry(to_dict(gateway.price_retrieve(price_id)))
+                return entry.tier.key if entry and entry.tier else ""
+    return ""
+
+
+def state_for(
+    user: AbstractBaseUser,
+    subscription: StripeDict,
+    *,
+    observed_at: datetime,
+    authoritative: bool = False,
+):
+    """The subscription's state with what Stripe says about payment and scheduled changes."""
+    state = subscription_state(subscription, observed_at=observed_at)
+    paid = True
+    if state.tier is not None and state.status in LIVE:
+        account = CreditAccount.objects.filter(user=user).only("tier").first()
+        current_rank = catalogue.TIERS[account.tier].rank if account else 0
+        if catalogue.TIERS[state.tier].rank > current_rank:
+            paid = subscription_paid_for(subscription)
+    return replace(
+        state,
+        paid=paid,
+        scheduled_tier=scheduled_tier(subscription) if state.status in LIVE else "",
+        authoritative=authoritative,
+    )
+
+
+def stripe_time_of(subscription: StripeDict) -> datetime:
+    """A time on Stripe's clock that this subscription state is at least as new as."""
+    stamps = [subscription.get("created"), subscription.get("canceled_at")]
+    stamps.append(subscription.get("ended_at"))
+    for item in (subscription.get("items") or {}).get("data") or []:
+        stamps.append(item.get("current_period_start"))
+    return timestamp(max(int(s) for s in stamps if s is not None))  # type: ignore[return-value]
+
+
 def subscription_apply(
-    subscription: StripeDict, *, observed_at: datetime, idempotency_key: str, source: str = ""
+    subscription: StripeDict,
+    *,
+    observed_at: datetime,
+    idempotency_key: str,
+    source: str = "",
+    authoritative: bool = False,
 ) -> LedgerEntry | None:
-    """Apply a Stripe subscription to its customer's account. Unknown customers are skipped."""
+    """Apply a Stripe subscription to its customer's account. Unknown customers are skipped.
+
+    A second live subscription of the same customer is ended here (see
+    ``billing.duplicates``) and the one kept is applied instead.
+    """
     user = _user_for(subscription)
     if user is None:
         logger.warning("subscription %s: no user for its customer", subscription.get("id"))
         return None
-    state = subscription_state(subscription, observed_at=observed_at)
+    kept = kept_subscription(user, subscription)
+    if kept["id"] != subscription["id"]:
+        idempotency_key = f"{idempotency_key}:kept:{kept['id']}"[:100]
+        subscription = kept
+        if not authoritative:
+            # The kept one was re-read from Stripe just now: its state is current.
+            authoritative = True
+            observed_at = stripe_time_of(kept)
+    state = state_for(user, subscription, observed_at=observed_at, authoritative=authoritative)
     return services.subscription_sync(
         user=user, state=state, idempotency_key=idempotency_key, source=source
     )
 
 
+def customer_unlink(*, customer_id: str, source: str) -> bool:
+    """Stripe no longer has this customer: forget it and end its subscriptions here.
+
+    The next Checkout creates a new customer. Purchased credits stay (they were paid for).
+    """
+    account = (
+        CreditAccount.objects.select_related("user").filter(stripe_customer_id=customer_id).first()
+    )
+    if account is None:
+        return False
+    now = timezone.now()
+    paid = account.tier != "free" or account.subscription_status in LIVE
+    with transaction.atomic():
+        if paid:  # a free account has nothing to end (and no fresh allowance to get)
+            services.subscription_sync(
+                user=account.user,
+                state=services.SubscriptionState(
+                    subscription_id=account.stripe_subscription_id or "none",
+                    status="canceled",
+                    tier=None,
+                    price_lookup_key="",
+                    interval="month",
+                    period_start=now,
+                    period_end=now,
+                    cancel_at_period_end=False,
+                    observed_at=now,
+                    authoritative=True,
+                ),
+                idempotency_key=f"customer-gone:{customer_id}",
+                source=source or customer_id,
+            )
+        CreditAccount.objects.filter(pk=account.pk, stripe_customer_id=customer_id).update(
+            stripe_customer_id=None, stripe_subscription_id="", pending_tier=""
+        )
+        # Also what makes the next customer's creation key new (``customer_ensure``).
+        activity_record(
+            user=account.user,
+            activity_type=ActivityType.SUBSCRIPTION_CANCELED,
+            title="Billing account closed",
+            description="Your billing account was closed at Stripe; choose a plan to start again.",
+            dedupe_key=f"{CUSTOMER_GONE}{customer_id}",
+        )
+    logger.warning(
+        "customer %s is gone at Stripe: unlinked from user %s", customer_id, account.user_id
+    )
+    return True
+
+
+def customer_deleted_apply(customer_id: str, *, event_id: str) -> bool:
+    """``customer.deleted``: unlink only once Stripe confirms the customer is gone."""
+    try:
+        customer = to_dict(gateway.customer_retrieve(customer_id))
+    except gateway.CustomerMissing:
+        customer = {"deleted": True}
+    if not customer.get("deleted"):
+        logger.warning("customer.deleted %s: Stripe still has the customer; ignored", event_id)
+        return False
+    return customer_unlink(customer_id=customer_id, source=event_id)
+
+
 def invoice_paid_apply(invoice: StripeDict, *, event_id: str, observed_at: datetime) -> None:
     """A paid first or renewal invoice starts a paid period: sync the plan, reset the allowance.
 
-    Proration and one-off invoices are not renewals and grant nothing.
+    A paid plan-change invoice (``subscription_update``) makes an upgrade that waited for the
+    money take effect; it starts no period. Other invoices grant nothing.
     """
-    if invoice.get("billing_reason") not in RENEWAL_REASONS:
+    reason = invoice.get("billing_reason")
+    if reason not in RENEWAL_REASONS and reason != "subscription_update":
         return
     subscription_id = invoice_subscription_id(invoice)
     period = invoice_subscription_period(invoice)
     user = _user_for(invoice)
-    if not subscription_id or period is None or user is None:
+    if not subscription_id or user is None or (period is None and reason in RENEWAL_REASONS):
         logger.warning("invoice %s: not linked to a known subscription/user", invoice.get("id"))
         return
     subscription = to_dict(gateway.subscription_retrieve(subscription_id))
@@ -123,6 +281,12 @@ def invoice_paid_apply(invoice: StripeDict, *, event_id: str, observed_at: datet
         idempotency_key=f"sub:{subscription_id}:{event_id}",
         source=event_id,
     )
+    if reason not in RENEWAL_REASONS or period is None:
+        return
+    if not CreditAccount.objects.filter(user=user, stripe_subscription_id=subscription_id).exists():
+        # A duplicate subscription (cancelled and refunded above) starts no period.
+        logger.warning("invoice %s: not the account's subscription; no period", invoice["id"])
+        return
     state = subscription_state(subscription, observed_at=observed_at)
     services.allowance_period_start(
         user=user,
@@ -158,6 +322,11 @@ def checkout_completed_apply(session: StripeDict, *, event_id: str) -> LedgerEnt
     if credits == 0:
         return None
     payment_intent = object_id(session.get("payment_intent")) or ""
+    # A refund or dispute may have arrived before this event (Stripe does not order them, and
+    # a dispute test card is disputed at once) and found no purchase: it is settled below.
+    # Stripe is read now, before the purchase locks the account (held until the webhook's
+    # transaction commits), so the customer's spends never wait on Stripe.
+    owed = clawbacks.owed_cents(payment_intent) if payment_intent else 0
     purchase = services.credits_purchase_add(
         user=user,
         credits=credits,
@@ -167,9 +336,7 @@ def checkout_completed_apply(session: StripeDict, *, event_id: str) -> LedgerEnt
         payment_intent=payment_intent,
         amount_cents=int(session.get("amount_total") or 0),
     )
-    # A refund or dispute may have arrived before this event (Stripe does not order them, and
-    # a dispute test card is disputed at once) and found no purchase: settle it now.
-    clawbacks.purchase_clawback_sync(payment_intent_id=payment_intent)
+    clawbacks.purchase_clawback_sync(payment_intent_id=payment_intent, owed=owed)
     return purchase
 
 
@@ -207,76 +374,3 @@ def dispute_apply(dispute: StripeDict, *, event_id: str) -> LedgerEntry | None:
     return clawbacks.purchase_clawback_sync(
         payment_intent_id=object_id(dispute.get("payment_intent"))
     )
-
-
-@dataclass(frozen=True)
-class Drift:
-    user_id: int
-    email: str
-    field: str
-    ours: Any
-    stripe: Any
-
-
-def account_drift(account: CreditAccount) -> tuple[list[Drift], dict[str, Any] | None]:
-    """Compare an account with Stripe's view: returns the differences and the subscription."""
-    if not account.stripe_customer_id:
-        return [], None
-    subscriptions = [to_dict(s) for s in gateway.subscriptions_list(account.stripe_customer_id)]
-    live = [s for s in subscriptions if s["status"] in {"active", "trialing", "past_due"}]
-    current = max(live or subscriptions, key=lambda s: s.get("created") or 0, default=None)
-    found: list[Drift] = []
-    email = account.user.email
-
-    def differs(field: str, ours: Any, theirs: Any) -> None:
-        if ours != theirs:
-            found.append(Drift(account.user_id, email, field, ours, theirs))
-
-    if current is None:
-        differs("tier", account.tier, "free")
-        return found, None
-    state = subscription_state(current, observed_at=timezone.now())
-    if current["status"] in {"active", "trialing", "past_due"}:
-        expected_tier = state.tier or account.tier
-        # A downgrade waiting for the period end is in sync, not drift.
-        if expected_tier not in {account.tier, account.pending_tier}:
-            differs("tier", account.tier, expected_tier)
-        differs("subscription_status", account.subscription_status, current["status"])
-        differs("stripe_subscription_id", account.stripe_subscription_id, current["id"])
-        differs("billing_period_end", account.billing_period_end, state.period_end)
-        differs("cancel_at_period_end", account.cancel_at_period_end, state.cancel_at_period_end)
-    else:
-        differs("tier", account.tier, "free")
-    return found, current
-
-
-def account_resync(*, account: CreditAccount, reason: str = "resync") -> str:
-    """Bring one account in line with Stripe's current subscription; returns a summary."""
-    drift, current = account_drift(account)
-    if not drift:
-        return "in sync"
-    if current is not None:
-        subscription_apply(
-            current,
-            observed_at=timezone.now(),
-            idempotency_key=f"{reason}:{current['id']}:{timezone.now().timestamp()}",
-            source=reason,
-        )
-    else:
-        services.subscription_sync(
-            user=account.user,
-            state=services.SubscriptionState(
-                subscription_id=account.stripe_subscription_id or "none",
-                status="canceled",
-                tier=None,
-                price_lookup_key="",
-                interval="month",
-                period_start=timezone.now(),
-                period_end=timezone.now(),
-                cancel_at_period_end=False,
-                observed_at=timezone.now(),
-            ),
-            idempotency_key=f"{reason}:none:{account.pk}:{timezone.now().timestamp()}",
-            source=reason,
-        )
-    return "; ".join(f"{d.field}: {d.ours!r} -> {d.stripe!r}" for d in drift)

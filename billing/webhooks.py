@@ -1,35 +1,78 @@
-"""dj-stripe receivers: each re-reads the object dj-stripe just synced and calls one function.
+"""dj-stripe receivers: each applies the object Stripe confirmed and calls one function.
 
 They run inside dj-stripe's transaction for the event (the Event row is inserted first, so a
 duplicate delivery never reaches them); an exception rolls everything back and answers 500,
 and Stripe retries.
+
+An event's body is a hint, never the truth: it is signed with the webhook secret only, which
+travels through proxies and logs. dj-stripe re-fetches the event's object from Stripe with our
+API key before our receivers run; a receiver applies only that re-fetched copy. When Stripe
+has no such object (a forged event, or one about something deleted since), dj-stripe skips it,
+and so do we: the event is logged and acknowledged without effect.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from djstripe import models as djstripe_models
 from djstripe.event_handlers import djstripe_receiver
 
-from billing import notices, sync
+from billing import gateway, notices, sync
+from billing.stripe_data import to_dict
+
+logger = logging.getLogger(__name__)
 
 
-def current(model: type[djstripe_models.StripeModel], event: Any) -> dict[str, Any]:
-    """The object as dj-stripe has just fetched it from Stripe, else the event's snapshot."""
-    snapshot = event.data["object"]
-    stored = model.objects.filter(id=snapshot["id"]).values_list("stripe_data", flat=True).first()
-    return stored or snapshot
+def confirmed(model: type[djstripe_models.StripeModel], event: Any) -> dict[str, Any] | None:
+    """The object as dj-stripe re-fetched it from Stripe for this event, else None.
+
+    dj-stripe stores the Event row, then syncs the object (``djstripe_updated`` is set on
+    every save); a row not saved since the event was stored is not Stripe's answer to it
+    (the re-fetch found nothing), so its older copy is not used either. Both times are ours.
+    """
+    object_id = (event.data.get("object") or {}).get("id")
+    row = (
+        model.objects.filter(id=object_id).values("stripe_data", "djstripe_updated").first()
+        if object_id
+        else None
+    )
+    if row is None or row["djstripe_updated"] < event.djstripe_created:
+        logger.warning(
+            "event %s (%s): Stripe did not confirm %s; acknowledged without effect",
+            event.id,
+            event.type,
+            object_id,
+        )
+        return None
+    return row["stripe_data"]
+
+
+def refetched_subscription(event: Any) -> dict[str, Any] | None:
+    """A subscription re-read from Stripe ourselves (dj-stripe drops its row on ``deleted``)."""
+    object_id = (event.data.get("object") or {}).get("id")
+    if not object_id:
+        return None
+    try:
+        return to_dict(gateway.subscription_retrieve(object_id))
+    except gateway.StripeRequestFailed as exc:
+        if exc.extra.get("stripe_code") != "resource_missing":
+            raise
+        logger.warning("event %s: Stripe has no subscription %s; ignored", event.id, object_id)
+        return None
 
 
 @djstripe_receiver(["checkout.session.completed", "checkout.session.async_payment_succeeded"])
 def on_checkout_paid(sender: Any, event: Any, **kwargs: Any) -> None:
-    sync.checkout_completed_apply(current(djstripe_models.Session, event), event_id=event.id)
+    if (session := confirmed(djstripe_models.Session, event)) is not None:
+        sync.checkout_completed_apply(session, event_id=event.id)
 
 
 @djstripe_receiver("checkout.session.async_payment_failed")
 def on_checkout_payment_failed(sender: Any, event: Any, **kwargs: Any) -> None:
-    sync.checkout_payment_failed_apply(current(djstripe_models.Session, event), event_id=event.id)
+    if (session := confirmed(djstripe_models.Session, event)) is not None:
+        sync.checkout_payment_failed_apply(session, event_id=event.id)
 
 
 @djstripe_receiver(
@@ -39,27 +82,42 @@ def on_checkout_payment_failed(sender: Any, event: Any, **kwargs: Any) -> None:
         "customer.subscription.deleted",
         "customer.subscription.paused",
         "customer.subscription.resumed",
+        "customer.subscription.pending_update_applied",
+        "customer.subscription.pending_update_expired",
     ]
 )
 def on_subscription_changed(sender: Any, event: Any, **kwargs: Any) -> None:
+    if event.type == "customer.subscription.deleted":
+        subscription = refetched_subscription(event)
+    else:
+        subscription = confirmed(djstripe_models.Subscription, event)
+    if subscription is None:
+        return
     sync.subscription_apply(
-        current(djstripe_models.Subscription, event),
+        subscription,
         observed_at=event.created,
-        idempotency_key=f"sub:{event.data['object']['id']}:{event.id}",
+        idempotency_key=f"sub:{subscription['id']}:{event.id}",
         source=event.id,
     )
 
 
+@djstripe_receiver("customer.deleted")
+def on_customer_deleted(sender: Any, event: Any, **kwargs: Any) -> None:
+    customer_id = (event.data.get("object") or {}).get("id")
+    if customer_id:
+        sync.customer_deleted_apply(customer_id, event_id=event.id)
+
+
 @djstripe_receiver("invoice.paid")
 def on_invoice_paid(sender: Any, event: Any, **kwargs: Any) -> None:
-    sync.invoice_paid_apply(
-        current(djstripe_models.Invoice, event), event_id=event.id, observed_at=event.created
-    )
+    if (invoice := confirmed(djstripe_models.Invoice, event)) is not None:
+        sync.invoice_paid_apply(invoice, event_id=event.id, observed_at=event.created)
 
 
 @djstripe_receiver("charge.refunded")
 def on_charge_refunded(sender: Any, event: Any, **kwargs: Any) -> None:
-    sync.charge_refunded_apply(current(djstripe_models.Charge, event), event_id=event.id)
+    if (charge := confirmed(djstripe_models.Charge, event)) is not None:
+        sync.charge_refunded_apply(charge, event_id=event.id)
 
 
 @djstripe_receiver(
@@ -72,7 +130,8 @@ def on_charge_refunded(sender: Any, event: Any, **kwargs: Any) -> None:
     ]
 )
 def on_dispute_changed(sender: Any, event: Any, **kwargs: Any) -> None:
-    sync.dispute_apply(current(djstripe_models.Dispute, event), event_id=event.id)
+    if (dispute := confirmed(djstripe_models.Dispute, event)) is not None:
+        sync.dispute_apply(dispute, event_id=event.id)
 
 
 @djstripe_receiver(["refund.created", "refund.updated", "refund.failed", "charge.refund.updated"])
@@ -84,6 +143,5 @@ def on_refund_changed(sender: Any, event: Any, **kwargs: Any) -> None:
 
 @djstripe_receiver("invoice.payment_action_required")
 def on_payment_action_required(sender: Any, event: Any, **kwargs: Any) -> None:
-    notices.payment_action_required_apply(
-        current(djstripe_models.Invoice, event), event_id=event.id
-    )
+    if (invoice := confirmed(djstripe_models.Invoice, event)) is not None:
+        notices.payment_action_required_apply(invoice, event_id=event.id)

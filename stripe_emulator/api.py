@@ -745,6 +745,14 @@ def create_portal_session(emu: Emulator, req: Request) -> dict:
     if "customer" not in p:
         raise missing("customer")
     cus = emu.get("customer", p["customer"], "customer")
+    from .portal import default_configuration
+
+    if p.get("configuration"):
+        config = emu.get("billing_portal.configuration", p["configuration"], "configuration")
+        if not config["active"]:
+            raise invalid("configuration", "The configuration is not active.")
+    else:
+        config = default_configuration(emu)
     bid = emu.new_id("bps_")
     session = objects.portal_session(
         bid,
@@ -752,6 +760,7 @@ def create_portal_session(emu: Emulator, req: Request) -> dict:
         customer=cus["id"],
         return_url=p.get("return_url"),
         url=f"{emu.base_url}/portal/{bid}",
+        configuration=config["id"],
     )
     session["locale"] = p.get("locale")
     emu.store.add(session)

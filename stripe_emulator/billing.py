@@ -308,8 +308,10 @@ def pay_invoice(emu: Emulator, inv: dict, purpose: str, pm_id: str | None = None
         return True
     attempts = inv["attempt_count"]
     delays = [int(days * DAY) for days in emu.dunning["retry_days"]]
+    # A pending update's invoice is not retried: Stripe lets the update expire instead.
+    pending = bool(sub) and emu.store.note(inv["id"]).get("pending_update_of") == sub["id"]
     inv["next_payment_attempt"] = (
-        at + delays[attempts - 1] if sub and attempts <= len(delays) else None
+        at + delays[attempts - 1] if sub and attempts <= len(delays) and not pending else None
     )
     if pi["status"] == "requires_action":
         # SCA: the customer must confirm on the hosted invoice page; Stripe keeps retrying.
@@ -319,7 +321,8 @@ def pay_invoice(emu: Emulator, inv: dict, purpose: str, pm_id: str | None = None
         payment["status"] = "failed"
         emu.emit("invoice.payment_failed", inv)
     emu.emit("invoice.updated", inv, _diff(before, inv))
-    if sub and inv["billing_reason"] != "subscription_create":
+    if sub and inv["billing_reason"] != "subscription_create" and not pending:
+        # A pending update's invoice leaves the subscription as it was: no dunning.
         after_failed_payment(emu, sub, inv)
     return False
 
@@ -342,6 +345,8 @@ def invoice_paid(emu: Emulator, inv: dict, payment: dict, before: dict) -> None:
     emu.emit("invoice_payment.paid", payment)
     sub_id = _sub_of(inv)
     sub = emu.store.get(sub_id) if sub_id else None
+    if sub and emu.store.note(inv["id"]).get("pending_update_of") == sub["id"]:
+        apply_pending_update(emu, sub)
     if sub and sub["status"] in ("past_due", "unpaid", "incomplete"):
         set_status(emu, sub, "active")
 
@@ -445,7 +450,11 @@ def trial_will_end(emu: Emulator, sub_id: str) -> None:
 
 def cancel_now(emu: Emulator, sub: dict, reason: str = "cancellation_requested", **details) -> None:
     at = emu.now_for(sub)
-    sub.update(status="canceled", ended_at=at)
+    schedule = emu.store.get(sub["schedule"]) if sub.get("schedule") else None
+    if schedule is not None and schedule["status"] == "active":
+        schedule.update(status="canceled", canceled_at=at, current_phase=None)
+        emu.emit("subscription_schedule.canceled", schedule)
+    sub.update(status="canceled", ended_at=at, pending_update=None)
     sub["canceled_at"] = sub["canceled_at"] or at
     sub["cancellation_details"].update(reason=reason, **details)
     for inv in emu.store.all("invoice"):
@@ -461,9 +470,14 @@ def _sub_of(inv: dict) -> str | None:
 
 def renew(emu: Emulator, sub: dict) -> None:
     """Start the next period: advance item periods, invoice it and try to collect."""
+    from .schedules import at_period_end
+
     before = copy.deepcopy(sub)
     first = sub["items"]["data"][0]
     old_start, old_end = first["current_period_start"], first["current_period_end"]
+    if at_period_end(emu, sub, old_end) == "cancel":
+        cancel_now(emu, sub)
+        return
     for item in sub["items"]["data"]:
         rec = item["price"]["recurring"]
         item["current_period_start"] = item["current_period_end"]
@@ -517,6 +531,9 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
                 due.append((sub["cancel_at"], 0, "cancel", sub))
             else:
                 due.append((end, 1, "renew", sub))
+        for sub in emu.store.all("subscription"):
+            if sub["test_clock"] == clock_id and sub.get("pending_update"):
+                due.append((sub["pending_update"]["expires_at"], 4, "pending_expired", sub))
         for session in emu.store.all("checkout.session"):
             if session["status"] == "open" and emu.clock_of(session) == clock_id:
                 due.append((session["expires_at"], 3, "expire", session))
@@ -546,6 +563,8 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
             elif action == "task":
                 emu.store.scheduled.remove(obj)
                 TASKS[obj["kind"]](emu, obj["id"], **obj["args"])
+            elif action == "pending_expired":
+                expire_pending_update(emu, obj)
             elif action == "expire":
                 obj.update(status="expired", url=None)
                 emu.emit("checkout.session.expired", obj)
@@ -609,6 +628,48 @@ SUB_UPDATE_SPEC = {
     "cancellation_details": {"comment": "str", "feedback": "str"},
 }
 PRORATION_BEHAVIORS = ("create_prorations", "always_invoice", "none")
+PAYMENT_BEHAVIORS = (
+    "allow_incomplete",
+    "default_incomplete",
+    "error_if_incomplete",
+    "pending_if_incomplete",
+)
+# Stripe's pending updates accept only these (docs: "Pending updates reference").
+PENDING_UPDATE_PARAMS = {
+    "expand",
+    "payment_behavior",
+    "proration_behavior",
+    "proration_date",
+    "billing_cycle_anchor",
+    "items",
+    "trial_end",
+    "trial_from_plan",
+    "add_invoice_items",
+}
+PENDING_UPDATE_HOURS = 23
+
+
+def apply_pending_update(emu: Emulator, sub: dict) -> None:
+    """The pending update's invoice was paid: its changes take effect now."""
+    pending = sub.get("pending_update")
+    if not pending:
+        return
+    before = copy.deepcopy(sub)
+    sub["items"]["data"] = pending["subscription_items"]
+    if pending.get("billing_cycle_anchor"):
+        sub["billing_cycle_anchor"] = pending["billing_cycle_anchor"]
+    sub["pending_update"] = None
+    emu.emit("customer.subscription.pending_update_applied", sub, _diff(before, sub))
+    emu.emit("customer.subscription.updated", sub, _diff(before, sub))
+
+
+def expire_pending_update(emu: Emulator, sub: dict) -> None:
+    """Nobody paid the pending update's invoice in time: its changes are discarded."""
+    if not sub.get("pending_update"):
+        return
+    before = copy.deepcopy(sub)
+    sub["pending_update"] = None
+    emu.emit("customer.subscription.pending_update_expired", sub, _diff(before, sub))
 
 
 def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
@@ -616,6 +677,24 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
     behavior = p.get("proration_behavior", "create_prorations")
     if behavior not in PRORATION_BEHAVIORS:
         raise invalid("proration_behavior", f"Invalid proration_behavior: {behavior}")
+    payment_behavior = p.get("payment_behavior", "allow_incomplete")
+    if payment_behavior not in PAYMENT_BEHAVIORS:
+        raise invalid("payment_behavior", f"Invalid payment_behavior: {payment_behavior}")
+    if payment_behavior == "pending_if_incomplete":
+        extra = sorted(set(p) - PENDING_UPDATE_PARAMS)
+        if extra:
+            raise invalid(
+                extra[0],
+                f"The parameter {extra[0]} cannot be passed when creating a pending update. "
+                "See https://stripe.com/docs/billing/pending-updates-reference.",
+            )
+    if sub.get("schedule") and ("cancel_at_period_end" in p or "cancel_at" in p):
+        raise invalid(
+            "cancel_at_period_end",
+            f"The subscription is managed by the subscription schedule `{sub['schedule']}`, "
+            "and updating any cancelation behavior directly is not allowed. Please update "
+            "the schedule instead.",
+        )
     if sub["status"] in ("canceled", "incomplete_expired"):
         allowed = {"metadata", "cancellation_details", "expand"}
         if set(p) - allowed:
@@ -715,11 +794,14 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
         if "metadata" in spec:
             item["metadata"] = merge_metadata(item["metadata"], spec["metadata"])
     previous = _diff(before, sub)
-    if previous:
+    invoicing = reset_period or (behavior == "always_invoice" and bool(pending))
+    # A pending update changes the subscription only once its invoice is paid.
+    deferred = payment_behavior == "pending_if_incomplete" and invoicing
+    if previous and not deferred:
         emu.emit("customer.subscription.updated", sub, previous)
     for ii in pending:
         emu.emit("invoiceitem.created", ii)
-    if reset_period or (behavior == "always_invoice" and pending):
+    if invoicing:
         end = sub["items"]["data"][0]["current_period_start"]
         inv = create_invoice(
             emu,
@@ -732,8 +814,36 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
         )
         sub["latest_invoice"] = inv["id"]
         finalize_invoice(emu, inv)
-        pay_invoice(emu, inv, "update")
+        if payment_behavior == "pending_if_incomplete":
+            emu.store.note(inv["id"])["pending_update_of"] = sub["id"]
+            changed = copy.deepcopy(sub["items"]["data"])
+            if pay_invoice(emu, inv, "update"):
+                emu.emit("customer.subscription.updated", sub, _diff(before, sub))
+            else:
+                _make_pending(emu, sub, before, changed, inv)
+        else:
+            pay_invoice(emu, inv, "update")
     return sub
+
+
+def _make_pending(emu: Emulator, sub: dict, before: dict, changed: list, inv: dict) -> None:
+    """The update's payment failed: the subscription goes back to what it was and keeps the
+    changes in ``pending_update`` until the invoice is paid (or the update expires)."""
+    at = emu.now_for(sub)
+    pending = objects.new(
+        "subscription.pending_update",
+        expires_at=at + PENDING_UPDATE_HOURS * 3600,
+        subscription_items=changed,
+        billing_cycle_anchor=(
+            sub["billing_cycle_anchor"]
+            if sub["billing_cycle_anchor"] != before["billing_cycle_anchor"]
+            else None
+        ),
+    )
+    sub["items"]["data"] = copy.deepcopy(before["items"]["data"])
+    sub["billing_cycle_anchor"] = before["billing_cycle_anchor"]
+    sub["pending_update"] = pending
+    emu.emit("customer.subscription.updated", sub, {"pending_update": None})
 
 
 @routes("GET", f"/v1/subscriptions/{ID}")

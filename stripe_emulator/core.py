@@ -39,6 +39,8 @@ HUMAN_NAMES = {
     "checkout.session": "checkout.session",
     "test_helpers.test_clock": "test_clock",
     "billing_portal.session": "billing_portal.session",
+    "billing_portal.configuration": "billing_portal.configuration",
+    "subscription_schedule": "subscription_schedule",
 }
 
 
@@ -123,7 +125,19 @@ class Emulator:
         dunning: dict[str, Any] | None = None,
         workers: int = 4,
     ) -> None:
-        from . import admin, api, billing, checkout, discounts, disputes, invoicing, pages, sca
+        from . import (  # route modules
+            admin,
+            api,
+            billing,
+            checkout,
+            discounts,
+            disputes,
+            invoicing,
+            pages,
+            portal,
+            sca,
+            schedules,
+        )
 
         self.lock = threading.RLock()
         self.store = Store(seed)
@@ -143,6 +157,7 @@ class Emulator:
         self._resume_timer: threading.Timer | None = None
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         modules = (api, checkout, billing, disputes, discounts, invoicing, sca, admin, pages)
+        modules += (portal, schedules)
         for module in modules:
             self.routes.extend(module.routes.table)
         if state_path:

@@ -533,7 +533,9 @@ def refund(rid: str, created: int, **fields: Any) -> dict[str, Any]:
     return new("refund", id=rid, created=created, status="succeeded", metadata={}, **fields)
 
 
-def portal_session(bid: str, created: int, *, customer: str, return_url, url: str):
+def portal_session(
+    bid: str, created: int, *, customer: str, return_url, url: str, configuration: str
+):
     return new(
         "billing_portal.session",
         id=bid,
@@ -541,7 +543,7 @@ def portal_session(bid: str, created: int, *, customer: str, return_url, url: st
         customer=customer,
         return_url=return_url,
         url=url,
-        configuration="bpc_emulator_default",
+        configuration=configuration,
         locale=None,
     )
 

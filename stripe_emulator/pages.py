@@ -197,7 +197,9 @@ def render_portal(emu: Emulator, bps: dict, message: str | None = None, status: 
     pm = emu.store.get(pm_id) if pm_id else None
     if not subs:
         parts.append("<p>No active subscription.</p>")
-    recurring = [p for p in emu.store.all("price") if p["active"] and p["recurring"] is not None]
+    from .portal import portal_prices
+
+    config = emu.store.get(bps["configuration"]) or {}
     for sub in subs:
         item = sub["items"]["data"][0]
         price = item["price"]
@@ -208,13 +210,21 @@ def render_portal(emu: Emulator, bps: dict, message: str | None = None, status: 
             state += f", cancels on {billing.fmt_date(sub['cancel_at'])}"
         else:
             state += f", renews on {billing.fmt_date(end)}"
+        schedule = emu.store.get(sub["schedule"]) if sub["schedule"] else None
+        for phase in (schedule or {}).get("phases", []):
+            if phase["start_date"] == end:
+                nxt = emu.store.get(phase["items"][0]["price"]) or {}
+                name = (emu.store.get(nxt.get("product", "")) or {}).get("name", nxt.get("id"))
+                state += f"; changes to {name} on {billing.fmt_date(end)}"
+        if sub.get("pending_update"):
+            state += "; a plan change waits for its payment"
+        recurring = portal_prices(emu, config, price) if config else []
         options = "".join(
             f"<option value='{escape(p['id'])}'>"
             f"{escape((emu.store.get(p['product']) or {}).get('name', p['product']))}: "
             f"{money(p['unit_amount'], p['currency'])} / {escape(p['recurring']['interval'])}"
             "</option>"
             for p in recurring
-            if p["id"] != price["id"] and p["currency"] == price["currency"]
         )
         sid = escape(sub["id"])
         switch = (
@@ -300,17 +310,16 @@ def run_portal_action(emu: Emulator, bps: dict, action: str, form: dict[str, Any
     if sub["customer"] != cus["id"]:
         raise StripeError(403, "That subscription belongs to another customer.")
     if action == "switch":
-        item = sub["items"]["data"][0]
-        billing.update_subscription(
-            emu,
-            sub,
-            {
-                "items": [{"id": item["id"], "price": form.get("price", "")}],
-                "proration_behavior": "create_prorations",
-            },
-        )
-        return "Plan switched."
+        from .portal import portal_switch
+
+        config = emu.get("billing_portal.configuration", bps["configuration"])
+        return portal_switch(emu, config, sub, str(form.get("price", "")))
     if action == "cancel_at_period_end":
+        if sub["schedule"]:
+            # The portal ends the schedule (its change no longer matters) and cancels.
+            from .schedules import release
+
+            release(emu, emu.get("subscription_schedule", sub["schedule"]))
         billing.update_subscription(emu, sub, {"cancel_at_period_end": True})
         return "Your subscription will end at the end of the period."
     if action == "resume":

@@ -33,6 +33,8 @@ PREFIXES: dict[str, str] = {
     "promo_": "promotion_code",
     "pm_": "payment_method",
     "bps_": "billing_portal.session",
+    "bpc_": "billing_portal.configuration",
+    "sub_sched_": "subscription_schedule",
     "evt_": "event",
     "we_": "webhook_endpoint",
     "clock_": "test_helpers.test_clock",

@@ -30,9 +30,10 @@ def stripe_server(live_server, settings):
     settings.SITE_URL = live_server.url
     settings.RATELIMIT_ENABLE = False
     previous_base = stripe.api_base
-    from billing.catalogue_sync import catalogue_sync
+    from billing.catalogue_sync import catalogue_sync, portal_configuration_sync
 
     catalogue_sync()
+    portal_configuration_sync()
     try:
         yield emulator
     finally:

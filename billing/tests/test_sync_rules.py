@@ -25,6 +25,12 @@ def stripe_payments(monkeypatch):
     monkeypatch.setattr(
         sync.gateway, "disputes_for_payment_intent", lambda pi: found["disputes"].get(pi, [])
     )
+    # Every payment succeeded at Stripe unless a test says otherwise.
+    monkeypatch.setattr(
+        sync.gateway, "payment_intent_retrieve", lambda pi: {"id": pi, "status": "succeeded"}
+    )
+    # No proration waits for a later invoice unless a test says so.
+    monkeypatch.setattr(sync.gateway, "invoice_items_pending", lambda customer: [])
     return found
 
 
@@ -115,6 +121,53 @@ def test_an_unknown_price_keeps_the_paying_tier_and_flags_it(owner):
     account = CreditAccount.objects.get(user=owner)
     assert account.tier == "pro"
     assert "mystery_price" in account.billing_problem
+
+
+@pytest.mark.parametrize(
+    "invoice, granted",
+    [
+        ({"status": "open", "amount_due": 3000}, False),  # the proration charge failed
+        ({"status": "void", "amount_due": 3000}, False),
+        ({"status": "paid", "amount_due": 3000}, True),
+        ({"status": "open", "amount_due": 0}, True),  # nothing owed
+    ],
+)
+def test_an_upgrade_is_granted_only_once_its_invoice_is_paid(owner, monkeypatch, invoice, granted):
+    link(owner)
+    sync.subscription_apply(subscription(), observed_at=datetime.now(tz=UTC), idempotency_key="a")
+    monkeypatch.setattr(
+        sync.gateway, "invoice_retrieve", lambda invoice_id: {"id": invoice_id, **invoice}
+    )
+    sync.subscription_apply(
+        subscription("elite_monthly", latest_invoice="in_change"),
+        observed_at=datetime.now(tz=UTC),
+        idempotency_key="b",
+    )
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.monthly_allowance) == (
+        ("elite", 2000) if granted else ("pro", 500)
+    )
+
+
+def test_an_upgrade_whose_proration_waits_for_the_renewal_is_not_granted_yet(owner, monkeypatch):
+    link(owner)
+    sync.subscription_apply(subscription(), observed_at=datetime.now(tz=UTC), idempotency_key="a")
+    pending = {"amount": 2900, "parent": {"subscription_details": {"subscription": "sub_1"}}}
+    monkeypatch.setattr(sync.gateway, "invoice_items_pending", lambda customer: [pending])
+    sync.subscription_apply(
+        subscription("elite_monthly"), observed_at=datetime.now(tz=UTC), idempotency_key="b"
+    )
+    assert CreditAccount.objects.get(user=owner).tier == "pro"
+
+
+def test_a_downgrade_takes_effect_when_stripe_switches_the_price(owner):
+    link(owner)
+    sync.subscription_apply(
+        subscription("elite_monthly"), observed_at=datetime.now(tz=UTC), idempotency_key="a"
+    )
+    sync.subscription_apply(subscription(), observed_at=datetime.now(tz=UTC), idempotency_key="b")
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.monthly_allowance, account.pending_tier) == ("pro", 500, "")
 
 
 def test_a_subscription_of_an_unknown_customer_changes_nothing(owner):

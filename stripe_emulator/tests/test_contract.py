@@ -113,8 +113,68 @@ def run_full_scenario(emu) -> RecordingClient:
         sub.id,
         params={"items": [{"id": sub["items"].data[0].id, "price": prices["Pro"].id}]},
     )
+    # a downgrade scheduled for the period end, then a portal configuration of ours
+    schedule = client.v1.subscription_schedules.create(params={"from_subscription": sub.id})
+    client.v1.subscription_schedules.update(
+        schedule.id,
+        params={
+            "end_behavior": "release",
+            "phases": [
+                {
+                    "items": [{"price": prices["Pro"].id, "quantity": 1}],
+                    "start_date": schedule.phases[0].start_date,
+                    "end_date": schedule.phases[0].end_date,
+                },
+                {
+                    "items": [{"price": prices["Basic"].id, "quantity": 1}],
+                    "duration": {"interval": "month", "interval_count": 1},
+                },
+            ],
+        },
+    )
+    client.v1.subscription_schedules.retrieve(schedule.id)
+    config = client.v1.billing_portal.configurations.create(
+        params={
+            "features": {
+                "subscription_update": {
+                    "enabled": True,
+                    "default_allowed_updates": ["price"],
+                    "proration_behavior": "always_invoice",
+                    "products": [
+                        {"product": prices["Pro"].product, "prices": [prices["Pro"].id]},
+                        {"product": prices["Basic"].product, "prices": [prices["Basic"].id]},
+                    ],
+                    "schedule_at_period_end": {
+                        "conditions": [
+                            {"type": "decreasing_item_amount"},
+                            {"type": "shortening_interval"},
+                        ]
+                    },
+                },
+                "invoice_history": {"enabled": True},
+            },
+            "metadata": {"ours": "1"},
+        }
+    )
+    client.v1.billing_portal.configurations.list()
+    client.v1.billing_portal.sessions.create(
+        params={"customer": cus.id, "configuration": config.id}
+    )
     client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": START + 32 * 86400})
+    # an upgrade whose charge fails becomes a pending update
+    client.v1.subscription_schedules.list(params={"customer": cus.id})
     portal = client.v1.billing_portal.sessions.create(params={"customer": cus.id})
+    emu.handle("POST", f"/portal/{portal.id}", {}, b"action=card&card_number=4000000000000341")
+    current = client.v1.subscriptions.retrieve(sub.id)
+    client.v1.subscriptions.update(
+        sub.id,
+        params={
+            "items": [{"id": current["items"].data[0].id, "price": prices["Pro"].id}],
+            "proration_behavior": "always_invoice",
+            "payment_behavior": "pending_if_incomplete",
+        },
+    )
+    client.v1.subscriptions.retrieve(sub.id)
     emu.handle("POST", f"/portal/{portal.id}", {}, b"action=card&card_number=4000000000000341")
     client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": START + 75 * 86400})
     client.v1.subscriptions.list(params={"customer": cus.id, "status": "all"})
@@ -251,6 +311,7 @@ def test_every_response_and_nested_object_matches_the_sdk(scenario):
         "payment_intent", "charge", "balance_transaction", "payment_method", "refund",
         "billing_portal.session", "event", "webhook_endpoint", "test_helpers.test_clock", "list",
         "plan", "dispute", "coupon", "promotion_code", "discount",
+        "subscription_schedule", "billing_portal.configuration",
     }  # fmt: skip
     assert expected <= seen_types
 

@@ -78,6 +78,12 @@ TARGETS = [
     "payment_method.us_bank_account",
     "charge.payment_method_details.us_bank_account",
     "billing_portal.session",
+    "billing_portal.configuration",
+    "subscription_schedule",
+    "subscription_schedule.current_phase",
+    "subscription_schedule.phases",
+    "subscription_schedule.phases.items",
+    "subscription.pending_update",
     "event",
     "webhook_endpoint",
     "test_helpers.test_clock",
@@ -158,6 +164,8 @@ def class_at(path: str) -> tuple[type, str | None]:
             return cls, top
         for part in parts[n:]:
             tp, _ = _strip_optional(_annotations(cls)[part])
+            if typing.get_origin(tp) in (list, typing.List):  # noqa: UP006 - a list's element
+                tp = typing.get_args(tp)[0]
             cls = typing.get_origin(tp) or tp
         return cls, None
     raise KeyError(path)

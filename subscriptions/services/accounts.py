@@ -141,9 +141,9 @@ def reset_locked(
     existing = recorded_entry(idempotency_key)
     if existing is not None:
         return existing
-    tier = account.pending_tier or account.tier
-    fields.setdefault("tier", tier)
-    account.tier = tier
+    # The tier is what Stripe bills now; a scheduled change (``pending_tier``) happens when
+    # Stripe switches the price, never here.
+    tier = account.tier
     entry = apply_change(
         account,
         kind=LedgerKind.PERIOD_RESET,
@@ -154,7 +154,6 @@ def reset_locked(
         reason=reason,
         source=source,
         details={"period_start": period_start.isoformat(), "period_end": period_end.isoformat()},
-        pending_tier="",
         period_start=period_start,
         period_end=period_end,
         **fields,

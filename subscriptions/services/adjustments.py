@@ -128,16 +128,22 @@ def credits_clawback_settle(
 ) -> LedgerEntry | None:
     """Bring what is clawed back from one purchase (``source``) to ``target()`` credits.
 
-    ``target`` is asked under the account's lock, so of two deliveries racing for one account
-    the later one reads the newer state. A higher target writes a ``CLAWBACK`` row that takes
+    ``target`` (which may ask Stripe) is asked with the purchase's own ledger row locked, so
+    of two deliveries racing for one purchase the later one reads the newer state, while the
+    account row, which every spend locks, is locked only afterwards. A higher target writes a
+    ``CLAWBACK`` row that takes
     what is unspent (the shortfall in its details, as ``credits_clawback``); a lower one (a
     dispute won, a refund that failed) writes a ``CLAWBACK_REVERSAL`` that gives back what had
     been taken beyond the new target, never more. The key names the claim history the change
     was computed from, so a replay or a concurrent twin changes nothing.
     """
     with transaction.atomic():
-        account = lock_account(user.pk)
+        purchases = LedgerEntry.objects.select_for_update().filter(
+            user_id=user.pk, kind=LedgerKind.PURCHASE, source=source
+        )
+        list(purchases.values_list("pk", flat=True))  # the lock on the purchase row
         wanted = target()
+        account = lock_account(user.pk)
         claimed = taken = rows = 0
         for kind, details in LedgerEntry.objects.filter(
             user_id=user.pk,

@@ -47,6 +47,14 @@ class SubscriptionState:
     period_end: datetime
     cancel_at_period_end: bool
     observed_at: datetime  # Stripe's time for this state (the event's ``created``)
+    # Stripe has been paid for this price (the change's invoice is paid or nothing is due):
+    # an upgrade waits for it; a downgrade or the same tier never needs it.
+    paid: bool = True
+    # The tier a Stripe subscription schedule switches to at the period end ("" for none).
+    scheduled_tier: str = ""
+    # Read from Stripe just now (resync, reconcile), not from an event: it is Stripe's current
+    # state, so no earlier-applied event can be newer than it.
+    authoritative: bool = False
 
 
 def subscription_sync(
@@ -54,12 +62,20 @@ def subscription_sync(
 ) -> LedgerEntry | None:
     """Apply Stripe's view of a subscription to the account's tier and allowance.
 
-    - An upgrade takes effect now: the allowance rises to the new tier's; usage already
-      counted in the period stays counted (remaining grows by the difference).
-    - A downgrade waits for the end of the paid period (``pending_tier``).
+    The app follows what Stripe bills, whichever path changed the plan (our pages, the API, the
+    customer portal, the dashboard):
+
+    - An upgrade takes effect when Stripe has switched the price *and been paid* for it
+      (``state.paid``): the allowance rises to the new tier's; usage already counted in the
+      period stays counted (remaining grows by the difference). Unpaid, the old tier stays.
+    - A downgrade takes effect when Stripe switches the price (at the period end when it was
+      scheduled there, in Stripe, by a subscription schedule); ``pending_tier`` only mirrors
+      such a schedule for display.
     - ``past_due`` keeps the tier for the grace period; ended subscriptions fall to free.
     - An unknown price never downgrades: the tier is kept and the problem flagged for staff.
-    - State older than what was applied, or about a subscription that was replaced, is ignored.
+    - State older than what was applied (by Stripe's own event times, never our clock), or
+      about a subscription that was replaced, is ignored; an ``authoritative`` read of
+      Stripe's current state always applies.
     Returns the ledger row, or None when nothing changed.
     """
     if (existing := recorded_entry(idempotency_key)) is not None:
@@ -79,10 +95,20 @@ def _subscription_sync_locked(
     if current_sub and current_sub != state.subscription_id:
         if status not in LIVE_STATUSES:
             return None  # an old subscription ending says nothing about the current one
-    elif account.stripe_state_at is not None and state.observed_at < account.stripe_state_at:
-        return None  # a late delivery of an older state
+    elif (
+        not state.authoritative
+        and account.stripe_state_at is not None
+        and state.observed_at < account.stripe_state_at
+    ):
+        return None  # a late delivery of an older state (both times are Stripe's)
+    # Only an event's own time (Stripe's clock) moves the mark later events are compared
+    # with; an authoritative read may carry our clock's time and must not: a mark ahead of
+    # Stripe's clock would make every later event look stale.
+    state_at = account.stripe_state_at
+    if not state.authoritative and (state_at is None or state.observed_at > state_at):
+        state_at = state.observed_at
     common = dict(
-        stripe_state_at=state.observed_at,
+        stripe_state_at=state_at,
         stripe_subscription_id=state.subscription_id,
         subscription_status=status,
         cancel_at_period_end=state.cancel_at_period_end,
@@ -110,10 +136,16 @@ def _subscription_sync_locked(
         CreditAccount.objects.filter(pk=account.pk).update(version=F("version") + 1, **common)
         return None
     fields: dict[str, Any] = dict(common, billing_interval=state.interval)
+    old_rank = catalogue.TIERS[account.tier].rank
     if state.tier is None:
         problem = f"Unknown Stripe price {state.price_lookup_key or '(no lookup key)'}"
         logger.error("%s on subscription %s; tier kept", problem, state.subscription_id)
         fields["billing_problem"] = problem[:255]
+        new_tier = account.tier
+    elif catalogue.TIERS[state.tier].rank > old_rank and not state.paid:
+        # Stripe switched to a higher price but has not been paid for it (a failed proration
+        # charge, or a proration left for a later invoice): keep what was paid for.
+        logger.info("subscription %s: %s not paid yet", state.subscription_id, state.tier)
         new_tier = account.tier
     else:
         fields["billing_problem"] = ""
@@ -127,8 +159,8 @@ def _subscription_sync_locked(
     if account.billing_period_end is None or state.period_end > account.billing_period_end:
         fields["billing_period_end"] = state.period_end
 
-    old_rank = catalogue.TIERS[account.tier].rank
     new_rank = catalogue.TIERS[new_tier].rank
+    scheduled = state.scheduled_tier if state.scheduled_tier != new_tier else ""
     allowance = None
     used = None
     if account.tier == Tier.FREE and new_tier != Tier.FREE:
@@ -137,20 +169,22 @@ def _subscription_sync_locked(
         end = add_months(start, 1) if state.interval == BillingInterval.YEAR else state.period_end
         fields.update(
             tier=new_tier,
-            pending_tier="",
+            pending_tier=scheduled,
             period_start=start,
             period_end=min(end, state.period_end),
             period_anchor=start,
         )
         allowance = tier_allowance(account=account, tier=new_tier)
         used = 0
-    elif new_rank > old_rank:
-        fields.update(tier=new_tier, pending_tier="")
-        allowance = tier_allowance(account=account, tier=new_tier)
-    elif new_rank < old_rank:
-        fields["pending_tier"] = new_tier
+    elif new_rank != old_rank:
+        # Up (paid for) or down (Stripe bills the lower price now): the allowance follows.
+        # Usage already counted stays counted, all of it: a downgrade below what was used
+        # leaves nothing of the month (the allowance stays at the usage), so going down and
+        # up again can never forgive usage and mint credits.
+        fields.update(tier=new_tier, pending_tier=scheduled)
+        allowance = max(tier_allowance(account=account, tier=new_tier), account.monthly_used)
     else:
-        fields["pending_tier"] = ""
+        fields["pending_tier"] = scheduled
 
     changed = allowance is not None or any(
         getattr(account, name) != value

@@ -191,10 +191,36 @@ def test_upgrade_raises_the_allowance_now_and_keeps_usage_counted(pro):
     assert account.remaining == 1900
 
 
-def test_downgrade_waits_for_the_end_of_the_paid_period(pro):
+def test_a_scheduled_downgrade_shows_as_pending_and_waits_for_stripe(pro):
+    # Stripe keeps billing Elite until the period end (a subscription schedule will switch).
     account = subscribe(pro, "elite", observed_at=T0 + timedelta(days=1))
-    account = subscribe(pro, "pro", observed_at=T0 + timedelta(days=2))
+    account = subscribe(pro, "elite", observed_at=T0 + timedelta(days=2), scheduled_tier="pro")
     assert (account.tier, account.pending_tier, account.monthly_allowance) == ("elite", "pro", 2000)
+    # A renewal before Stripe switches does not apply it on its own...
+    services.allowance_period_start(
+        user=pro,
+        period_start=T0 + timedelta(days=28),
+        period_end=T0 + timedelta(days=56),
+        interval="month",
+        idempotency_key="invoice:in_1b",
+    )
+    assert account_of(pro).tier == "elite"
+    # ...Stripe switching the price does.
+    account = subscribe(pro, "pro", observed_at=T0 + timedelta(days=28))
+    assert (account.tier, account.pending_tier) == ("pro", "")
+
+
+def test_a_downgrade_takes_effect_when_stripe_switches_the_price(pro):
+    spend(pro, quantity=300)
+    account = subscribe(pro, "elite", observed_at=T0 + timedelta(days=1))
+    spend(pro, quantity=1000, key="big")
+    account = subscribe(pro, "pro", observed_at=T0 + timedelta(days=2))
+    # Usage already counted stays counted: nothing of the month is left, none is forgiven.
+    assert (account.tier, account.monthly_allowance, account.monthly_used) == ("pro", 1300, 1300)
+    assert account.monthly_remaining == 0
+    account = subscribe(pro, "elite", observed_at=T0 + timedelta(days=3))
+    assert (account.monthly_allowance, account.monthly_remaining) == (2000, 700)
+    account = subscribe(pro, "pro", observed_at=T0 + timedelta(days=4))
     services.allowance_period_start(
         user=pro,
         period_start=T0 + timedelta(days=28),
