@@ -100,6 +100,15 @@ def payment_methods(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
         .order_by("-created")
         .values_list("stripe_data", flat=True)[:10]
     )
+    customer = (
+        djstripe_models.Customer.objects.filter(id=account.stripe_customer_id)
+        .values_list("stripe_data", flat=True)
+        .first()
+        or {}
+    )
+    default = (customer.get("invoice_settings") or {}).get("default_payment_method")
+    if isinstance(default, dict):
+        default = default.get("id")
     return [
         {
             "id": method["id"],
@@ -108,6 +117,8 @@ def payment_methods(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
             "last4": (method.get("card") or {}).get("last4"),
             "expMonth": (method.get("card") or {}).get("exp_month"),
             "expYear": (method.get("card") or {}).get("exp_year"),
+            # Stripe's invoice default; a lone card is the one that pays either way.
+            "isDefault": method["id"] == default or (not default and len(methods) == 1),
         }
         for method in methods
     ]

@@ -88,7 +88,7 @@ def test_sign_up_pay_with_4242_buy_credits_unlock_and_cancel_over_http(live_serv
 
     portal = http.post(f"{api}/billing/customer-portal").json()["url"]
     assert requests.get(portal).status_code == 200
-    subscription_id = http.get(f"{api}/billing/subscription").json()["data"]["subscription"]["id"]
+    subscription_id = http.get(f"{api}/billing/subscription").json()["data"]["id"]
     cancelled = requests.post(
         portal,
         data={"action": "cancel_now", "subscription": subscription_id},

@@ -15,10 +15,11 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
-from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import status_code_conformance
+
+from subscriptions.tokens import tokens_issue
 
 EXAMPLES = int(os.environ.get("HRVSTR_FUZZ_EXAMPLES", "25"))
 FIGURES: dict[str, int] = {"operations": 0, "cases": 0}
@@ -76,7 +77,7 @@ def test_no_operation_answers_5xx_or_an_undocumented_status(
     # every case reaches the view.
     settings.RATELIMIT_ENABLE = rate_limits
     FIGURES.update(operations=0, cases=0)
-    token = str(RefreshToken.for_user(owner).access_token)
+    token = tokens_issue(user=owner).access
     headers = {"Authorization": f"Bearer {token}"}
     failures: list[str] = []
     for result in schema.get_all_operations():

@@ -192,7 +192,7 @@ def test_pages_have_labelled_controls_and_fit_a_phone(browser, live_server, widt
         stripe_subscription_id="sub_x",
     )
     credits_adjust(user=user, amount=40, reason="welcome", staff_user=None, idempotency_key="w")
-    credits_spend(user=user, action="sec_filing", quantity=2, idempotency_key="s")
+    credits_spend(user=user, action="finviz_sentiment", quantity=2, idempotency_key="s")
     session_cookie = logged_in(user).cookies["sessionid"].value
 
     context = browser.new_context(viewport={"width": width, "height": 800})

@@ -21,7 +21,7 @@ class EliteReport(APIView):
 
 
 class BulkReport(APIView):
-    permission_classes = [IsAuthenticated, RequiresFeature("bulk_analysis")]
+    permission_classes = [IsAuthenticated, RequiresFeature("AlphaVantage")]
 
     def get(self, request):
         return Response({"ok": True})
@@ -32,7 +32,7 @@ def pro_page(request):
     return HttpResponse("pro content")
 
 
-@requires_feature("sec_filings")
+@requires_feature("SEC-Institutional")
 def filings_page(request):
     return HttpResponse("filings")
 
@@ -61,7 +61,7 @@ def test_drf_gate_answers_403_with_what_is_needed(api):
 
 def test_drf_feature_gate_lists_the_tiers_that_have_it(api):
     body = api.get("/bulk").json()
-    assert body["feature"] == "bulk_analysis"
+    assert body["feature"] == "AlphaVantage"
     assert body["requiredTiers"] == ["elite", "institutional"]
 
 
