@@ -41,8 +41,8 @@ class CheckoutInput(serializers.Serializer):
     priceId = serializers.CharField(max_length=255, required=False)
     mode = serializers.ChoiceField(choices=["subscription", "payment"], required=False)
     quantity = serializers.IntegerField(min_value=1, max_value=1, required=False)
-    successUrl = serializers.URLField(max_length=2048, required=False)
-    cancelUrl = serializers.URLField(max_length=2048, required=False)
+    successUrl = serializers.CharField(max_length=2048, required=False)
+    cancelUrl = serializers.CharField(max_length=2048, required=False)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         price = data.pop("priceId", None)
