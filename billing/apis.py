@@ -74,11 +74,30 @@ class CancelInput(serializers.Serializer):
     immediate = serializers.BooleanField(required=False, default=False)
 
 
+class CheckoutStartOut(serializers.Serializer):
+    url = serializers.CharField(help_text="Stripe Checkout's page: send the customer there")
+    sessionId = serializers.CharField()
+
+
+class CheckoutStartEnvelope(CheckoutStartOut):
+    success = serializers.BooleanField()
+    data = CheckoutStartOut()
+
+
+class PortalOut(serializers.Serializer):
+    url = serializers.CharField()
+
+
+class PortalEnvelope(PortalOut):
+    success = serializers.BooleanField()
+    data = PortalOut()
+
+
 @ratelimit_billing
 class CheckoutSessionApi(APIView):
     @extend_schema(
         request=CheckoutInput,
-        responses={200: AnyResponse, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
+        responses={200: CheckoutStartEnvelope, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
     )
     def post(self, request: Request) -> Response:
         data = _valid(CheckoutInput, request)
@@ -91,15 +110,15 @@ class CheckoutSessionApi(APIView):
             cancel_url=data.get("cancelUrl"),
         )
         body = {"url": start.url, "sessionId": start.session_id}
-        return Response({"success": True, "data": body, **body})
+        return Response(CheckoutStartEnvelope({"success": True, "data": body, **body}).data)
 
 
 @ratelimit_billing
 class CustomerPortalApi(APIView):
-    @extend_schema(request=None, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
+    @extend_schema(request=None, responses={200: PortalEnvelope, **ERRORS, **RATE_LIMITED})
     def post(self, request: Request) -> Response:
         url = services.portal_session_create(user=request.user)
-        return Response({"success": True, "data": {"url": url}, "url": url})
+        return Response(PortalEnvelope({"success": True, "data": {"url": url}, "url": url}).data)
 
 
 @ratelimit_billing

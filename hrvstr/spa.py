@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.views.decorators.csrf import csrf_exempt
 
 # Never the SPA: our API, the admin, static files and Stripe's webhook URLs answer for these.
 RESERVED_PREFIXES = ("api/", "admin/", "static/", "stripe/")
@@ -21,6 +22,9 @@ RESERVED_PREFIXES = ("api/", "admin/", "static/", "stripe/")
 IMMUTABLE_FILE_PATTERN = r"^/(assets/.+-[0-9A-Za-z_-]{8,}|static/.+\.[0-9a-f]{12})\.[0-9a-z]+$"
 
 
+# Exempt: it changes nothing, and as the catch-all it must answer a POST to an unknown URL
+# with a 404 (as Django does without it), not with the CSRF failure page.
+@csrf_exempt
 def spa_index(request: HttpRequest, path: str = "") -> HttpResponse:
     dist = settings.SPA_DIST_DIR
     if not dist or path.startswith(RESERVED_PREFIXES):

@@ -61,6 +61,12 @@ def test_our_urls_keep_precedence_and_missing_files_are_404(spa, db):
     assert client.post("/settings/usage").status_code == 405
 
 
+def test_a_post_to_an_unknown_url_is_still_404_not_a_csrf_failure(db):
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/api/credits/holds/-1/capture").status_code == 404
+    assert client.post("/no-such-page/").status_code == 404
+
+
 def test_without_spa_dist_dir_there_is_no_spa(db):
     assert Client().get("/settings/usage").status_code == 404
 
