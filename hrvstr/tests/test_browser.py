@@ -158,11 +158,12 @@ def test_support_grants_credits_with_a_reason(page, live_server):
     expect(page.get_by_label("Reason")).to_be_focused()
     page.get_by_label("Reason").fill("Refund for the outage on 3 Nov")
     page.get_by_role("button", name="Grant or remove credits").click()
-    expect(page.locator(".messagelist")).to_contain_text("+120 credits, 120 left")
+    # 50 free credits a month plus the 120 granted.
+    expect(page.locator(".messagelist")).to_contain_text("+120 credits, 170 left")
 
     account = CreditAccount.objects.get(user__email="customer@example.com")
     assert account.purchased_balance == 120
-    entry = LedgerEntry.objects.get(user__email="customer@example.com")
+    entry = LedgerEntry.objects.get(user__email="customer@example.com", kind="adjustment")
     assert entry.reason == "Refund for the outage on 3 Nov"
     assert entry.actor_user.email == "support@example.com"
 
