@@ -8,7 +8,9 @@ pair it belongs to (``pair``; an access and a refresh token issued together shar
   a password change or reset, and a staff action bump it; a deactivated user is refused anyway.
 - A refresh exchanges the family's newest pair (its refresh token, or its still valid access
   token, which is what the original SPA sends) for a new pair. Presenting a pair that was
-  already exchanged means someone else holds a copy: the family is revoked.
+  already exchanged means someone else holds a copy: the family is revoked, and so is every
+  token of the user (the generation is bumped), because access tokens live for days and only
+  the generation reaches them.
 
 Access tokens live ``SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]`` (7 days by default, because the
 SPA counts itself signed in for 7 days and refreshes in the last 24 hours); refresh tokens
@@ -138,11 +140,14 @@ def tokens_refresh(*, raw: str, kind: str) -> tuple[IssuedTokens, AbstractBaseUs
         id=token["fam"], user_id=user.pk, current_pair=token["pair"], revoked_at__isnull=True
     ).update(current_pair=new_pair, rotated_at=timezone.now())
     if not rotated:
-        # Either the family was revoked, or this pair was exchanged before: a copy is out
-        # there. Revoke the family (committed: this is not rolled back with the 401).
+        # This pair was exchanged before (or its family revoked for that): a copy is out
+        # there. Revoke the family (committed: nothing here is rolled back with the 401).
         RefreshFamily.objects.filter(
             id=token["fam"], user_id=user.pk, revoked_at__isnull=True
         ).update(revoked_at=timezone.now(), revoked_reason="reuse")
+        # The copy's access tokens are still good for days: sign out everywhere. (A replay
+        # after this carries the old generation and stops at token_read: no repeated bumps.)
+        tokens_revoke_all(user_id=user.pk, reason="reuse")
         raise TokenReused()
     tokens = _pair(user_id=user.pk, generation=token["gen"], family=token["fam"], pair=new_pair)
     return tokens, user
