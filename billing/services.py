@@ -11,7 +11,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -121,6 +121,13 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def checkout_return_target(*, url: str) -> str:
+    """The SPA page a Checkout return goes on to, checked again (the return page is public)."""
+    if not url:
+        raise RedirectNotAllowed(url=url)
+    return _return_url(url, "")
+
+
 def _return_url(url: str | None, default: str) -> str:
     """A Checkout return URL: ours, or one of the SPA origins we trust (no open redirect)."""
     if not url:
@@ -188,9 +195,13 @@ def checkout_session_create(
     if not gateway.is_configured():
         raise gateway.StripeNotConfigured()
     site = settings.SITE_URL
-    success_url = _return_url(
-        success_url, f"{site}/billing/success/?session_id={{CHECKOUT_SESSION_ID}}"
-    )
+    if success_url:
+        # Through our return page, which waits (briefly) for the webhook, so the SPA's page
+        # shows the new plan or credits when it loads (it reads them once, then every 2 min).
+        next_url = quote(_return_url(success_url, ""), safe="")
+        success_url = f"{site}/billing/return/?session_id={{CHECKOUT_SESSION_ID}}&next={next_url}"
+    else:
+        success_url = f"{site}/billing/success/?session_id={{CHECKOUT_SESSION_ID}}"
     cancel_url = _return_url(cancel_url, f"{site}/billing/cancel/")
     account = account_get(user=user)
     metadata = {"hrvstr_user_id": str(user.pk)}

@@ -49,6 +49,8 @@ PUBLIC = {
     "/reset/chart/chart/",
     "/reset/done/",
     "/pricing/",
+    # Stripe's return for SPA checkouts: says "activating", then goes on to a trusted origin.
+    "/billing/return/",
 }
 # Django's admin and dj-stripe's own webhook URL have their own guards (tested below / by
 # the signature tests); static and media files are not views of ours.

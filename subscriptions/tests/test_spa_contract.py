@@ -283,6 +283,48 @@ def pay(harness, response) -> dict:
     return harness.emulator.store.get(session_id)
 
 
+def returned(client, session: dict):
+    """Follow Stripe's redirect to our return page (Stripe fills in the session id)."""
+    from django.conf import settings
+
+    url = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
+    assert url.startswith(f"{settings.SITE_URL}/billing/return/?")
+    return client.get(url.removeprefix(settings.SITE_URL))
+
+
+def test_the_return_page_waits_for_the_webhook_then_goes_on_to_the_spa(api, stripe_harness):
+    response = checkout(
+        api,
+        {
+            "priceId": "pro_monthly",
+            "mode": "subscription",
+            "successUrl": f"{SPA}/settings/billing?success=true",
+        },
+    )
+    session_id = response.json()["sessionId"]
+    stripe_harness.deliver()
+    stripe_harness.emulator.complete_checkout(session_id)
+    session = stripe_harness.emulator.store.get(session_id)
+    waiting = returned(api, session)  # paid, but no webhook delivered yet
+    assert waiting.status_code == 200 and waiting["Cache-Control"] == "no-store"
+    assert '<meta http-equiv="refresh" content="1;url=?' in waiting.content.decode()
+    assert "waited=1" in waiting.content.decode()
+    stripe_harness.deliver()
+    landed = returned(api, session)
+    assert (landed.status_code, landed["Location"]) == (302, f"{SPA}/settings/billing?success=true")
+
+
+def test_the_return_page_gives_up_waiting_and_never_leaves_our_origins(anon, db):
+    target = f"{SPA}/settings/usage"
+    gave_up = anon.get(
+        "/billing/return/", {"session_id": "cs_unknown", "next": target, "waited": "15"}
+    )
+    assert (gave_up.status_code, gave_up["Location"]) == (302, target)
+    for bad in ("https://evil.example/", "//evil.example/x", ""):
+        refused = anon.get("/billing/return/", {"session_id": "cs_x", "next": bad, "waited": "99"})
+        assert refused.status_code == 400, bad
+
+
 def test_checkout_by_stripe_price_id_returns_to_the_spa_and_billing_lists_fill(
     api, anon, owner, stripe_harness
 ):
@@ -302,7 +344,10 @@ def test_checkout_by_stripe_price_id_returns_to_the_spa_and_billing_lists_fill(
             },
         ),
     )
-    assert session["success_url"] == f"{SPA}/settings/billing?success=true"
+    # Stripe returns the customer through our page, which goes on to the SPA once the
+    # webhooks have landed (here they have: the harness delivered them).
+    back = returned(api, session)
+    assert (back.status_code, back["Location"]) == (302, f"{SPA}/settings/billing?success=true")
     assert session["cancel_url"] == f"{SPA}/settings/tiers?cancelled=true"
 
     subscription = spa_get(api, "/api/billing/subscription").json()["data"]
@@ -345,7 +390,8 @@ def test_credits_checkout_by_price_id_on_the_relative_url(api, owner, stripe_har
                 format="json",
             ),
         )
-    assert session["success_url"].endswith("/settings/usage?credits_purchased=true")
+        back = returned(api, session)
+    assert back["Location"] == "http://testserver/settings/usage?credits_purchased=true"
     assert CreditAccount.objects.get(user=owner).purchased_balance == 250
 
 
