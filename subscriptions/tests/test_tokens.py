@@ -76,6 +76,17 @@ def test_refresh_refuses_what_is_not_a_token(anon, db, body):
     assert refresh(anon, **body).status_code in {400, 401}
 
 
+def test_an_expired_access_token_cannot_be_refreshed(anon, owner):
+    from datetime import timedelta
+
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken(tokens_issue(user=owner).access)  # valid in every other way
+    token.set_exp(lifetime=-timedelta(seconds=1))
+    response = refresh(anon, token=str(token))
+    assert (response.status_code, response.json()["code"]) == (401, "token_invalid")
+
+
 def test_a_refresh_token_is_no_access_token_and_an_access_token_no_refresh_token(anon, owner):
     pair = tokens_issue(user=owner)
     assert not works(pair.refresh)
