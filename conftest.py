@@ -10,14 +10,14 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from subscriptions.tests.factories import UserFactory
+from subscriptions.tokens import tokens_issue
 
 
 def bearer_client(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access}")
     return client
 
 

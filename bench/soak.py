@@ -38,7 +38,7 @@ PYTHON = sys.executable
 SECRET_KEY = "sk_test_soak" + "0123456789abcdefghijklmn"
 WEBHOOK_SECRET = "whsec_soak_0123456789abcdef"
 PASSWORD = "soak-password-1234"
-ACTIONS = ["sentiment_analysis", "earnings_data", "sec_filing", "bulk_analysis"]
+ACTIONS = ["ai_ticker_analysis", "yahoo_sentiment", "finviz_sentiment", "reddit_sentiment"]
 COMPONENTS = ["chart", "scores", "reddit", "insiderTrading", "upcomingEarnings"]
 PAID_TIERS = ["pro", "elite", "institutional"]
 # Answers a user can legitimately get (business refusals, webhook lag, limits).

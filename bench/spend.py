@@ -39,7 +39,7 @@ from bench.common import (
 )
 
 CLIENTS = 64
-ACTION = "sentiment_analysis"  # 1 credit
+ACTION = "ai_ticker_analysis"  # 1 credit
 
 
 def accounts_fresh(prefix: str, count: int, credits: int) -> list:

@@ -47,9 +47,9 @@ def bench_user(email: str):
 
 
 def access_token(user) -> str:
-    from rest_framework_simplejwt.tokens import AccessToken
+    from subscriptions.tokens import tokens_issue
 
-    return str(AccessToken.for_user(user))
+    return tokens_issue(user=user).access
 
 
 def query_counts(token: str) -> dict[str, int]:

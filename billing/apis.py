@@ -36,16 +36,21 @@ class CheckoutInput(serializers.Serializer):
     tier = serializers.CharField(max_length=32, required=False)
     interval = serializers.CharField(max_length=16, required=False, default="month")
     bundle = serializers.CharField(max_length=64, required=False)
-    # The original SPA's shape: a catalogue price (by lookup key) and a mode.
-    priceId = serializers.CharField(max_length=64, required=False)
+    # The original SPA's shape: a catalogue price (a lookup key, or a Stripe price id whose
+    # lookup key is in the catalogue), a mode, a quantity of 1 and its own return pages.
+    priceId = serializers.CharField(max_length=255, required=False)
     mode = serializers.ChoiceField(choices=["subscription", "payment"], required=False)
+    quantity = serializers.IntegerField(min_value=1, max_value=1, required=False)
+    successUrl = serializers.CharField(max_length=2048, required=False)
+    cancelUrl = serializers.CharField(max_length=2048, required=False)
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         price = data.pop("priceId", None)
+        data.pop("quantity", None)
         if price is not None:
-            entry = catalogue.PRICES_BY_LOOKUP_KEY.get(price)
-            if entry is None:
-                raise serializers.ValidationError({"priceId": ["Not a catalogue price"]})
+            entry = services.checkout_price_entry(price=price)
+            if data.get("mode") and data["mode"] != ("payment" if entry.bundle else "subscription"):
+                raise serializers.ValidationError({"mode": ["Does not match the price"]})
             if entry.bundle is not None:
                 data["bundle"] = entry.bundle.key
             else:
@@ -69,11 +74,30 @@ class CancelInput(serializers.Serializer):
     immediate = serializers.BooleanField(required=False, default=False)
 
 
+class CheckoutStartOut(serializers.Serializer):
+    url = serializers.CharField(help_text="Stripe Checkout's page: send the customer there")
+    sessionId = serializers.CharField()
+
+
+class CheckoutStartEnvelope(CheckoutStartOut):
+    success = serializers.BooleanField()
+    data = CheckoutStartOut()
+
+
+class PortalOut(serializers.Serializer):
+    url = serializers.CharField()
+
+
+class PortalEnvelope(PortalOut):
+    success = serializers.BooleanField()
+    data = PortalOut()
+
+
 @ratelimit_billing
 class CheckoutSessionApi(APIView):
     @extend_schema(
         request=CheckoutInput,
-        responses={200: AnyResponse, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
+        responses={200: CheckoutStartEnvelope, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
     )
     def post(self, request: Request) -> Response:
         data = _valid(CheckoutInput, request)
@@ -82,17 +106,19 @@ class CheckoutSessionApi(APIView):
             tier=data.get("tier"),
             interval=data["interval"],
             bundle=data.get("bundle"),
+            success_url=data.get("successUrl"),
+            cancel_url=data.get("cancelUrl"),
         )
         body = {"url": start.url, "sessionId": start.session_id}
-        return Response({"success": True, "data": body, **body})
+        return Response(CheckoutStartEnvelope({"success": True, "data": body, **body}).data)
 
 
 @ratelimit_billing
 class CustomerPortalApi(APIView):
-    @extend_schema(request=None, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
+    @extend_schema(request=None, responses={200: PortalEnvelope, **ERRORS, **RATE_LIMITED})
     def post(self, request: Request) -> Response:
         url = services.portal_session_create(user=request.user)
-        return Response({"success": True, "data": {"url": url}, "url": url})
+        return Response(PortalEnvelope({"success": True, "data": {"url": url}, "url": url}).data)
 
 
 @ratelimit_billing
@@ -123,22 +149,81 @@ class ResumeSubscriptionApi(APIView):
         return ok({"resumed": True})
 
 
+class SubscriptionOut(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.CharField()
+    plan = serializers.CharField(allow_null=True)
+    amount = serializers.IntegerField(allow_null=True, help_text="cents")
+    currency = serializers.CharField(allow_null=True)
+    interval = serializers.CharField(allow_null=True)
+    currentPeriodStart = serializers.CharField(allow_null=True)
+    currentPeriodEnd = serializers.CharField(allow_null=True)
+    cancelAtPeriodEnd = serializers.BooleanField()
+    pendingTier = serializers.CharField(allow_null=True)
+
+
+class SubscriptionEnvelope(serializers.Serializer):
+    """``data`` is the subscription itself, or null (the original SPA's shape)."""
+
+    success = serializers.BooleanField()
+    data = SubscriptionOut(allow_null=True)
+    subscription = SubscriptionOut(allow_null=True)
+
+
+class InvoiceOut(serializers.Serializer):
+    id = serializers.CharField()
+    amount = serializers.IntegerField(help_text="cents")
+    currency = serializers.CharField(allow_null=True)
+    status = serializers.CharField(allow_null=True)
+    date = serializers.CharField(allow_null=True)
+    description = serializers.CharField(allow_blank=True, allow_null=True)
+    downloadUrl = serializers.CharField(allow_null=True)
+
+
+class InvoicesEnvelope(serializers.Serializer):
+    success = serializers.BooleanField()
+    data = InvoiceOut(many=True)
+    invoices = InvoiceOut(many=True)
+
+
+class PaymentMethodOut(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.CharField(allow_null=True)
+    brand = serializers.CharField(allow_null=True)
+    last4 = serializers.CharField(allow_null=True)
+    expMonth = serializers.IntegerField(allow_null=True)
+    expYear = serializers.IntegerField(allow_null=True)
+    isDefault = serializers.BooleanField()
+
+
+class PaymentMethodsEnvelope(serializers.Serializer):
+    success = serializers.BooleanField()
+    data = PaymentMethodOut(many=True)
+    paymentMethods = PaymentMethodOut(many=True)
+
+
 class SubscriptionApi(APIView):
-    @extend_schema(responses={200: AnyResponse, **ERRORS})
+    @extend_schema(responses={200: SubscriptionEnvelope, **ERRORS})
     def get(self, request: Request) -> Response:
-        return ok({"subscription": selectors.subscription_for_user(user=request.user)})
+        subscription = selectors.subscription_for_user(user=request.user)
+        body = {"success": True, "data": subscription, "subscription": subscription}
+        return Response(SubscriptionEnvelope(body).data)
 
 
 class InvoicesApi(APIView):
-    @extend_schema(responses={200: AnyResponse, **ERRORS})
+    @extend_schema(responses={200: InvoicesEnvelope, **ERRORS})
     def get(self, request: Request) -> Response:
-        return ok({"invoices": selectors.invoices_recent(user=request.user, limit=10)})
+        invoices = selectors.invoices_recent(user=request.user, limit=10)
+        body = {"success": True, "data": invoices, "invoices": invoices}
+        return Response(InvoicesEnvelope(body).data)
 
 
 class PaymentMethodsApi(APIView):
-    @extend_schema(responses={200: AnyResponse, **ERRORS})
+    @extend_schema(responses={200: PaymentMethodsEnvelope, **ERRORS})
     def get(self, request: Request) -> Response:
-        return ok({"paymentMethods": selectors.payment_methods(user=request.user)})
+        methods = selectors.payment_methods(user=request.user)
+        body = {"success": True, "data": methods, "paymentMethods": methods}
+        return Response(PaymentMethodsEnvelope(body).data)
 
 
 class PricingApi(APIView):

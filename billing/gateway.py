@@ -158,6 +158,10 @@ def prices_by_lookup_keys(lookup_keys: list[str]) -> dict[str, stripe.Price]:
     return {price.lookup_key: price for price in result.data if price.lookup_key}
 
 
+def price_retrieve(price_id: str) -> stripe.Price:
+    return _call(stripe.Price.retrieve, price_id)
+
+
 def products_list() -> Iterator[stripe.Product]:
     return _call(stripe.Product.list, limit=100).auto_paging_iter()
 
@@ -319,10 +323,6 @@ def checkout_sessions_open(customer_id: str) -> list[stripe.checkout.Session]:
 
 def checkout_session_expire(session_id: str) -> stripe.checkout.Session:
     return _call(stripe.checkout.Session.expire, session_id)
-
-
-def price_retrieve(price_id: str) -> stripe.Price:
-    return _call(stripe.Price.retrieve, price_id)
 
 
 def subscription_schedule_retrieve(schedule_id: str) -> stripe.SubscriptionSchedule:

@@ -15,7 +15,7 @@ from django.db.models import Count, Q
 from django.utils.dateparse import parse_datetime
 from djstripe import models as djstripe_models
 
-from activities.models import SPENDING_KINDS
+from activities.models import SPENDING_KINDS, LedgerEntry, LedgerKind
 from activities.selectors import ledger_daily
 from billing import gateway
 from billing.stripe_data import (
@@ -100,6 +100,15 @@ def payment_methods(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
         .order_by("-created")
         .values_list("stripe_data", flat=True)[:10]
     )
+    customer = (
+        djstripe_models.Customer.objects.filter(id=account.stripe_customer_id)
+        .values_list("stripe_data", flat=True)
+        .first()
+        or {}
+    )
+    default = (customer.get("invoice_settings") or {}).get("default_payment_method")
+    if isinstance(default, dict):
+        default = default.get("id")
     return [
         {
             "id": method["id"],
@@ -108,6 +117,8 @@ def payment_methods(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
             "last4": (method.get("card") or {}).get("last4"),
             "expMonth": (method.get("card") or {}).get("exp_month"),
             "expYear": (method.get("card") or {}).get("exp_year"),
+            # Stripe's invoice default; a lone card is the one that pays either way.
+            "isDefault": method["id"] == default or (not default and len(methods) == 1),
         }
         for method in methods
     ]
@@ -244,6 +255,27 @@ def checkout_progress(
         },
         "tier_names": {t.key: t.name for t in catalogue.TIERS.values()},
     }
+
+
+def checkout_landed(*, session_id: str) -> bool:
+    """Whether the webhooks of a paid Checkout Session have done their work here: the bundle's
+    credits are on the ledger, or the subscription is on an account."""
+    if LedgerEntry.objects.filter(source=session_id, kind=LedgerKind.PURCHASE).exists():
+        return True
+    session = (
+        djstripe_models.Session.objects.filter(id=session_id)
+        .values_list("stripe_data", flat=True)
+        .first()
+        or {}
+    )
+    subscription = session.get("subscription")
+    if isinstance(subscription, dict):
+        subscription = subscription.get("id")
+    return bool(subscription) and (
+        CreditAccount.objects.filter(stripe_subscription_id=subscription)
+        .exclude(subscription_status=SubscriptionStatus.NONE)
+        .exists()
+    )
 
 
 def plan_change_preview(*, account: CreditAccount, tier: str, interval: str) -> dict[str, Any]:

@@ -11,12 +11,14 @@ import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
+from djstripe import models as djstripe_models
 from djstripe.models import WebhookEventTrigger
 
 from activities.models import Activity
@@ -101,6 +103,57 @@ def price_id_for(lookup_key: str) -> str:
     return price_id
 
 
+class RedirectNotAllowed(DomainError):
+    code = "redirect_not_allowed"
+    status = 400
+    message = "Return URLs must be on this site or on an origin in CORS_ALLOWED_ORIGINS"
+
+
+def checkout_price_entry(*, price: str) -> catalogue.PriceEntry:
+    """The catalogue price named by a lookup key, or by a Stripe price id whose lookup key is
+    one (dj-stripe's mirror first, refreshed from Stripe when it does not know the id)."""
+    entry = catalogue.PRICES_BY_LOOKUP_KEY.get(price)
+    if entry is None and price.startswith("price_"):
+        mirrored = djstripe_models.Price.objects.filter(id=price).values_list(
+            "lookup_key", flat=True
+        )
+        lookup_key = mirrored.first()
+        if lookup_key is None:
+            try:
+                stripe_price = gateway.price_retrieve(price)
+            except gateway.StripeRequestFailed:  # no such price (a 404 from Stripe)
+                stripe_price = None
+            if stripe_price is not None:
+                djstripe_models.Price.sync_from_stripe_data(stripe_price)
+                lookup_key = stripe_price.get("lookup_key")
+        entry = catalogue.PRICES_BY_LOOKUP_KEY.get(lookup_key or "")
+    if entry is None:
+        raise UnknownPlan("Not a catalogue price", priceId=price)
+    return entry
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def checkout_return_target(*, url: str) -> str:
+    """The SPA page a Checkout return goes on to, checked again (the return page is public)."""
+    if not url:
+        raise RedirectNotAllowed(url=url)
+    return _return_url(url, "")
+
+
+def _return_url(url: str | None, default: str) -> str:
+    """A Checkout return URL: ours, or one of the SPA origins we trust (no open redirect)."""
+    if not url:
+        return default
+    allowed = {_origin(settings.SITE_URL), *(_origin(o) for o in settings.CORS_ALLOWED_ORIGINS)}
+    if urlsplit(url).scheme not in {"http", "https"} or _origin(url) not in allowed:
+        raise RedirectNotAllowed(url=url)
+    return url
+
+
 def customer_ensure(*, user: AbstractBaseUser) -> str:
     """The user's one Stripe customer, created on first need.
 
@@ -157,10 +210,25 @@ def checkout_session_create(
     tier: str | None = None,
     interval: str = "month",
     bundle: str | None = None,
+    success_url: str | None = None,
+    cancel_url: str | None = None,
 ) -> CheckoutStart:
-    """Start Stripe Checkout for a plan (subscription mode) or a credit bundle (payment mode)."""
+    """Start Stripe Checkout for a plan (subscription mode) or a credit bundle (payment mode).
+
+    ``success_url``/``cancel_url`` (the SPA's own pages) must be on this site or a trusted SPA
+    origin; by default the customer comes back to our billing pages.
+    """
     if not gateway.is_configured():
         raise gateway.StripeNotConfigured()
+    site = settings.SITE_URL
+    if success_url:
+        # Through our return page, which waits (briefly) for the webhook, so the SPA's page
+        # shows the new plan or credits when it loads (it reads them once, then every 2 min).
+        next_url = quote(_return_url(success_url, ""), safe="")
+        success_url = f"{site}/billing/return/?session_id={{CHECKOUT_SESSION_ID}}&next={next_url}"
+    else:
+        success_url = f"{site}/billing/success/?session_id={{CHECKOUT_SESSION_ID}}"
+    cancel_url = _return_url(cancel_url, f"{site}/billing/cancel/")
     account = account_get(user=user)
     metadata = {"hrvstr_user_id": str(user.pk)}
     if bundle is not None:
@@ -185,11 +253,10 @@ def checkout_session_create(
             raise AlreadySubscribed(action="change_plan", tier=account.tier)
         lookup_key = entry.lookup_key
         mode_params = {"mode": "subscription", "subscription_data": {"metadata": metadata}}
-    site = settings.SITE_URL
     params = dict(
         line_items=[{"price": price_id_for(lookup_key), "quantity": 1}],
-        success_url=f"{site}/billing/success/?session_id={{CHECKOUT_SESSION_ID}}",
-        cancel_url=f"{site}/billing/cancel/",
+        success_url=success_url,
+        cancel_url=cancel_url,
         client_reference_id=str(user.pk),
         metadata=metadata | {"hrvstr_lookup_key": lookup_key},
         # As the original HRVSTR: customers may enter a promotion code. Credits come from the

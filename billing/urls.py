@@ -35,5 +35,6 @@ page_urlpatterns = [
         name="billing-subscription-resume",
     ),
     path("billing/success/", views.checkout_success, name="billing-success"),
+    path("billing/return/", views.checkout_return, name="billing-return"),
     path("billing/cancel/", views.checkout_cancel, name="billing-cancel"),
 ]

@@ -169,6 +169,32 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
     return render(request, "pages/checkout_success.html", context)
 
 
+RETURN_WAIT_SECONDS = 15
+
+
+@require_GET
+def checkout_return(request: HttpRequest) -> HttpResponse:
+    """Stripe sent an SPA customer back: wait for the webhook (a page that reloads itself each
+    second, up to 15 s), then go on to the SPA's own success page. Public: it shows nothing but
+    "activating", and goes only to SITE_URL or a CORS_ALLOWED_ORIGINS origin."""
+    try:
+        target = billing_services.checkout_return_target(url=request.GET.get("next", ""))
+    except billing_services.RedirectNotAllowed as exc:
+        return error_page(request, code=exc.code, message=exc.message, status=exc.status)
+    session_id = request.GET.get("session_id", "")[:255]
+    raw = request.GET.get("waited", "0")
+    waited = min(int(raw), RETURN_WAIT_SECONDS) if raw.isascii() and raw.isdigit() else 0
+    if waited >= RETURN_WAIT_SECONDS or selectors.checkout_landed(session_id=session_id):
+        return HttpResponseRedirect(target)
+    again = request.GET.copy()
+    again["waited"] = str(waited + 1)
+    response = render(
+        request, "pages/checkout_return.html", {"again": f"?{again.urlencode()}", "next": target}
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @require_GET
 @login_required
 def checkout_cancel(request: HttpRequest) -> HttpResponse:

@@ -56,6 +56,12 @@ class AccountJWTAuthentication(JWTAuthentication):
             raise AuthenticationFailed("User not found", code="user_not_found")
         if not user.is_active:
             raise AuthenticationFailed("User is inactive", code="user_inactive")
+        # The generation came with the user row: revocation (logout, password change, staff
+        # action) costs no query here.
+        from subscriptions.tokens import generation_of
+
+        if validated_token.get("gen") != generation_of(user):
+            raise AuthenticationFailed("Token revoked; sign in again", code="token_revoked")
         return user
 
 
@@ -81,7 +87,8 @@ class _CompiledLookup:
 
 @functools.cache
 def _compiled_lookup(alias: str) -> _CompiledLookup:
-    """``User.objects.select_related("credit_account").get(<id field>=?)``, compiled once.
+    """``User.objects.select_related("credit_account", "token_generation").get(<id>=?)``,
+    compiled once.
 
     Building and compiling that queryset (cloning, lookups, the select list of two models)
     cost more CPU than PostgreSQL's answer to it: about a third of tier-info's time (see
@@ -92,7 +99,7 @@ def _compiled_lookup(alias: str) -> _CompiledLookup:
     queryset = (
         get_user_model()
         .objects.using(alias)
-        .select_related("credit_account")
+        .select_related("credit_account", "token_generation")
         .filter(**{api_settings.USER_ID_FIELD: 0})
     )
     compiler = queryset.query.get_compiler(using=alias)

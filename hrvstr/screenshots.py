@@ -111,10 +111,18 @@ def demo_data(emulator) -> None:
             staff_user=None,
             idempotency_key="demo-beta-credits",
         )
-    usage = [(27, "sentiment_analysis", 12), (24, "earnings_data", 6), (21, "sec_filing", 4)]
-    usage += [(18, "sentiment_analysis", 20), (15, "bulk_analysis", 3), (12, "sec_filing", 7)]
-    usage += [(9, "sentiment_analysis", 9), (6, "earnings_data", 11), (3, "bulk_analysis", 5)]
-    usage += [(2, "sentiment_analysis", 14), (1, "sec_filing", 2)]
+    usage = [
+        (27, "ai_ticker_analysis", 12),
+        (24, "yahoo_sentiment", 6),
+        (21, "finviz_sentiment", 4),
+    ]
+    usage += [
+        (18, "ai_ticker_analysis", 20),
+        (15, "reddit_sentiment", 3),
+        (12, "finviz_sentiment", 7),
+    ]
+    usage += [(9, "ai_ticker_analysis", 9), (6, "yahoo_sentiment", 11), (3, "reddit_sentiment", 5)]
+    usage += [(2, "ai_ticker_analysis", 14), (1, "finviz_sentiment", 2)]
     for days_ago, action, quantity in usage:
         with time_machine.travel(now - timedelta(days=days_ago, hours=5), tick=False):
             credits_spend(
@@ -123,7 +131,7 @@ def demo_data(emulator) -> None:
     _pay(emulator, demo, tier="pro", interval="month")
     _pay(emulator, demo, bundle="credits_250")
     demo = get_user_model().objects.get(pk=demo.pk)
-    credits_spend(user=demo, action="earnings_data", quantity=30, idempotency_key="demo-today")
+    credits_spend(user=demo, action="yahoo_sentiment", quantity=30, idempotency_key="demo-today")
     component_unlock(user=demo, component="reddit")
     component_unlock(user=demo, component="chart")
 

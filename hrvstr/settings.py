@@ -195,6 +195,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Validates nothing: its password_changed hook revokes the user's JWTs on every change.
+    {"NAME": "subscriptions.tokens.RevokeTokensOnPasswordChange"},
 ]
 AUTHENTICATION_BACKENDS = ["hrvstr.auth.EmailBackend"]
 LOGIN_URL = "/login/"
@@ -231,9 +233,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# The original SPA counts itself signed in for 7 days after sign-in and refreshes only in the
+# last 24 hours, so access tokens live 7 days by default; revocation does not wait for expiry
+# (every request checks the user's token generation: subscriptions/tokens.py).
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 7 * 24 * 60)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 30)),
     "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY", SECRET_KEY),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
@@ -260,8 +265,28 @@ CORS_ALLOW_HEADERS = [
     "if-none-match",
     "x-csrftoken",
     "x-requested-with",
+    # The original SPA sends these with tier-info and the activity feed (cache busting).
+    "cache-control",
+    "pragma",
+    "expires",
 ]
 CORS_EXPOSE_HEADERS = ["ETag", "Retry-After"]
+
+# Google sign-in: the OAuth client id(s) whose ID tokens we accept (comma-separated).
+GOOGLE_CLIENT_IDS = env_list("GOOGLE_CLIENT_ID")
+
+# The original HRVSTR SPA, built (`vite build`): when set, its index.html answers the SPA's
+# client routes and its assets are served by whitenoise, beside our pages and API.
+SPA_DIST_DIR = os.environ.get("SPA_DIST_DIR", "")
+if SPA_DIST_DIR:
+    if not (Path(SPA_DIST_DIR) / "index.html").is_file():
+        raise ImproperlyConfigured(f"SPA_DIST_DIR={SPA_DIST_DIR!r} has no index.html")
+    # Vite names its bundles by content hash under assets/: cached for a year.
+    WHITENOISE_ROOT = SPA_DIST_DIR
+    # (and Django's manifest-hashed static files): the pattern is hrvstr.spa's.
+    WHITENOISE_IMMUTABLE_FILE_TEST = (
+        r"^/(assets/.+-[0-9A-Za-z_-]{8,}|static/.+\.[0-9a-f]{12})\.[0-9a-z]+$"
+    )
 
 # Billing rules that are settings, not code.
 BILLING_GRACE_PERIOD_DAYS = env_int("BILLING_GRACE_PERIOD_DAYS", 7)

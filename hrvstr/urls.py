@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from activities import urls as activities_urls
@@ -8,6 +8,7 @@ from billing import endpoint as billing_endpoint
 from billing import urls as billing_urls
 from billing import views as billing_views
 from hrvstr.health import healthz
+from hrvstr.spa import spa_index
 from subscriptions import urls as subscriptions_urls
 from subscriptions.views import password_form
 
@@ -55,3 +56,6 @@ if settings.HRVSTR_BENCH_ENDPOINTS:
     from hrvstr.bench_apis import FloorApi
 
     urlpatterns.append(path("api/bench/floor", FloorApi.as_view(), name="api-bench-floor"))
+
+# Last: the SPA's client routes (only with SPA_DIST_DIR; a 404 otherwise).
+urlpatterns.append(re_path(r"^(?P<path>.*)$", spa_index, name="spa"))

@@ -29,6 +29,7 @@ from hrvstr.errors import DomainError
 from subscriptions.forms import AdjustCreditsForm, AllowanceForm, ReasonForm, action_token
 from subscriptions.models import ComponentUnlock, CreditAccount, CreditHold
 from subscriptions.services import account_get, allowance_override_set, credits_adjust
+from subscriptions.tokens import tokens_revoke_all
 from subscriptions.views import password_form
 
 User = get_user_model()
@@ -242,15 +243,22 @@ def _resync(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
     return f"resynced from Stripe: {summary}"
 
 
+def _sign_out(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
+    tokens_revoke_all(user_id=user.pk, reason="staff")
+    return "every token revoked (signed out everywhere)"
+
+
 SUPPORT_ACTIONS: dict[str, SupportAction] = {
     "adjust_credits": (AdjustCreditsForm, "Grant or remove credits", _adjust),
     "set_allowance": (AllowanceForm, "Set a custom institutional allowance", _allowance),
     "resync_from_stripe": (ReasonForm, "Resync from Stripe", _resync),
+    "sign_out_everywhere": (ReasonForm, "Sign out everywhere", _sign_out),
 }
 PERMISSION_FOR = {
     "adjust_credits": "subscriptions.adjust_credits",
     "set_allowance": "subscriptions.adjust_credits",
     "resync_from_stripe": "subscriptions.resync_billing",
+    "sign_out_everywhere": "auth.change_user",
 }
 
 
@@ -283,7 +291,7 @@ class SupportUserAdmin(UserAdmin):
     )
     search_help_text = "E-mail, name or Stripe customer id (cus_...)"
     ordering = ("-date_joined",)
-    actions = ["adjust_credits", "set_allowance", "resync_from_stripe"]
+    actions = ["adjust_credits", "set_allowance", "resync_from_stripe", "sign_out_everywhere"]
     change_form_template = "support/user_change_form.html"
 
     @admin.display(description="tier", ordering="credit_account__tier")
@@ -320,6 +328,17 @@ class SupportUserAdmin(UserAdmin):
     @admin.action(description="Resync from Stripe", permissions=["resync_billing"])
     def resync_from_stripe(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         return self._support_action(request, queryset, "resync_from_stripe")
+
+    @admin.action(description="Sign out everywhere (revoke every token)", permissions=["change"])
+    def sign_out_everywhere(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        return self._support_action(request, queryset, "sign_out_everywhere")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # Refused at once anyway (inactive); revoking keeps a later reactivation from
+            # bringing the old tokens back.
+            tokens_revoke_all(user_id=obj.pk, reason="deactivated")
 
     def get_urls(self):
         return [

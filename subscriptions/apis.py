@@ -112,18 +112,75 @@ class UsageStatsApi(APIView):
         return ok(selectors.usage_stats(account=account, now=now))
 
 
+class CreditsSummaryOut(serializers.Serializer):
+    monthly = serializers.IntegerField()
+    purchased = serializers.IntegerField()
+    used = serializers.IntegerField()
+    total = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    monthlyRemaining = serializers.IntegerField()
+    resetDate = serializers.CharField(allow_null=True)
+    daysUntilReset = serializers.IntegerField()
+    tier = serializers.CharField()
+
+
+class SpaBalanceOut(serializers.Serializer):
+    remaining = serializers.IntegerField()
+    total = serializers.IntegerField()
+    used = serializers.IntegerField()
+    monthly_allocation = serializers.IntegerField()
+    purchased = serializers.IntegerField()
+    tier = serializers.CharField()
+
+
+class TierLimitsOut(serializers.Serializer):
+    monthly_credits = serializers.IntegerField()
+    can_purchase = serializers.BooleanField()
+    features = serializers.ListField(child=serializers.CharField(), help_text="actions")
+    discount_rate = serializers.FloatField()
+
+
+class BalanceOut(serializers.Serializer):
+    """The original's shape at the top level (``balance``, ``tierLimits``, ``creditCosts``);
+    ``data`` keeps this API's earlier shape for its other clients."""
+
+    success = serializers.BooleanField()
+    balance = SpaBalanceOut()
+    tierLimits = TierLimitsOut()
+    creditCosts = serializers.DictField(child=serializers.IntegerField(), help_text="base costs")
+    data = CreditsSummaryOut()
+
+
 class BalanceApi(APIView):
-    @extend_schema(responses={200: AnyResponse, 401: AnyResponse})
+    @extend_schema(responses={200: BalanceOut, 401: AnyResponse})
     def get(self, request: Request) -> Response:
         now = timezone.now()
         account = services.account_get(user=request.user, now=now)
-        return ok(selectors.credits_summary(account=account, now=now) | {"tier": account.tier})
+        return Response(BalanceOut(selectors.balance(account=account, now=now)).data)
+
+
+class CostDataOut(serializers.Serializer):
+    action = serializers.CharField()
+    quantity = serializers.IntegerField()
+    cost = serializers.IntegerField()
+
+
+class CostOut(CostDataOut):
+    """What this user pays (tier discount applied), at the top level as the SPA reads it."""
+
+    success = serializers.BooleanField()
+    baseCost = serializers.IntegerField()
+    discount = serializers.IntegerField()
+    discountRate = serializers.FloatField()
+    tier = serializers.CharField()
+    hasAccess = serializers.BooleanField()
+    data = CostDataOut()
 
 
 class CostApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("quantity", int, required=False)],
-        responses={200: AnyResponse, **ERRORS},
+        responses={200: CostOut, **ERRORS},
     )
     def get(self, request: Request, action: str) -> Response:
         raw = request.query_params.get("quantity", "1")
@@ -131,8 +188,9 @@ class CostApi(APIView):
         if quantity is None:
             # Not str.isdigit(): "²" is a digit to it, and int("²") then fails with a 500.
             raise InvalidAmount("quantity must be a positive integer", quantity=raw[:32])
-        cost = services.action_cost(action=action, quantity=quantity)
-        return ok({"action": action, "quantity": quantity, "cost": cost})
+        account = services.account_get(user=request.user)
+        quote = selectors.action_quote(action=action, quantity=quantity, tier=account.tier)
+        return Response(CostOut({"success": True, **quote, "data": quote}).data)
 
 
 class TransactionsApi(APIView):
@@ -267,10 +325,46 @@ class UnlockInput(serializers.Serializer):
     component = serializers.CharField(max_length=64)
 
 
+class UnlockSessionOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    session_id = serializers.CharField()
+    component = serializers.CharField()
+    name = serializers.CharField()
+    creditsUsed = serializers.IntegerField()
+    unlockedAt = serializers.CharField(allow_null=True)
+    expiresAt = serializers.CharField(allow_null=True)
+    secondsRemaining = serializers.IntegerField()
+    timeRemainingHours = serializers.FloatField()
+    tier = serializers.CharField()
+
+
+class UnlockDataOut(serializers.Serializer):
+    unlocked = serializers.BooleanField()
+    charged = serializers.BooleanField()
+    creditsUsed = serializers.IntegerField()
+    existingSession = serializers.BooleanField()
+    session = UnlockSessionOut()
+    creditsRemaining = serializers.IntegerField()
+
+
+class UnlockOut(serializers.Serializer):
+    """The SPA reads the session at the top level; ``data`` keeps the earlier shape."""
+
+    success = serializers.BooleanField()
+    sessionId = serializers.CharField()
+    expiresAt = serializers.CharField()
+    creditsUsed = serializers.IntegerField()
+    existingSession = serializers.BooleanField()
+    timeRemaining = serializers.FloatField(help_text="hours, to a tenth")
+    creditsRemaining = serializers.IntegerField()
+    data = UnlockDataOut()
+
+
 @ratelimit_unlock
 class UnlockComponentApi(APIView):
-    @extend_schema(request=UnlockInput, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
+    @extend_schema(request=UnlockInput, responses={200: UnlockOut, **ERRORS, **RATE_LIMITED})
     def post(self, request: Request) -> Response:
+        # The SPA also sends ``cost``: ignored, the server prices (UnlockInput drops it).
         data = _valid(UnlockInput, request)
         result = services.component_unlock(user=request.user, component=data["component"])
         now = timezone.now()
@@ -278,20 +372,37 @@ class UnlockComponentApi(APIView):
             remaining = result.entry.remaining_after
         else:  # nothing changed: the account read with the request is current
             remaining = services.account_get(user=request.user, now=now).remaining
-        return ok(
-            {
-                "unlocked": True,
-                "charged": result.charged,
-                "creditsUsed": result.unlock.cost if result.charged else 0,
-                "existingSession": not result.charged,
-                "session": selectors.unlock_as_json(result.unlock, now=now),
-                "creditsRemaining": remaining,
-            }
-        )
+        session = selectors.unlock_as_json(result.unlock, now=now)
+        body = {
+            "unlocked": True,
+            "charged": result.charged,
+            "creditsUsed": result.unlock.cost if result.charged else 0,
+            "existingSession": not result.charged,
+            "session": session,
+            "creditsRemaining": remaining,
+        }
+        spa = {
+            "sessionId": session["session_id"],
+            "expiresAt": session["expiresAt"],
+            "timeRemaining": session["timeRemainingHours"],
+        }
+        return Response(UnlockOut({"success": True, **body, **spa, "data": body}).data)
+
+
+class ComponentAccessDataOut(serializers.Serializer):
+    component = serializers.CharField()
+    hasAccess = serializers.BooleanField()
+    session = UnlockSessionOut(allow_null=True)
+    cost = serializers.IntegerField()
+
+
+class ComponentAccessOut(ComponentAccessDataOut):
+    success = serializers.BooleanField()
+    data = ComponentAccessDataOut()
 
 
 class ComponentAccessApi(APIView):
-    @extend_schema(responses={200: AnyResponse, **ERRORS})
+    @extend_schema(responses={200: ComponentAccessOut, **ERRORS})
     def get(self, request: Request, component: str) -> Response:
         if component not in catalogue.COMPONENTS:
             raise UnknownComponent(component=component, available=sorted(catalogue.COMPONENTS))
@@ -300,14 +411,13 @@ class ComponentAccessApi(APIView):
             component=component
         )
         session = unlock.last()
-        return ok(
-            {
-                "component": component,
-                "hasAccess": session is not None,
-                "session": selectors.unlock_as_json(session, now=now) if session else None,
-                "cost": catalogue.COMPONENTS[component].cost,
-            }
-        )
+        body = {
+            "component": component,
+            "hasAccess": session is not None,
+            "session": selectors.unlock_as_json(session, now=now) if session else None,
+            "cost": catalogue.COMPONENTS[component].cost,
+        }
+        return Response(ComponentAccessOut({"success": True, **body, "data": body}).data)
 
 
 class ActiveSessionsApi(APIView):
@@ -318,10 +428,26 @@ class ActiveSessionsApi(APIView):
         return ok({"sessions": [selectors.unlock_as_json(s, now=now) for s in sessions]})
 
 
+class ExpirationOut(UnlockSessionOut):
+    expiredAt = serializers.CharField(allow_null=True)
+    description = serializers.CharField()
+
+
+class ExpirationsDataOut(serializers.Serializer):
+    expirations = ExpirationOut(many=True)
+
+
+class ExpirationsOut(ExpirationsDataOut):
+    success = serializers.BooleanField()
+    data = ExpirationsDataOut()
+
+
 class RecentExpirationsApi(APIView):
-    @extend_schema(responses={200: AnyResponse, 401: AnyResponse})
+    @extend_schema(responses={200: ExpirationsOut, 401: AnyResponse})
     def get(self, request: Request) -> Response:
         now = timezone.now()
         services.unlocks_record_expired(user_id=request.user.pk, now=now)
         expired = selectors.unlocks_recently_expired(user_id=request.user.pk, now=now)
-        return ok({"expirations": [selectors.unlock_as_json(s, now=now) for s in expired]})
+        rows = [selectors.expiration_as_json(unlock, now=now) for unlock in expired]
+        body = {"expirations": rows}
+        return Response(ExpirationsOut({"success": True, **body, "data": body}).data)

@@ -27,7 +27,10 @@ class Tier:
     price_yearly_cents: int
     unlock_duration: timedelta
     limits: MappingProxyType[str, int | None]
-    features: tuple[str, ...]
+    features: tuple[str, ...]  # the labels the SPA shows (the original's data sources)
+    # What this tier pays for an action, in percent of its base cost (rounded up, never below 1
+    # credit): the original charged elite ceil(cost x 0.8) and institutional ceil(cost x 0.67).
+    action_cost_percent: int = 100
     description: str = ""
 
     @property
@@ -40,12 +43,26 @@ class Tier:
     def price_cents(self, interval: Interval) -> int:
         return self.price_monthly_cents if interval == "month" else self.price_yearly_cents
 
+    @property
+    def action_discount_rate(self) -> float:
+        """The discount as the original's API reported it (0.2 for elite); display only."""
+        return (100 - self.action_cost_percent) / 100
+
 
 @dataclass(frozen=True)
 class CreditAction:
     key: str
     name: str
-    cost: int  # credits per unit of quantity
+    cost: int  # base credits per unit of quantity, before the tier's discount
+    # Tiers whose plan lists the action (the original's ``hasAccess``); None means every tier.
+    tiers: tuple[str, ...] | None = None
+
+    def unit_cost(self, tier: Tier) -> int:
+        """Credits per unit for ``tier``: integer arithmetic, so no float rounding surprises."""
+        return max(1, -(-self.cost * tier.action_cost_percent // 100))
+
+    def available_to(self, tier: Tier) -> bool:
+        return self.tiers is None or tier.key in self.tiers
 
 
 @dataclass(frozen=True)
@@ -70,10 +87,11 @@ def _limits(**values: int | None) -> MappingProxyType[str, int | None]:
     return MappingProxyType(dict(values))
 
 
-_FREE_FEATURES = ("sentiment_analysis", "watchlist", "basic_charts")
-_PRO_FEATURES = _FREE_FEATURES + ("earnings_data", "sec_filings", "reddit_sentiment", "alerts")
-_ELITE_FEATURES = _PRO_FEATURES + ("bulk_analysis", "insider_trading", "institutional_holdings")
-_INSTITUTIONAL_FEATURES = _ELITE_FEATURES + ("api_access", "priority_support", "custom_allowance")
+# The data sources each plan opens, with the labels the SPA lists on its tier pages.
+_FREE_FEATURES = ("FinViz", "SEC-Insider", "Earnings", "Yahoo")
+_PRO_FEATURES = ("FinViz", "SEC-Insider", "SEC-Institutional", "Earnings", "Reddit", "Yahoo")
+_ELITE_FEATURES = _PRO_FEATURES + ("AlphaVantage",)
+_INSTITUTIONAL_FEATURES = _ELITE_FEATURES
 
 TIERS: MappingProxyType[str, Tier] = MappingProxyType(
     {
@@ -83,7 +101,7 @@ TIERS: MappingProxyType[str, Tier] = MappingProxyType(
                 key="free",
                 name="Free",
                 rank=0,
-                monthly_credits=0,
+                monthly_credits=50,
                 price_monthly_cents=0,
                 price_yearly_cents=0,
                 unlock_duration=timedelta(minutes=30),
@@ -101,7 +119,7 @@ TIERS: MappingProxyType[str, Tier] = MappingProxyType(
                 unlock_duration=timedelta(hours=2),
                 limits=_limits(watchlist=25, alerts=10, searches_per_day=500),
                 features=_PRO_FEATURES,
-                description="For active traders: earnings, SEC filings and Reddit sentiment.",
+                description="For active traders: institutional holdings and Reddit sentiment.",
             ),
             Tier(
                 key="elite",
@@ -113,18 +131,20 @@ TIERS: MappingProxyType[str, Tier] = MappingProxyType(
                 unlock_duration=timedelta(hours=4),
                 limits=_limits(watchlist=UNLIMITED, alerts=100, searches_per_day=UNLIMITED),
                 features=_ELITE_FEATURES,
-                description="Bulk analysis, insider trading and institutional holdings.",
+                action_cost_percent=80,
+                description="Every data source, AlphaVantage included; premium actions cost less.",
             ),
             Tier(
                 key="institutional",
                 name="Institutional",
                 rank=3,
-                monthly_credits=5000,
+                monthly_credits=10000,
                 price_monthly_cents=19900,
                 price_yearly_cents=199000,
                 unlock_duration=timedelta(hours=8),
                 limits=_limits(watchlist=UNLIMITED, alerts=UNLIMITED, searches_per_day=UNLIMITED),
                 features=_INSTITUTIONAL_FEATURES,
+                action_cost_percent=67,
                 description="Teams and funds: API access and an allowance sized to you.",
             ),
         )
@@ -132,14 +152,25 @@ TIERS: MappingProxyType[str, Tier] = MappingProxyType(
 )
 FREE_TIER = TIERS["free"]
 
+_PRO = ("pro", "elite", "institutional")
+# The original's premium actions and base costs (its premiumCreditMiddleware), with the tiers
+# whose plan listed each one.
 CREDIT_ACTIONS: MappingProxyType[str, CreditAction] = MappingProxyType(
     {
         action.key: action
         for action in (
-            CreditAction("sentiment_analysis", "Sentiment analysis", 1),
-            CreditAction("earnings_data", "Earnings data", 2),
-            CreditAction("sec_filing", "SEC filing", 3),
-            CreditAction("bulk_analysis", "Bulk analysis", 5),
+            CreditAction("reddit_sentiment", "Reddit sentiment", 5, _PRO),
+            CreditAction("finviz_sentiment", "FinViz sentiment", 3, _PRO),
+            CreditAction("yahoo_sentiment", "Yahoo sentiment", 2, _PRO),
+            CreditAction("research_bundle", "Research bundle", 12, ("pro",)),
+            CreditAction("deep_analysis", "Deep analysis", 8, ("elite", "institutional")),
+            CreditAction("historical_data", "Historical data", 4, ("institutional",)),
+            CreditAction("ai_ticker_analysis", "AI ticker analysis", 1),
+            CreditAction("ai_reddit_analysis", "AI Reddit analysis", 1),
+            CreditAction("ai_market_analysis", "AI market analysis", 1),
+            CreditAction("ai_ticker_chart_analysis", "AI ticker chart analysis", 1),
+            CreditAction("elite_research_bundle", "Elite research bundle", 10, ("elite",)),
+            CreditAction("institutional_bundle", "Institutional bundle", 8, ("institutional",)),
         )
     }
 )

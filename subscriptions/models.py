@@ -184,3 +184,62 @@ class SupportAccount(CreditAccount):
             ("adjust_credits", "Can grant or remove credits and set custom allowances"),
             ("resync_billing", "Can resync accounts from Stripe and replay failed webhooks"),
         ]
+
+
+class TokenGeneration(models.Model):
+    """The user's token generation: every JWT carries the one it was issued under.
+
+    Bumping it (logout, password change or reset, staff action) revokes every access and
+    refresh token of the user at once. JWT authentication reads it in the same query as the
+    user and the credit account, so the check costs no round trip. No row means generation 0.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="token_generation",
+    )
+    value = models.PositiveIntegerField(default=0)
+    changed_at = models.DateTimeField(auto_now=True)
+    reason = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: generation {self.value}"
+
+
+class RefreshFamily(models.Model):
+    """One sign-in and the tokens rotated from it.
+
+    Each refresh hands out a new pair and remembers only the newest pair's id: presenting an
+    older one (a refresh token or access token that was already exchanged) means a copy is in
+    someone else's hands, so the whole family is revoked (OAuth's refresh-token rotation with
+    reuse detection).
+    """
+
+    id = models.CharField(max_length=32, primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="refresh_families"
+    )
+    current_pair = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.id} ({'revoked' if self.revoked_at else 'active'})"
+
+
+class GoogleIdentity(models.Model):
+    """A Google account (its stable subject) linked to one of our users."""
+
+    subject = models.CharField(max_length=255, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="google_identities"
+    )
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Google {self.subject} -> {self.user_id}"

@@ -114,15 +114,74 @@ def unlocks_recently_expired(*, user_id: int, now: datetime | None = None, hours
 
 def unlock_as_json(unlock: ComponentUnlock, *, now: datetime) -> dict[str, Any]:
     spec = catalogue.COMPONENTS.get(unlock.component)
+    seconds_left = max(int((unlock.expires_at - now).total_seconds()), 0)
     return {
         "id": unlock.pk,
+        "session_id": f"unlock_{unlock.pk}",
         "component": unlock.component,
         "name": spec.name if spec else unlock.component,
         "creditsUsed": unlock.cost,
         "unlockedAt": _iso(unlock.unlocked_at),
         "expiresAt": _iso(unlock.expires_at),
-        "secondsRemaining": max(int((unlock.expires_at - now).total_seconds()), 0),
+        "secondsRemaining": seconds_left,
+        # The original SPA counts in hours, to a tenth.
+        "timeRemainingHours": round(seconds_left / 3600, 1),
         "tier": unlock.tier,
+    }
+
+
+def expiration_as_json(unlock: ComponentUnlock, *, now: datetime) -> dict[str, Any]:
+    spec = catalogue.COMPONENTS.get(unlock.component)
+    return {
+        **unlock_as_json(unlock, now=now),
+        "expiredAt": _iso(unlock.expires_at),
+        "description": f"Your {spec.name if spec else unlock.component} access has expired",
+    }
+
+
+def balance(*, account: CreditAccount, now: datetime) -> dict[str, Any]:
+    """The credits in the original's ``/api/credits/balance`` shape, and in ours (``data``)."""
+    tier = catalogue.TIERS[account.tier]
+    summary = credits_summary(account=account, now=now)
+    bundle_ranks = [bundle.required_tier_rank for bundle in catalogue.BUNDLES.values()]
+    return {
+        "success": True,
+        "balance": {
+            "remaining": summary["remaining"],
+            "total": summary["total"],
+            "used": summary["used"],
+            "monthly_allocation": summary["monthly"],
+            "purchased": summary["purchased"],
+            "tier": tier.key,
+        },
+        "tierLimits": {
+            "monthly_credits": tier.monthly_credits,
+            "can_purchase": any(tier.rank >= rank for rank in bundle_ranks),
+            "features": [a.key for a in catalogue.CREDIT_ACTIONS.values() if a.available_to(tier)],
+            "discount_rate": tier.action_discount_rate,
+        },
+        "creditCosts": {action.key: action.cost for action in catalogue.CREDIT_ACTIONS.values()},
+        "data": summary | {"tier": tier.key},
+    }
+
+
+def action_quote(*, action: str, quantity: int, tier: str) -> dict[str, Any]:
+    """What ``tier`` pays for ``action`` x ``quantity``, with the base cost and the discount."""
+    from subscriptions.services import action_get
+
+    entry = action_get(action=action, quantity=quantity)
+    spec = catalogue.TIERS[tier]
+    cost = entry.unit_cost(spec) * quantity
+    base = entry.cost * quantity
+    return {
+        "action": action,
+        "quantity": quantity,
+        "cost": cost,
+        "baseCost": base,
+        "discount": base - cost,
+        "discountRate": spec.action_discount_rate,
+        "tier": tier,
+        "hasAccess": entry.available_to(spec),
     }
 
 

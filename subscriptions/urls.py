@@ -8,6 +8,11 @@ urlpatterns = [
     path("auth/register", auth_apis.RegisterApi.as_view(), name="api-register"),
     path("auth/token", auth_apis.TokenApi.as_view(), name="api-token"),
     path("auth/token/refresh", auth_apis.TokenRefreshApi.as_view(), name="api-token-refresh"),
+    # The original SPA's auth endpoints.
+    path("auth/refresh", auth_apis.RefreshApi.as_view(), name="api-auth-refresh"),
+    path("auth/profile", auth_apis.ProfileApi.as_view(), name="api-auth-profile"),
+    path("auth/logout", auth_apis.LogoutApi.as_view(), name="api-auth-logout"),
+    path("auth/google-login", auth_apis.GoogleLoginApi.as_view(), name="api-auth-google-login"),
     path("subscription/tier-info", apis.TierInfoApi.as_view(), name="api-tier-info"),
     path(
         "subscription/available-tiers",
@@ -48,6 +53,7 @@ urlpatterns = [
 page_urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("login/", views.login_view, name="login"),
+    path("login/spa/", views.spa_handoff, name="spa-handoff"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset/", views.password_reset_view, name="password_reset"),
     path(

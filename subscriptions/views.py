@@ -3,19 +3,27 @@ API's auth endpoints, errors through ``hrvstr.page_errors.page_errors``)."""
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 from django_ratelimit import ALL
 from django_ratelimit.decorators import ratelimit
 
 from hrvstr.errors import DomainError
 from hrvstr.page_errors import back_url, page_errors
-from subscriptions.auth_apis import AUTH_RATE
+from subscriptions.auth_apis import AUTH_RATE, user_as_json
 from subscriptions.forms import SignupForm
+from subscriptions.tokens import tokens_issue
 from subscriptions.users import user_register
 
 # The API's own limit (same rate, same key), so the pages are no way around it. Every form
@@ -57,11 +65,46 @@ def signup(request: HttpRequest) -> HttpResponse:
 class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
+    def get_default_redirect_url(self) -> str:
+        # With the SPA served here, signing in (without a ``next``) opens it.
+        if settings.SPA_DIST_DIR:
+            return reverse("spa-handoff")
+        return super().get_default_redirect_url()
+
     def form_invalid(self, form):
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
 
 login_view = page_errors(ratelimit_auth(LoginView.as_view()))
+
+SPA_DEFAULT_PATH = "/user-home"
+
+
+@require_GET
+@never_cache
+@login_required
+def spa_handoff(request: HttpRequest) -> HttpResponse:
+    """Hand the signed-in user to the SPA: a page that writes the SPA's four localStorage keys
+    (``auth_token``, ``refresh_token``, ``token_expiry`` in ms, ``user``) and goes on to
+    ``next`` (a path of this site), so the unmodified SPA works with e-mail and password."""
+    if not settings.SPA_DIST_DIR:
+        raise Http404("The SPA is not served here (SPA_DIST_DIR)")
+    target = request.GET.get("next") or SPA_DEFAULT_PATH
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = SPA_DEFAULT_PATH
+    tokens = tokens_issue(user=request.user)
+    handoff = {
+        "auth_token": tokens.access,
+        "refresh_token": tokens.refresh,
+        "token_expiry": str(int((time.time() + tokens.expires_in) * 1000)),
+        "user": user_as_json(request.user),
+        "next": target,
+    }
+    return render(request, "registration/spa_handoff.html", {"handoff": handoff})
+
+
 password_reset_view = page_errors(
     ratelimit_auth(
         auth_views.PasswordResetView.as_view(

@@ -29,7 +29,7 @@ def test_anonymous_visitors_are_sent_to_log_in(client):
 
 def test_the_feed_lists_what_happened_newest_first(owner, owner_client):
     fund(owner)
-    credits_spend(user=owner, action="sec_filing", quantity=2, idempotency_key="s1")
+    credits_spend(user=owner, action="finviz_sentiment", quantity=2, idempotency_key="s1")
     html = owner_client.get("/activity/").content.decode()
     assert "Activity feed" in html
     assert Activity.objects.filter(user=owner).exists()
@@ -38,16 +38,16 @@ def test_the_feed_lists_what_happened_newest_first(owner, owner_client):
 
 def test_the_ledger_shows_every_change_with_its_balance(owner, owner_client):
     fund(owner)
-    credits_spend(user=owner, action="sec_filing", quantity=2, idempotency_key="s1")
+    credits_spend(user=owner, action="finviz_sentiment", quantity=2, idempotency_key="s1")
     html = owner_client.get("/activity/?show=ledger").content.decode()
     assert "Credit ledger" in html
     assert ">-6</td>" in html and ">+100</td>" in html
-    assert ">94</td>" in html
+    assert ">144</td>" in html  # the free allowance (50) paid the 6, then the 100 bought
 
 
 def test_it_filters_by_type(owner, owner_client):
     fund(owner)
-    credits_spend(user=owner, action="sec_filing", quantity=1, idempotency_key="s1")
+    credits_spend(user=owner, action="finviz_sentiment", quantity=1, idempotency_key="s1")
     html = owner_client.get("/activity/?show=ledger&type=spend").content.decode()
     assert ">-3</td>" in html and ">+100</td>" not in html
     assert '<option value="spend" selected>' in html
@@ -59,7 +59,7 @@ def test_it_paginates(owner, owner_client):
     fund(owner, 1000)
     for index in range(30):
         credits_spend(
-            user=owner, action="sentiment_analysis", quantity=1, idempotency_key=f"s{index}"
+            user=owner, action="ai_ticker_analysis", quantity=1, idempotency_key=f"s{index}"
         )
     first = owner_client.get("/activity/?show=ledger").content.decode()
     assert "Page 1 of 2" in first and 'rel="next"' in first
@@ -72,10 +72,10 @@ def test_the_chart_draws_credits_used_per_day_for_30_days(owner, owner_client):
     fund(owner, 1000)
     now = timezone.now()
     with time_machine.travel(now - timedelta(days=3), tick=False):
-        credits_spend(user=owner, action="bulk_analysis", quantity=4, idempotency_key="old")
+        credits_spend(user=owner, action="reddit_sentiment", quantity=4, idempotency_key="old")
     with time_machine.travel(now - timedelta(days=40), tick=False):
-        credits_spend(user=owner, action="bulk_analysis", quantity=1, idempotency_key="too-old")
-    credits_spend(user=owner, action="sec_filing", quantity=1, idempotency_key="today")
+        credits_spend(user=owner, action="reddit_sentiment", quantity=1, idempotency_key="too-old")
+    credits_spend(user=owner, action="finviz_sentiment", quantity=1, idempotency_key="today")
     html = owner_client.get("/activity/").content.decode()
     assert '<svg viewBox="0 0 600 160" role="img"' in html
     assert html.count('class="bar"') == 2  # the 40-day-old spend is not drawn
@@ -85,7 +85,8 @@ def test_the_chart_draws_credits_used_per_day_for_30_days(owner, owner_client):
 def test_members_see_only_their_own_activity(owner, other_user, other_client):
     fund(owner)
     html = other_client.get("/activity/?show=ledger").content.decode()
-    assert "No ledger entries" in html
+    assert ">+100</td>" not in html  # the owner's purchase; the other user sees only their own
+    assert ">+50</td>" in html
     assert CreditAccount.objects.get(user=owner).purchased_balance == 100
 
 

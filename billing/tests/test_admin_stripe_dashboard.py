@@ -107,7 +107,7 @@ def test_the_dashboard_counts_tiers_mrr_credits_and_grace(admin_client, owner, o
         grace_until=now + timedelta(days=4),
     )
     credits_adjust(user=owner, amount=30, reason="goodwill", staff_user=None, idempotency_key="g1")
-    credits_spend(user=owner, action="sec_filing", quantity=3, idempotency_key="s")
+    credits_spend(user=owner, action="finviz_sentiment", quantity=3, idempotency_key="s")
     response = admin_client.get("/admin/dashboard/")
     assert response.status_code == 200
     context = response.context
@@ -120,7 +120,7 @@ def test_the_dashboard_counts_tiers_mrr_credits_and_grace(admin_client, owner, o
         "institutional": 0,
     }
     today = context["daily"][-1]
-    assert (today.granted, today.spent) == (30, 9)
+    assert (today.granted, today.spent) == (30 + 3 * 50, 9)  # + three free opening allowances
     html = response.content.decode()
     assert "$59.83" in html
     assert "Accounts in grace period (1)" in html and "other@example.com" in html

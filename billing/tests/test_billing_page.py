@@ -36,7 +36,7 @@ def test_anonymous_visitors_are_sent_to_log_in(client):
 def test_a_free_account_shows_its_credits_and_no_bundle(owner_client):
     html = owner_client.get("/billing/").content.decode()
     assert "Free plan" in html
-    assert "<strong>0</strong> left" in html
+    assert "<strong>50</strong> left" in html  # the free allowance
     assert "Credit bundles come with paid plans" in html
     assert "Manage billing" not in html  # no Stripe customer yet
     assert "No invoices yet." in html

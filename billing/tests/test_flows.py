@@ -39,7 +39,7 @@ def test_subscribe_pro_through_checkout_grants_500_credits(api, owner, stripe_ha
     assert account.stripe_subscription_id.startswith("sub_")
 
 
-def spend(api, quantity, action="sentiment_analysis"):
+def spend(api, quantity, action="ai_ticker_analysis"):
     response = api.post(
         "/api/credits/spend", {"action": action, "quantity": quantity}, format="json"
     )
@@ -76,7 +76,7 @@ def test_the_whole_journey(api, owner, stripe_harness):
     stripe_harness.deliver()
     data = tier_info(api)
     assert data["tier"] == "free"
-    assert data["credits"]["remaining"] == 230  # purchased credits stay
+    assert data["credits"]["remaining"] == 50 + 230  # the free allowance; purchased credits stay
 
 
 def test_bundle_credits_are_added_once_whatever_stripe_retries(api, owner, stripe_harness):
@@ -265,9 +265,9 @@ def test_portal_needs_a_customer_then_returns_a_url(api, stripe_harness):
 
 
 def test_subscription_invoices_and_payment_methods_for_the_spa(api, stripe_harness):
-    assert api.get("/api/billing/subscription").json()["data"]["subscription"] is None
+    assert api.get("/api/billing/subscription").json()["data"] is None
     subscribe_pro(api, stripe_harness)
-    subscription = api.get("/api/billing/subscription").json()["data"]["subscription"]
+    subscription = api.get("/api/billing/subscription").json()["data"]
     assert set(subscription) >= {
         "id",
         "status",
@@ -284,7 +284,7 @@ def test_subscription_invoices_and_payment_methods_for_the_spa(api, stripe_harne
         1900,
         "month",
     )
-    invoices = api.get("/api/billing/invoices").json()["data"]["invoices"]
+    invoices = api.get("/api/billing/invoices").json()["data"]
     assert invoices and set(invoices[0]) == {
         "id",
         "amount",
@@ -295,8 +295,8 @@ def test_subscription_invoices_and_payment_methods_for_the_spa(api, stripe_harne
         "downloadUrl",
     }
     assert invoices[0]["status"] == "paid" and invoices[0]["amount"] == 1900
-    methods = api.get("/api/billing/payment-methods").json()["data"]["paymentMethods"]
-    assert methods and methods[0]["last4"] == "4242"
+    methods = api.get("/api/billing/payment-methods").json()["data"]
+    assert methods and methods[0]["last4"] == "4242" and methods[0]["isDefault"] is True
 
 
 def test_pricing_is_public(anon, db):

@@ -89,7 +89,7 @@ def test_sign_up_pay_with_4242_buy_credits_unlock_and_cancel_over_http(live_serv
 
     portal = http.post(f"{api}/billing/customer-portal").json()["url"]
     assert requests.get(portal).status_code == 200
-    subscription_id = http.get(f"{api}/billing/subscription").json()["data"]["subscription"]["id"]
+    subscription_id = http.get(f"{api}/billing/subscription").json()["data"]["id"]
     cancelled = requests.post(
         portal,
         data={"action": "cancel_now", "subscription": subscription_id},
@@ -97,8 +97,9 @@ def test_sign_up_pay_with_4242_buy_credits_unlock_and_cancel_over_http(live_serv
     )
     assert cancelled.status_code in (302, 303)
     data = wait_for(tier_info, lambda d: d["tier"] == "free")
-    # The unlock came out of the monthly allowance, which ends with the plan; purchases stay.
-    assert (data["tier"], data["credits"]["remaining"]) == ("free", 250)
+    # The unlock came out of the monthly allowance, which ends with the plan; purchases stay,
+    # beside a fresh free allowance.
+    assert (data["tier"], data["credits"]["remaining"]) == ("free", 50 + 250)
     stripe_server.flush(10)
     last_status: dict[str, int | None] = {}
     for delivery in stripe_server.deliveries:

@@ -9,10 +9,10 @@ from billing.tests.test_flows import buy_bundle, subscribe_pro
 
 
 def test_a_whole_customer_journey_logs_no_secret(api, owner, stripe_harness, caplog, settings):
-    from rest_framework_simplejwt.tokens import RefreshToken
+    from subscriptions.tokens import tokens_issue
 
     caplog.set_level(logging.DEBUG)
-    token = str(RefreshToken.for_user(owner).access_token)
+    token = tokens_issue(user=owner).access
     subscribe_pro(api, stripe_harness)
     buy_bundle(api, stripe_harness)
     api.post("/api/billing/change-plan", {"tier": "elite"}, format="json")

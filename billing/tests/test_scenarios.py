@@ -68,7 +68,7 @@ class Life:
     def spend(self, quantity: int) -> None:
         response = self.api.post(
             "/api/credits/spend",
-            {"action": "sentiment_analysis", "quantity": quantity},
+            {"action": "ai_ticker_analysis", "quantity": quantity},
             format="json",
         )
         assert response.status_code == 200, response.json()

@@ -156,7 +156,7 @@ def test_a_failing_handler_answers_500_rolls_back_and_succeeds_on_retry(
     statuses = [stripe_harness.post(delivery) for delivery in batch]
     assert 500 in statuses
     account = CreditAccount.objects.get(user=owner)
-    assert account.tier == "free" and account.remaining == 0
+    assert account.tier == "free" and account.remaining == 50  # the free allowance only
     failed = WebhookEventTrigger.objects.filter(processed=False).exclude(exception="")
     assert failed.exists() and "database went away" in failed.first().exception
 
@@ -391,7 +391,7 @@ def test_a_database_error_midway_answers_500_leaves_nothing_and_the_retry_applie
     assert not any(300 <= status < 500 for status in statuses)
     assert any("failed" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
     account = CreditAccount.objects.get(user=owner)
-    assert (account.tier, account.monthly_allowance, account.remaining) == ("free", 0, 0)
+    assert (account.tier, account.monthly_allowance, account.remaining) == ("free", 50, 50)
     assert not LedgerEntry.objects.filter(user=owner).exclude(kind="period_reset").exists()
 
     assert {stripe_harness.post(delivery) for delivery in batch} == {200}

@@ -13,20 +13,27 @@ from datetime import timedelta
 import jwt
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken
 
 from activities.models import LedgerEntry
 from conftest import bearer_client
 from subscriptions import services
 from subscriptions.models import CreditAccount, CreditHold
+from subscriptions.tokens import tokens_issue
 
 # Open to anyone by design (the catalogue, sign-up and log-in, the API docs, health, Stripe).
 PUBLIC = {
     "/api/auth/register",
     "/api/auth/token",
     "/api/auth/token/refresh",
+    # The SPA's: a token in the body (refresh), a Google ID token, and a logout that revokes
+    # when a valid bearer token comes with it and answers 200 without one.
+    "/api/auth/refresh",
+    "/api/auth/google-login",
+    "/api/auth/logout",
     "/api/subscription/available-tiers",
     "/api/billing/pricing",
     "/api/billing/webhook",
@@ -42,6 +49,8 @@ PUBLIC = {
     "/reset/chart/chart/",
     "/reset/done/",
     "/pricing/",
+    # Stripe's return for SPA checkouts: says "activating", then goes on to a trusted origin.
+    "/billing/return/",
 }
 # Django's admin and dj-stripe's own webhook URL have their own guards (tested below / by
 # the signature tests); static and media files are not views of ours.
@@ -96,18 +105,18 @@ def test_the_matrix_covers_the_api():
 
 
 def expired_token(user) -> str:
-    token = AccessToken.for_user(user)
+    token = AccessToken(tokens_issue(user=user).access)  # valid in every other way
     token.set_exp(lifetime=-timedelta(minutes=1))
     return str(token)
 
 
 def foreign_key_token(user) -> str:
-    payload = dict(AccessToken.for_user(user).payload)
+    payload = dict(AccessToken(tokens_issue(user=user).access).payload)
     return jwt.encode(payload, "someone-elses-signing-key-0123456789abcdef", algorithm="HS256")
 
 
 def refresh_as_access(user) -> str:
-    return str(RefreshToken.for_user(user))
+    return tokens_issue(user=user).refresh
 
 
 def client_with(token: str | None) -> APIClient:
@@ -146,10 +155,15 @@ def test_protected_routes_refuse_callers_without_a_valid_access_token(
     assert LedgerEntry.objects.count() == ledger
 
 
-def test_a_token_of_a_deleted_user_is_refused(owner):
-    client = bearer_client(owner)
-    owner.delete()
+def test_a_token_of_a_deleted_user_is_refused(db):
+    # A user with a ledger cannot be deleted (PROTECT keeps the books); one without can.
+    user = get_user_model().objects.create_user("gone@example.com", "gone@example.com")
+    client = bearer_client(user)
+    refresh = tokens_issue(user=user).refresh
+    user.delete()
     assert client.get("/api/credits/balance").status_code == 401
+    refused = client.post("/api/auth/refresh", {"refreshToken": refresh}, format="json")
+    assert (refused.status_code, refused.json()["code"]) == (401, "token_invalid")
 
 
 def test_a_token_of_a_deactivated_user_is_refused(owner):
@@ -167,10 +181,10 @@ def owners_things(owner):
     """The owner has credits, a spend, an open hold and an unlock."""
     services.credits_purchase_add(user=owner, credits=100, idempotency_key="grant:owner")
     services.credits_spend(
-        user=owner, action="sentiment_analysis", quantity=3, idempotency_key="spend:owner"
+        user=owner, action="ai_ticker_analysis", quantity=3, idempotency_key="spend:owner"
     )
     hold = services.credits_hold_create(
-        user=owner, action="sec_filing", quantity=2, idempotency_key="hold:owner"
+        user=owner, action="finviz_sentiment", quantity=2, idempotency_key="hold:owner"
     )
     return hold
 
@@ -204,7 +218,7 @@ def test_another_user_sees_only_their_own_ledger_activity_and_balance(
     ):
         text = other.get(path).content.decode()
         assert "owner@example.com" not in text, path
-    assert other.get("/api/credits/balance").json()["data"]["remaining"] == 0
+    assert other.get("/api/credits/balance").json()["data"]["remaining"] == 50  # their own
 
 
 def _rows(body) -> list[dict]:
@@ -223,12 +237,14 @@ def test_a_spend_idempotency_key_of_the_owner_does_not_replay_for_another_user(
     services.credits_purchase_add(user=other_user, credits=10, idempotency_key="grant:other")
     response = other.post(
         "/api/credits/spend",
-        {"action": "sentiment_analysis", "quantity": 1},
+        {"action": "ai_ticker_analysis", "quantity": 1},
         format="json",
         HTTP_IDEMPOTENCY_KEY="spend:owner",
     )
     assert response.status_code == 200
-    assert response.json()["data"]["remaining"] == 9  # charged to them, not a replay of the owner's
+    assert (
+        response.json()["data"]["remaining"] == 50 + 10 - 1
+    )  # charged to them, not a replay of the owner's
 
 
 # --- staff-only ------------------------------------------------------------------------------

@@ -8,13 +8,12 @@ JSON. Every answer must be below 500, and nothing may change: no user, ledger ro
 hold, unlock, webhook delivery or balance (issue 12, item 5).
 
 First a fixed list of the nastiest inputs goes to every route; then hypothesis generates
-``HRVSTR_FUZZ_EXAMPLES // 5`` (5 by default) more per route.
+``HRVSTR_FUZZ_EXAMPLES // 5`` more per route (1 by default, 5 with ``HRVSTR_PROOFS=full``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from urllib.parse import quote
 
 import pytest
@@ -24,13 +23,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from activities.models import Activity, LedgerEntry
+from hrvstr.testing import proof_size
 from hrvstr.tests.test_authorization import routes
 from subscriptions.models import ComponentUnlock, CreditAccount, CreditHold
+from subscriptions.tokens import tokens_issue
 
-EXAMPLES = max(1, int(os.environ.get("HRVSTR_FUZZ_EXAMPLES", "25")) // 5)
+EXAMPLES = max(1, proof_size("HRVSTR_FUZZ_EXAMPLES", small=6, full=25) // 5)
 ROUTES = routes()
 METHODS = ["get", "post", "put", "patch", "delete"]
 
@@ -56,7 +56,7 @@ FIXED_BODIES: list[tuple[bytes, str]] = [
     (b"\xff\xfe\xfa not utf-8", "application/json"),
     (b'{"action": "\\ud800", "quantity": "\\u0663"}', "application/json"),
     (json.dumps({k: k for k in ODD}).encode(), "application/json"),
-    (json.dumps({"action": "sentiment_analysis", "quantity": "²"}).encode(), "application/json"),
+    (json.dumps({"action": "ai_ticker_analysis", "quantity": "²"}).encode(), "application/json"),
     (json.dumps([1, 2, 3]).encode(), "application/json"),
     (b"quantity=%C2%B2&tier=%00&email=%ff", "application/x-www-form-urlencoded"),
     (DEEP.encode(), "text/plain"),
@@ -91,7 +91,7 @@ def snapshot() -> tuple:
 def callers(owner, settings, stripe_harness):
     """A visitor and the owner (JWT and session); rate limits off so every view is reached."""
     settings.RATELIMIT_ENABLE = False
-    token = str(RefreshToken.for_user(owner).access_token)
+    token = tokens_issue(user=owner).access
 
     def make(kind: str) -> APIClient:
         client = APIClient()

@@ -31,16 +31,33 @@ logger = logging.getLogger(__name__)
 def account_create(*, user: AbstractBaseUser, now: datetime | None = None) -> CreditAccount:
     """Open the free credit account that every user has from sign-up."""
     now = now or timezone.now()
-    account, _ = CreditAccount.objects.get_or_create(
-        user=user,
-        defaults=dict(
-            tier=Tier.FREE,
-            monthly_allowance=catalogue.FREE_TIER.monthly_credits,
-            period_start=now,
-            period_end=add_months(now, 1),
-            period_anchor=now,
-        ),
-    )
+    with transaction.atomic():
+        account, created = CreditAccount.objects.get_or_create(
+            user=user,
+            defaults=dict(
+                tier=Tier.FREE,
+                monthly_allowance=0,
+                period_start=now,
+                period_end=add_months(now, 1),
+                period_anchor=now,
+            ),
+        )
+        if created and catalogue.FREE_TIER.monthly_credits:
+            # The first allowance is a ledger row like every later one, so the ledger sums
+            # to the account from its first instant.
+            apply_change(
+                account,
+                kind=LedgerKind.PERIOD_RESET,
+                actor=Actor.SYSTEM,
+                idempotency_key=f"open:{account.pk}",
+                allowance=catalogue.FREE_TIER.monthly_credits,
+                used=0,
+                reason=f"{catalogue.FREE_TIER.name} monthly allowance",
+                details={
+                    "period_start": now.isoformat(),
+                    "period_end": account.period_end.isoformat(),
+                },
+            )
     return account
 
 

@@ -38,8 +38,8 @@ from subscriptions.services.core import (
 from subscriptions.services.holds import hold_close_locked
 
 
-def action_cost(*, action: str, quantity: int = 1) -> int:
-    """The server's price of an action in credits; the client never names a cost."""
+def action_get(*, action: str, quantity: int = 1) -> catalogue.CreditAction:
+    """The catalogue's action, or a 400 naming the ones that exist (and the quantity's bounds)."""
     entry = catalogue.CREDIT_ACTIONS.get(action)
     if entry is None:
         raise UnknownAction(action=action, available=sorted(catalogue.CREDIT_ACTIONS))
@@ -47,7 +47,13 @@ def action_cost(*, action: str, quantity: int = 1) -> int:
         raise InvalidAmount(
             f"quantity must be between 1 and {catalogue.MAX_ACTION_QUANTITY}", quantity=quantity
         )
-    return entry.cost * quantity
+    return entry
+
+
+def action_cost(*, action: str, quantity: int = 1, tier: str = "free") -> int:
+    """The server's price of an action in credits for ``tier``; the client never names a cost."""
+    entry = action_get(action=action, quantity=quantity)
+    return entry.unit_cost(catalogue.TIERS[tier]) * quantity
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ def credits_spend(
     A retry with the same client key returns the first answer (keys never expire); the same
     key for a different request is a conflict.
     """
-    cost = action_cost(action=action, quantity=quantity)
+    action_get(action=action, quantity=quantity)
     key = f"spend:{user.pk}:{idempotency_key}"
     if (existing := recorded_entry(key)) is not None:
         return _check_replay(existing, action=action, quantity=quantity)
@@ -86,6 +92,8 @@ def credits_spend(
             if (existing := recorded_entry(key)) is not None:
                 return _check_replay(existing, action=action, quantity=quantity)
             refresh_locked(account, now)
+            # Priced under the lock: the tier (and so its discount) cannot change meanwhile.
+            cost = action_cost(action=action, quantity=quantity, tier=account.tier)
             from_monthly, from_purchased = split_cost(account, cost)
             entry = apply_change(
                 account,
@@ -112,7 +120,7 @@ def credits_hold_create(
     now: datetime | None = None,
 ) -> CreditHold:
     """Reserve credits for a long operation; they count as spent until released or expired."""
-    cost = action_cost(action=action, quantity=quantity)
+    action_get(action=action, quantity=quantity)
     key = f"hold:{user.pk}:{idempotency_key}"
     now = now or timezone.now()
     with transaction.atomic():
@@ -121,6 +129,7 @@ def credits_hold_create(
             _check_replay(existing, action=action, quantity=quantity)
             return CreditHold.objects.get(pk=existing.details["hold_id"])
         refresh_locked(account, now)
+        cost = action_cost(action=action, quantity=quantity, tier=account.tier)
         from_monthly, from_purchased = split_cost(account, cost)
         expires_at = now + timedelta(minutes=settings.CREDIT_HOLD_MINUTES)
         hold = CreditHold.objects.create(

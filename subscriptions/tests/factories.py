@@ -27,3 +27,18 @@ class UserFactory(factory.django.DjangoModelFactory):
     def credit_account(self, create, extracted, **kwargs):
         if create:
             account_create(user=self)
+
+
+def allowance_spent(user) -> None:
+    """Spend this month's allowance (free accounts open with one), so purchases are what is left."""
+    from subscriptions.models import CreditAccount
+    from subscriptions.services import credits_spend
+
+    left = CreditAccount.objects.get(user=user).monthly_remaining
+    if left:
+        credits_spend(
+            user=user,
+            action="ai_ticker_analysis",
+            quantity=left,
+            idempotency_key=f"allowance-spent:{left}",
+        )

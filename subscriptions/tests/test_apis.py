@@ -9,20 +9,24 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
-from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken
 
 from activities.models import LedgerEntry
 from conftest import bearer_client
 from subscriptions import services
+from subscriptions.catalogue import FREE_TIER
 from subscriptions.models import CreditAccount
-from subscriptions.tests.factories import PASSWORD
+from subscriptions.tests.factories import PASSWORD, allowance_spent
+from subscriptions.tokens import tokens_issue
+
+FREE = FREE_TIER.monthly_credits  # every account opens with the free allowance
 
 
 def give_credits(user, credits=100):
     services.credits_purchase_add(user=user, credits=credits, idempotency_key=f"gift:{user.pk}")
 
 
-def spend(api, action="sentiment_analysis", quantity=1, key=None):
+def spend(api, action="ai_ticker_analysis", quantity=1, key=None):
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
     return api.post(
         "/api/credits/spend", {"action": action, "quantity": quantity}, format="json", **headers
@@ -75,13 +79,13 @@ def test_token_with_email_and_password(anon, owner):
 
 
 def test_refresh_token_is_not_an_access_token(anon, owner):
-    refresh = RefreshToken.for_user(owner)
+    refresh = tokens_issue(user=owner).refresh
     response = anon.get("/api/credits/balance", HTTP_AUTHORIZATION=f"Bearer {refresh}")
     assert response.status_code == 401
 
 
 def test_expired_and_foreign_tokens_are_refused(anon, owner):
-    expired = AccessToken.for_user(owner)
+    expired = AccessToken(tokens_issue(user=owner).access)
     expired.set_exp(lifetime=-timedelta(minutes=1))
     assert (
         anon.get("/api/credits/balance", HTTP_AUTHORIZATION=f"Bearer {expired}").status_code == 401
@@ -106,7 +110,7 @@ def test_expired_and_foreign_tokens_are_refused(anon, owner):
         "/api/credits/transactions",
         "/api/credits/active-sessions",
         "/api/credits/recent-expirations",
-        "/api/credits/cost/sentiment_analysis",
+        "/api/credits/cost/ai_ticker_analysis",
         "/api/credits/component-access/chart",
         "/api/activity",
     ],
@@ -163,9 +167,9 @@ def test_tier_info_shape(api, owner):
         "resetDate",
         "daysUntilReset",
     }
-    assert data["credits"]["purchased"] == 250 and data["credits"]["remaining"] == 250
+    assert data["credits"]["purchased"] == 250 and data["credits"]["remaining"] == FREE + 250
     assert data["limits"]["watchlist"] == 3
-    assert "sentiment_analysis" in data["features"]
+    assert data["features"] == ["FinViz", "SEC-Insider", "Earnings", "Yahoo"]
     assert "usage" in data
 
 
@@ -188,16 +192,16 @@ def test_tier_info_costs_one_query_and_304s_on_an_unchanged_etag(api, owner):
 def test_available_tiers_is_public(anon, db):
     body = anon.get("/api/subscription/available-tiers").json()["data"]
     assert [tier["id"] for tier in body["tiers"]] == ["free", "pro", "elite", "institutional"]
-    assert [tier["monthlyCredits"] for tier in body["tiers"]] == [0, 500, 2000, 5000]
+    assert [tier["monthlyCredits"] for tier in body["tiers"]] == [50, 500, 2000, 10000]
     assert body["bundles"][0]["credits"] == 250 and body["bundles"][0]["priceCents"] == 1000
 
 
 def test_usage_stats_counts_spending_by_action(api, owner):
     give_credits(owner)
-    spend(api, "sec_filing", 2)
-    spend(api, "sentiment_analysis", 3)
+    spend(api, "finviz_sentiment", 2)
+    spend(api, "ai_ticker_analysis", 3)
     data = api.get("/api/subscription/usage-stats").json()["data"]
-    assert data["byAction"] == {"sec_filing": 6, "sentiment_analysis": 3}
+    assert data["byAction"] == {"finviz_sentiment": 6, "ai_ticker_analysis": 3}
     assert data["spentThisPeriod"] == 9
 
 
@@ -205,33 +209,34 @@ def test_usage_stats_counts_spending_by_action(api, owner):
 
 
 def test_cost_is_decided_by_the_server(api):
-    assert api.get("/api/credits/cost/bulk_analysis?quantity=3").json()["data"]["cost"] == 15
+    assert api.get("/api/credits/cost/reddit_sentiment?quantity=3").json()["data"]["cost"] == 15
     assert api.get("/api/credits/cost/nope").status_code == 400
-    assert api.get("/api/credits/cost/bulk_analysis?quantity=x").status_code == 400
+    assert api.get("/api/credits/cost/reddit_sentiment?quantity=x").status_code == 400
 
 
 def test_spend_charges_and_reports_the_balance(api, owner):
     give_credits(owner)
-    response = spend(api, "earnings_data", 2, key="req-1")
+    response = spend(api, "yahoo_sentiment", 2, key="req-1")
     assert response.status_code == 200
     data = response.json()["data"]
-    assert (data["cost"], data["remaining"]) == (4, 96)
+    assert (data["cost"], data["remaining"]) == (4, FREE + 96)
 
 
 def test_spend_retry_with_the_same_key_charges_once_and_answers_the_same(api, owner):
     give_credits(owner)
-    first = spend(api, "earnings_data", 2, key="req-1")
-    spend(api, "sentiment_analysis", 1, key="req-2")
-    retry = spend(api, "earnings_data", 2, key="req-1")
+    first = spend(api, "yahoo_sentiment", 2, key="req-1")
+    spend(api, "ai_ticker_analysis", 1, key="req-2")
+    retry = spend(api, "yahoo_sentiment", 2, key="req-1")
     assert retry.json() == first.json()
     assert retry["Idempotent-Replayed"] == "true"
-    assert CreditAccount.objects.get(user=owner).remaining == 95
-    conflict = spend(api, "earnings_data", 3, key="req-1")
+    assert CreditAccount.objects.get(user=owner).remaining == FREE + 95
+    conflict = spend(api, "yahoo_sentiment", 3, key="req-1")
     assert conflict.status_code == 409
 
 
-def test_spend_without_credits_is_402_with_required_and_remaining(api):
-    response = spend(api, "sec_filing", 1)
+def test_spend_without_credits_is_402_with_required_and_remaining(api, owner):
+    allowance_spent(owner)
+    response = spend(api, "finviz_sentiment", 1)
     assert response.status_code == 402
     assert response.json() == {
         "success": False,
@@ -246,11 +251,11 @@ def test_spend_without_credits_is_402_with_required_and_remaining(api):
     "body",
     [
         {"action": "mine_bitcoin", "quantity": 1},
-        {"action": "sentiment_analysis", "quantity": 0},
-        {"action": "sentiment_analysis", "quantity": -5},
-        {"action": "sentiment_analysis", "quantity": 10**12},
-        {"action": "sentiment_analysis", "quantity": "lots"},
-        {"action": ["sentiment_analysis"], "quantity": 1},
+        {"action": "ai_ticker_analysis", "quantity": 0},
+        {"action": "ai_ticker_analysis", "quantity": -5},
+        {"action": "ai_ticker_analysis", "quantity": 10**12},
+        {"action": "ai_ticker_analysis", "quantity": "lots"},
+        {"action": ["ai_ticker_analysis"], "quantity": 1},
         {"quantity": 1},
         [],
         "just a string",
@@ -261,7 +266,7 @@ def test_spend_bad_input_is_a_clear_4xx_and_changes_nothing(api, owner, body):
     response = api.post("/api/credits/spend", body, format="json")
     assert 400 <= response.status_code < 500
     assert response.json()["success"] is False
-    assert CreditAccount.objects.get(user=owner).remaining == 100
+    assert CreditAccount.objects.get(user=owner).remaining == FREE + 100
 
 
 def test_malformed_json_is_400(api, owner):
@@ -288,24 +293,26 @@ def test_spend_is_rate_limited_with_retry_after(api, owner, rate_limits_on):
 
 def test_hold_reserve_capture_and_release(api, owner):
     give_credits(owner)
-    hold = api.post("/api/credits/holds", {"action": "bulk_analysis", "quantity": 2}, format="json")
+    hold = api.post(
+        "/api/credits/holds", {"action": "reddit_sentiment", "quantity": 2}, format="json"
+    )
     assert hold.status_code == 201
     hold_id = hold.json()["data"]["id"]
-    assert api.get("/api/credits/balance").json()["data"]["remaining"] == 90
+    assert api.get("/api/credits/balance").json()["data"]["remaining"] == FREE + 90
     released = api.post(f"/api/credits/holds/{hold_id}/release")
     assert released.json()["data"]["status"] == "released"
-    assert api.get("/api/credits/balance").json()["data"]["remaining"] == 100
+    assert api.get("/api/credits/balance").json()["data"]["remaining"] == FREE + 100
     assert api.post(f"/api/credits/holds/{hold_id}/capture").status_code == 409
 
 
 def test_a_hold_of_another_user_is_not_found(api, other_user):
     give_credits(other_user)
     hold = services.credits_hold_create(
-        user=other_user, action="sec_filing", quantity=1, idempotency_key="h"
+        user=other_user, action="finviz_sentiment", quantity=1, idempotency_key="h"
     )
     assert api.post(f"/api/credits/holds/{hold.pk}/capture").status_code == 404
     assert api.post(f"/api/credits/holds/{hold.pk}/release").status_code == 404
-    assert CreditAccount.objects.get(user=other_user).remaining == 97
+    assert CreditAccount.objects.get(user=other_user).remaining == FREE + 97
 
 
 # --- unlocks --------------------------------------------------------------------------------
@@ -316,9 +323,9 @@ def test_unlock_component_charges_once_and_shows_the_session(api, owner):
     first = api.post("/api/credits/unlock-component", {"component": "chart"}, format="json")
     second = api.post("/api/credits/unlock-component", {"component": "chart"}, format="json")
     assert first.json()["data"]["charged"] is True
-    assert first.json()["data"]["creditsRemaining"] == 90
+    assert first.json()["data"]["creditsRemaining"] == FREE + 90
     assert second.json()["data"]["charged"] is False
-    assert second.json()["data"]["creditsRemaining"] == 90
+    assert second.json()["data"]["creditsRemaining"] == FREE + 90
     access = api.get("/api/credits/component-access/chart").json()["data"]
     assert access["hasAccess"] is True and access["session"]["secondsRemaining"] > 1700
     sessions = api.get("/api/credits/active-sessions").json()["data"]["sessions"]
@@ -359,7 +366,7 @@ def test_recent_expirations_lists_ended_unlocks_and_records_the_activity(api, ow
 def test_transactions_are_newest_first_with_limit_and_offset(api, owner):
     give_credits(owner)
     for n in range(3):
-        spend(api, "sentiment_analysis", n + 1)
+        spend(api, "ai_ticker_analysis", n + 1)
     page = api.get("/api/credits/transactions?limit=2").json()["data"]
     assert [t["amount"] for t in page["transactions"]] == [-3, -2]
     assert page["hasMore"] is True
@@ -372,7 +379,8 @@ def test_transactions_are_newest_first_with_limit_and_offset(api, owner):
 
 def test_transactions_never_show_another_users_rows(api, owner, other_user):
     give_credits(other_user)
-    assert api.get("/api/credits/transactions").json()["data"]["transactions"] == []
+    rows = api.get("/api/credits/transactions").json()["data"]["transactions"]
+    assert [row["type"] for row in rows] == ["period_reset"]  # the owner's own opening grant
 
 
 def test_activity_feed_counts_up_to_a_cap_and_says_so(api, owner, monkeypatch):
@@ -472,8 +480,9 @@ def test_cors_allows_the_listed_spa_origin_only(api):
 
 def test_ledger_rows_record_the_spend(api, owner):
     give_credits(owner)
-    spend(api, "sec_filing", 1, key="abc")
-    entry = LedgerEntry.objects.filter(user=owner, kind="spend").get()
+    allowance_spent(owner)
+    spend(api, "finviz_sentiment", 1, key="abc")
+    entry = LedgerEntry.objects.filter(user=owner, kind="spend", source="abc").get()
     assert (entry.purchased_delta, entry.actor, entry.source) == (-3, "user", "abc")
 
 
@@ -491,8 +500,8 @@ def test_an_idempotency_key_is_honoured_however_late_the_retry_comes(api, owner)
     import time_machine
 
     give_credits(owner)
-    first = spend(api, "earnings_data", 2, key="slow-retry")
+    first = spend(api, "yahoo_sentiment", 2, key="slow-retry")
     with time_machine.travel(timezone.now() + timedelta(days=400)):
-        retry = spend(bearer_client(owner), "earnings_data", 2, key="slow-retry")
+        retry = spend(bearer_client(owner), "yahoo_sentiment", 2, key="slow-retry")
     assert retry.json() == first.json()
     assert LedgerEntry.objects.filter(user=owner, kind="spend").count() == 1

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from activities.models import LedgerEntry
 from subscriptions.models import CreditAccount
-from subscriptions.tests.factories import UserFactory
+from subscriptions.tests.factories import UserFactory, allowance_spent
 
 
 def run(*args: str) -> str:
@@ -54,6 +54,7 @@ def test_credits_adjust_with_a_key_runs_once(owner):
 
 
 def test_credits_adjust_refuses_what_it_cannot_do(owner):
+    allowance_spent(owner)
     with pytest.raises(CommandError, match="No user"):
         run("credits_adjust", "--email", "ghost@example.com", "--amount", "5", "--reason", "r")
     with pytest.raises(CommandError, match="Cannot remove"):

@@ -50,7 +50,7 @@ def test_fifty_concurrent_spends_never_overdraw_and_the_ledger_sums(settings):
         client = bearer_client(user)
         response = client.post(
             "/api/credits/spend",
-            {"action": "sec_filing", "quantity": 1},
+            {"action": "finviz_sentiment", "quantity": 1},
             format="json",
             HTTP_IDEMPOTENCY_KEY=f"req-{index}",
         )
@@ -73,7 +73,7 @@ def test_concurrent_retries_of_one_key_charge_once(settings):
         client = bearer_client(user)
         response = client.post(
             "/api/credits/spend",
-            {"action": "bulk_analysis", "quantity": 1},
+            {"action": "reddit_sentiment", "quantity": 1},
             format="json",
             HTTP_IDEMPOTENCY_KEY="the-same-key",
         )

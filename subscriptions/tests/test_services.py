@@ -22,7 +22,7 @@ from subscriptions.errors import (
 )
 from subscriptions.models import CreditAccount, HoldStatus
 from subscriptions.selectors import ledger_drift
-from subscriptions.tests.factories import UserFactory
+from subscriptions.tests.factories import UserFactory, allowance_spent
 
 T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
@@ -70,15 +70,17 @@ def pro(db):
     return user
 
 
-def spend(user, quantity=1, action="sentiment_analysis", key=None):
+def spend(user, quantity=1, action="ai_ticker_analysis", key=None):
     return services.credits_spend(
         user=user, action=action, quantity=quantity, idempotency_key=key or f"k{quantity}-{id(key)}"
     )
 
 
-def test_new_account_is_free_with_no_credits(owner):
+def test_new_account_is_free_with_the_free_allowance(owner):
     account = account_of(owner)
-    assert (account.tier, account.remaining, account.monthly_allowance) == ("free", 0, 0)
+    assert (account.tier, account.remaining, account.monthly_allowance) == ("free", 50, 50)
+    opening = LedgerEntry.objects.get(user=owner)
+    assert (opening.kind, opening.monthly_delta, opening.actor) == ("period_reset", 50, "system")
 
 
 def test_subscription_grants_the_tier_allowance(pro):
@@ -89,51 +91,57 @@ def test_subscription_grants_the_tier_allowance(pro):
 
 def test_spend_takes_the_monthly_allowance_before_purchased_credits(pro):
     services.credits_purchase_add(user=pro, credits=250, idempotency_key="cs_1")
-    services.credits_spend(user=pro, action="bulk_analysis", quantity=99, idempotency_key="a")
+    services.credits_spend(user=pro, action="reddit_sentiment", quantity=99, idempotency_key="a")
     account = account_of(pro)
     assert (account.monthly_used, account.purchased_balance) == (495, 250)
-    services.credits_spend(user=pro, action="earnings_data", quantity=5, idempotency_key="b")
+    services.credits_spend(user=pro, action="yahoo_sentiment", quantity=5, idempotency_key="b")
     account = account_of(pro)
     assert (account.monthly_used, account.purchased_balance, account.remaining) == (500, 245, 245)
 
 
 def test_spend_rejects_insufficient_balance_and_changes_nothing(pro):
     with pytest.raises(InsufficientCredits) as excinfo:
-        services.credits_spend(user=pro, action="bulk_analysis", quantity=101, idempotency_key="x")
+        services.credits_spend(
+            user=pro, action="reddit_sentiment", quantity=101, idempotency_key="x"
+        )
     assert excinfo.value.extra == {"required": 505, "remaining": 500}
     assert account_of(pro).remaining == 500
     assert not LedgerEntry.objects.filter(kind="spend").exists()
 
 
 def test_spend_with_the_same_key_charges_once_and_answers_the_same(pro):
-    first = services.credits_spend(user=pro, action="sec_filing", quantity=2, idempotency_key="k")
-    again = services.credits_spend(user=pro, action="sec_filing", quantity=2, idempotency_key="k")
+    first = services.credits_spend(
+        user=pro, action="finviz_sentiment", quantity=2, idempotency_key="k"
+    )
+    again = services.credits_spend(
+        user=pro, action="finviz_sentiment", quantity=2, idempotency_key="k"
+    )
     assert again.replayed and not first.replayed
     assert again.entry.pk == first.entry.pk
     assert account_of(pro).remaining == 494
 
 
 def test_spend_key_reused_for_another_request_is_a_conflict(pro):
-    services.credits_spend(user=pro, action="sec_filing", quantity=2, idempotency_key="k")
+    services.credits_spend(user=pro, action="finviz_sentiment", quantity=2, idempotency_key="k")
     with pytest.raises(IdempotencyConflict):
-        services.credits_spend(user=pro, action="sec_filing", quantity=3, idempotency_key="k")
+        services.credits_spend(user=pro, action="finviz_sentiment", quantity=3, idempotency_key="k")
 
 
 def test_spend_keys_of_different_users_do_not_collide(pro, owner):
     services.credits_purchase_add(user=owner, credits=10, idempotency_key="cs_owner")
-    services.credits_spend(user=pro, action="sec_filing", quantity=1, idempotency_key="same")
+    services.credits_spend(user=pro, action="finviz_sentiment", quantity=1, idempotency_key="same")
     result = services.credits_spend(
-        user=owner, action="sec_filing", quantity=1, idempotency_key="same"
+        user=owner, action="finviz_sentiment", quantity=1, idempotency_key="same"
     )
     assert not result.replayed
-    assert account_of(owner).remaining == 7
+    assert account_of(owner).remaining == 50 + 7
 
 
 @pytest.mark.parametrize("quantity", [0, -1, 1001])
 def test_spend_rejects_quantities_out_of_range(pro, quantity):
     with pytest.raises(InvalidAmount):
         services.credits_spend(
-            user=pro, action="sec_filing", quantity=quantity, idempotency_key="q"
+            user=pro, action="finviz_sentiment", quantity=quantity, idempotency_key="q"
         )
 
 
@@ -150,8 +158,9 @@ def test_purchase_is_added_once_per_key(owner):
 
 
 def test_clawback_takes_only_unspent_credits_and_records_the_shortfall(owner):
+    allowance_spent(owner)
     services.credits_purchase_add(user=owner, credits=250, idempotency_key="cs_1")
-    services.credits_spend(user=owner, action="bulk_analysis", quantity=40, idempotency_key="s")
+    services.credits_spend(user=owner, action="reddit_sentiment", quantity=40, idempotency_key="s")
     entry = services.credits_clawback(user=owner, credits=250, idempotency_key="refund:re_1")
     assert entry.details == {"requested": 250, "taken": 50, "shortfall": 200}
     assert account_of(owner).purchased_balance == 0
@@ -172,6 +181,7 @@ def test_staff_adjustment_grants_and_removes_with_a_reason(owner, staff):
 
 
 def test_staff_adjustment_cannot_remove_more_than_the_account_holds(owner, staff):
+    allowance_spent(owner)
     with pytest.raises(InsufficientCredits):
         services.credits_adjust(
             user=owner, amount=-1, reason="x", staff_user=staff, idempotency_key="adj"
@@ -244,7 +254,10 @@ def test_renewal_resets_the_allowance_once_per_invoice(pro):
         )
     account = account_of(pro)
     assert (account.monthly_used, account.remaining) == (0, 500)
-    assert LedgerEntry.objects.filter(kind="period_reset").count() == 1
+    assert (
+        LedgerEntry.objects.filter(kind="period_reset", idempotency_key__contains="in_2").count()
+        == 1
+    )
 
 
 def test_a_late_invoice_for_an_older_period_changes_nothing(pro):
@@ -274,7 +287,7 @@ def test_past_due_keeps_the_tier_for_the_grace_period_then_falls_to_free(pro):
     assert account.grace_until == T0 + timedelta(days=35)
     with time_machine.travel(T0 + timedelta(days=36)):
         account = services.account_get(user=CreditAccount.objects.get(user=pro).user)
-    assert (account.tier, account.remaining, account.purchased_balance) == ("free", 250, 250)
+    assert (account.tier, account.remaining, account.purchased_balance) == ("free", 50 + 250, 250)
     # Stripe still says past_due later on: the grace does not start again.
     subscribe(pro, status="past_due", observed_at=T0 + timedelta(days=37))
     assert account_of(pro).tier == "free"
@@ -284,7 +297,7 @@ def test_past_due_keeps_the_tier_for_the_grace_period_then_falls_to_free(pro):
 def test_ended_subscription_falls_to_free_and_purchased_credits_stay(pro, status):
     services.credits_purchase_add(user=pro, credits=250, idempotency_key="cs_1")
     account = subscribe(pro, status=status, observed_at=T0 + timedelta(days=3))
-    assert (account.tier, account.monthly_allowance, account.purchased_balance) == ("free", 0, 250)
+    assert (account.tier, account.monthly_allowance, account.purchased_balance) == ("free", 50, 250)
 
 
 def test_unknown_price_never_downgrades_a_paying_customer(pro):
@@ -345,7 +358,7 @@ def test_custom_institutional_allowance(db, staff):
 
 def test_hold_counts_as_spent_until_released(pro):
     hold = services.credits_hold_create(
-        user=pro, action="bulk_analysis", quantity=10, idempotency_key="h"
+        user=pro, action="reddit_sentiment", quantity=10, idempotency_key="h"
     )
     assert account_of(pro).remaining == 450
     services.credits_hold_release(user=pro, hold_id=hold.pk)
@@ -357,7 +370,7 @@ def test_hold_counts_as_spent_until_released(pro):
 
 def test_captured_hold_stays_spent(pro):
     hold = services.credits_hold_create(
-        user=pro, action="sec_filing", quantity=1, idempotency_key="h"
+        user=pro, action="finviz_sentiment", quantity=1, idempotency_key="h"
     )
     services.credits_hold_capture(user=pro, hold_id=hold.pk)
     assert account_of(pro).remaining == 497
@@ -366,7 +379,7 @@ def test_captured_hold_stays_spent(pro):
 def test_open_holds_expire_by_themselves_and_return_their_credits(pro):
     with time_machine.travel(T0, tick=False):
         hold = services.credits_hold_create(
-            user=pro, action="sec_filing", quantity=5, idempotency_key="h"
+            user=pro, action="finviz_sentiment", quantity=5, idempotency_key="h"
         )
     with time_machine.travel(T0 + timedelta(minutes=16), tick=False):
         account = services.account_get(user=type(pro).objects.get(pk=pro.pk))
@@ -433,7 +446,7 @@ def test_no_plan_change_sequence_yields_more_than_the_highest_allowance(db, tier
             try:
                 services.credits_spend(
                     user=user,
-                    action="sentiment_analysis",
+                    action="ai_ticker_analysis",
                     quantity=min(spends[step], 1000),
                     idempotency_key=f"s{step}",
                 )

@@ -69,25 +69,29 @@ def test_a_lost_race_on_the_ledger_key_answers_with_the_winners_row(owner, monke
     # The loser did not see the row before inserting: its insert meets the unique key.
     monkeypatch.setattr(adjustments, "recorded_entry", lambda key: None)
     assert services.credits_purchase_add(user=owner, credits=10, idempotency_key="race") == winner
-    spent = services.credits_spend(user=owner, action="sec_filing", quantity=1, idempotency_key="s")
+    spent = services.credits_spend(
+        user=owner, action="finviz_sentiment", quantity=1, idempotency_key="s"
+    )
     monkeypatch.setattr(spending, "recorded_entry", lambda key: None)
-    again = services.credits_spend(user=owner, action="sec_filing", quantity=1, idempotency_key="s")
+    again = services.credits_spend(
+        user=owner, action="finviz_sentiment", quantity=1, idempotency_key="s"
+    )
     assert again.replayed and again.entry == spent.entry
-    assert account_of(owner).purchased_balance == 7
+    assert account_of(owner).remaining == 50 + 10 - 3  # the allowance pays first
 
 
 def test_a_hold_retried_with_its_key_is_the_same_hold(owner):
     services.credits_purchase_add(user=owner, credits=10, idempotency_key="p")
     hold = services.credits_hold_create(
-        user=owner, action="sec_filing", quantity=1, idempotency_key="h"
+        user=owner, action="finviz_sentiment", quantity=1, idempotency_key="h"
     )
     again = services.credits_hold_create(
-        user=owner, action="sec_filing", quantity=1, idempotency_key="h"
+        user=owner, action="finviz_sentiment", quantity=1, idempotency_key="h"
     )
     assert again == hold and CreditHold.objects.count() == 1
     with pytest.raises(IdempotencyConflict):
         services.credits_hold_create(
-            user=owner, action="sec_filing", quantity=2, idempotency_key="h"
+            user=owner, action="finviz_sentiment", quantity=2, idempotency_key="h"
         )
 
 
@@ -119,9 +123,9 @@ def test_an_incomplete_subscription_grants_nothing_yet(owner):
     assert (account.tier, account.subscription_status, account.remaining) == (
         "free",
         "incomplete",
-        0,
+        50,  # the free allowance only
     )
-    assert not LedgerEntry.objects.filter(user=owner).exists()
+    assert not LedgerEntry.objects.filter(user=owner).exclude(kind="period_reset").exists()
 
 
 def test_a_paid_invoice_replayed_returns_the_first_reset(owner):

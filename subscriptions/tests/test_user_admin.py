@@ -6,6 +6,7 @@ from django.contrib.admin.models import LogEntry
 from activities.models import Actor, LedgerEntry, LedgerKind
 from conftest import logged_in
 from subscriptions.models import CreditAccount
+from subscriptions.tests.factories import allowance_spent
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +89,7 @@ def test_no_reason_no_change(admin_client, owner):
         "A reason is required" in response.content.decode()
         or "required" in response.content.decode()
     )
-    assert not LedgerEntry.objects.filter(user=owner).exists()
+    assert not LedgerEntry.objects.filter(user=owner, kind="adjustment").exists()
 
 
 def test_a_double_submitted_form_grants_once(admin_client, owner):
@@ -103,14 +104,15 @@ def test_a_double_submitted_form_grants_once(admin_client, owner):
     }
     admin_client.post(CHANGELIST, body)
     assert CreditAccount.objects.get(user=owner).purchased_balance == 40
-    assert LedgerEntry.objects.filter(user=owner).count() == 1
+    assert LedgerEntry.objects.filter(user=owner, kind="adjustment").count() == 1
 
 
 def test_removing_more_than_the_account_holds_is_refused_with_a_message(admin_client, owner):
+    allowance_spent(owner)
     response, _ = adjust(admin_client, owner, amount="-5", reason="mistake")
     messages = [str(m) for m in response.wsgi_request._messages]
     assert any("Cannot remove more credits than the account holds" in m for m in messages)
-    assert not LedgerEntry.objects.filter(user=owner).exists()
+    assert not LedgerEntry.objects.filter(user=owner, kind="adjustment").exists()
 
 
 def test_removing_credits_takes_purchased_first(admin_client, owner):
