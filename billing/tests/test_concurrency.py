@@ -38,7 +38,12 @@ def test_the_same_event_delivered_20_times_at_once_has_one_effect(api, owner, st
     stripe_harness.queued.clear()
 
     statuses = run_together(20, lambda index: stripe_harness.post(completed[0]))
-    assert set(statuses) == {200}
+    # A delivery that waited past the lock timeout for the first one's commit answers 503,
+    # which Stripe retries; none may answer 4xx, and the retry of each changes nothing.
+    assert set(statuses) <= {200, 503} and 200 in statuses, statuses
+    for status in statuses:
+        if status != 200:
+            assert stripe_harness.post(completed[0]) == 200
     account = CreditAccount.objects.get(user=owner)
     assert account.purchased_balance == 250
     assert ledger_drift(account=account) == {}

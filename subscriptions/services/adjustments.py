@@ -141,9 +141,12 @@ def credits_clawback_settle(
         purchases = LedgerEntry.objects.select_for_update().filter(
             user_id=user.pk, kind=LedgerKind.PURCHASE, source=source
         )
-        list(purchases.values_list("pk", flat=True))  # the lock on the purchase row
-        wanted = target()
-        account = lock_account(user.pk)
+        if list(purchases.values_list("pk", flat=True)):  # the purchase row is our lock
+            wanted = target()
+            account = lock_account(user.pk)
+        else:  # nothing to lock but the account itself
+            account = lock_account(user.pk)
+            wanted = target()
         claimed = taken = rows = 0
         for kind, details in LedgerEntry.objects.filter(
             user_id=user.pk,

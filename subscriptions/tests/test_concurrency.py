@@ -26,6 +26,14 @@ pytestmark = [
 ]
 
 
+def user_with_credits(credits: int):
+    """A user whose account holds exactly ``credits`` (the free allowance topped up)."""
+    user = UserFactory()
+    top_up = credits - services.account_get(user=user).remaining
+    services.credits_purchase_add(user=user, credits=top_up, idempotency_key="seed")
+    return user
+
+
 def run_together(count: int, work) -> list:
     """Start ``count`` calls of ``work`` at the same instant; each thread closes its connection."""
     barrier = threading.Barrier(count)
@@ -43,8 +51,7 @@ def run_together(count: int, work) -> list:
 
 def test_fifty_concurrent_spends_never_overdraw_and_the_ledger_sums(settings):
     settings.RATELIMIT_ENABLE = False
-    user = UserFactory()
-    services.credits_purchase_add(user=user, credits=100, idempotency_key="seed")
+    user = user_with_credits(100)
 
     def spend(index: int) -> int:
         client = bearer_client(user)
@@ -66,8 +73,7 @@ def test_fifty_concurrent_spends_never_overdraw_and_the_ledger_sums(settings):
 
 def test_concurrent_retries_of_one_key_charge_once(settings):
     settings.RATELIMIT_ENABLE = False
-    user = UserFactory()
-    services.credits_purchase_add(user=user, credits=100, idempotency_key="seed")
+    user = user_with_credits(100)
 
     def spend(index: int):
         client = bearer_client(user)
@@ -87,8 +93,7 @@ def test_concurrent_retries_of_one_key_charge_once(settings):
 
 def test_a_double_unlock_from_two_devices_charges_once(settings):
     settings.RATELIMIT_ENABLE = False
-    user = UserFactory()
-    services.credits_purchase_add(user=user, credits=100, idempotency_key="seed")
+    user = user_with_credits(100)
 
     def unlock(index: int) -> bool:
         client = bearer_client(user)
