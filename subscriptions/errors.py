@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from hrvstr.errors import DomainError
+from subscriptions import catalogue
 
 
 class InsufficientCredits(DomainError):
@@ -25,6 +26,26 @@ class TierRequired(DomainError):
     code = "tier_required"
     status = 403
     message = "Your plan does not include this"
+
+
+def require_tier(
+    tier: catalogue.Tier | str,
+    feature: catalogue.CreditAction | catalogue.Component | catalogue.Bundle,
+    *,
+    error: type[DomainError] = TierRequired,
+    message: str | None = None,
+) -> None:
+    """Raise ``error`` (a 403) unless ``tier`` allows ``feature``; the one shape of the answer:
+    ``{feature, tier, requiredTiers}``."""
+    spec = catalogue.TIERS[tier] if isinstance(tier, str) else tier
+    if spec.allows(feature):
+        return
+    raise error(
+        message,
+        feature=feature.key,
+        tier=spec.key,
+        requiredTiers=catalogue.tiers_allowing(feature),
+    )
 
 
 class IdempotencyConflict(DomainError):
