@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hrvstr.errors import DomainError
+from hrvstr.errors import DomainError, InvalidAmount  # noqa: F401  (defined with the plumbing)
 from subscriptions import catalogue
 
 
@@ -64,12 +64,6 @@ class HoldNotOpen(DomainError):
     code = "hold_not_open"
     status = 409
     message = "This hold is no longer open"
-
-
-class InvalidAmount(DomainError):
-    code = "invalid_amount"
-    status = 400
-    message = "Invalid amount"
 
 
 class SelfAdjustmentRefused(DomainError):
