@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from activities.models import Activity, ActivityType
 from activities.selectors import activities_for_user
-from subscriptions.apis import AnyResponse, _bounded_int
+from hrvstr.api import AnyResponse, bounded_int
 from subscriptions.errors import InvalidAmount
 
 
@@ -50,12 +50,12 @@ class ActivityFeedApi(APIView):
         responses={200: AnyResponse, 400: AnyResponse, 401: AnyResponse},
     )
     def get(self, request: Request) -> Response:
-        page = _bounded_int(request, "page", default=1, low=1, high=100_000)
-        limit = _bounded_int(request, "limit", default=10, low=1, high=100)
+        page = bounded_int(request, "page", default=1, low=1, high=100_000)
+        limit = bounded_int(request, "limit", default=10, low=1, high=100)
         activity_type = request.query_params.get("type") or None
         if activity_type and activity_type not in ActivityType.values:
             raise InvalidAmount("Unknown activity type", field="type")
-        before = _bounded_int(request, "before", default=0, low=0, high=2**62)
+        before = bounded_int(request, "before", default=0, low=0, high=2**62)
         rows = activities_for_user(user_id=request.user.pk, activity_type=activity_type)
         if before:
             rows = rows.filter(pk__lt=before)

@@ -14,8 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import selectors, services
+from hrvstr.api import ERRORS, RATE_LIMITED, AnyResponse, ok, valid
 from subscriptions import catalogue
-from subscriptions.apis import ERRORS, RATE_LIMITED, AnyResponse, _valid, ok
 from subscriptions.selectors import available_tiers, bundles_for_sale
 
 BILLING_RATE = "20/m"
@@ -100,7 +100,7 @@ class CheckoutSessionApi(APIView):
         responses={200: CheckoutStartEnvelope, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(CheckoutInput, request)
+        data = valid(CheckoutInput, request)
         start = services.checkout_session_create(
             user=request.user,
             tier=data.get("tier"),
@@ -125,7 +125,7 @@ class CustomerPortalApi(APIView):
 class ChangePlanApi(APIView):
     @extend_schema(request=PlanInput, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
     def post(self, request: Request) -> Response:
-        data = _valid(PlanInput, request)
+        data = valid(PlanInput, request)
         services.subscription_change_plan(
             user=request.user, tier=data["tier"], interval=data["interval"]
         )
@@ -136,7 +136,7 @@ class ChangePlanApi(APIView):
 class CancelSubscriptionApi(APIView):
     @extend_schema(request=CancelInput, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
     def post(self, request: Request) -> Response:
-        data = _valid(CancelInput, request) if request.data else {"immediate": False}
+        data = valid(CancelInput, request) if request.data else {"immediate": False}
         services.subscription_cancel(user=request.user, immediate=data["immediate"])
         return ok({"immediate": data["immediate"]})
 

@@ -18,11 +18,9 @@ from activities.models import ActivityType
 from activities.services import activity_record
 from billing import gateway
 from billing.stripe_data import StripeDict, object_id, price_entry, subscription_price, to_dict
-from subscriptions.models import CreditAccount
+from subscriptions.models import LIVE_STATUSES, CreditAccount
 
 logger = logging.getLogger(__name__)
-
-LIVE = {"active", "trialing", "past_due"}
 
 
 def kept_subscription(user: AbstractBaseUser, subscription: StripeDict) -> StripeDict:
@@ -33,7 +31,7 @@ def kept_subscription(user: AbstractBaseUser, subscription: StripeDict) -> Strip
     subscriptions are listed, the oldest (first paid) is kept, and every other one is
     cancelled with a full refund (``duplicates_end``).
     """
-    if subscription.get("status") not in LIVE:
+    if subscription.get("status") not in LIVE_STATUSES:
         return subscription
     account = CreditAccount.objects.filter(user=user).only("stripe_subscription_id").first()
     if account is None or account.stripe_subscription_id in {"", subscription["id"]}:
@@ -44,7 +42,7 @@ def kept_subscription(user: AbstractBaseUser, subscription: StripeDict) -> Strip
     live = [
         to_dict(s)
         for s in gateway.subscriptions_list(customer_id)
-        if to_dict(s).get("status") in LIVE
+        if to_dict(s).get("status") in LIVE_STATUSES
     ]
     if len(live) <= 1:
         return subscription
@@ -73,7 +71,7 @@ def duplicates_end(
     kept_name = kept_entry.tier.name if kept_entry and kept_entry.tier else "your plan"
     for duplicate in duplicates:
         dup_id = duplicate["id"]
-        if duplicate.get("status") in LIVE:
+        if duplicate.get("status") in LIVE_STATUSES:
             gateway.subscription_cancel_now(dup_id, idempotency_key=f"duplicate-cancel:{dup_id}")
         dup_refund = 0
         for invoice in gateway.invoices_for_subscription(dup_id):

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from activities.models import LedgerEntry, LedgerKind
 from billing import gateway
-from billing.duplicates import LIVE, duplicates_end, live_in_keeping_order
+from billing.duplicates import duplicates_end, live_in_keeping_order
 from billing.stripe_data import checkout_price_lookup_keys, object_id, to_dict
 from billing.sync import (
     PAID,
@@ -28,7 +28,7 @@ from billing.sync import (
     subscription_apply,
 )
 from subscriptions import catalogue, services
-from subscriptions.models import CreditAccount, SubscriptionStatus, Tier
+from subscriptions.models import LIVE_STATUSES, CreditAccount, SubscriptionStatus, Tier
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _customer_gone(customer_id: str) -> bool:
 
 
 def _live_sorted(subscriptions: list[dict[str, Any]], ours: str) -> list[dict[str, Any]]:
-    return live_in_keeping_order([s for s in subscriptions if s["status"] in LIVE], ours)
+    return live_in_keeping_order([s for s in subscriptions if s["status"] in LIVE_STATUSES], ours)
 
 
 def account_drift(account: CreditAccount) -> tuple[list[Drift], dict[str, Any] | None]:
@@ -76,7 +76,7 @@ def account_drift(account: CreditAccount) -> tuple[list[Drift], dict[str, Any] |
     current = (
         live[0] if live else max(subscriptions, key=lambda s: s.get("created") or 0, default=None)
     )
-    if current is None or current["status"] not in LIVE:
+    if current is None or current["status"] not in LIVE_STATUSES:
         differs("tier", account.tier, Tier.FREE.value)
         return found, current
     grace_over = (
@@ -197,7 +197,7 @@ def account_repair(*, account: CreditAccount, reason: str = "resync") -> Resync:
             source=reason,
             authoritative=True,
         )
-    elif account.tier != Tier.FREE or account.subscription_status in LIVE:
+    elif account.tier != Tier.FREE or account.subscription_live:
         now = timezone.now()
         services.subscription_sync(
             user=account.user,

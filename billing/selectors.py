@@ -29,7 +29,7 @@ from hrvstr.errors import DomainError
 from subscriptions import catalogue
 from subscriptions.models import CreditAccount, SubscriptionStatus
 from subscriptions.selectors import tier_info, unlocks_active
-from subscriptions.services import LIVE_STATUSES, account_get
+from subscriptions.services import account_get
 
 
 def _iso(value) -> str | None:
@@ -144,7 +144,7 @@ class PlanCard:
 
 def pricing_cards(*, account: CreditAccount | None) -> list[PlanCard]:
     """The four tiers from the catalogue, with what the visitor can do about each."""
-    subscribed = account is not None and _has_live_subscription(account)
+    subscribed = account is not None and account.has_live_subscription
     cards = []
     for tier in catalogue.TIERS.values():
         is_current = account is not None and account.tier == tier.key
@@ -160,10 +160,6 @@ def pricing_cards(*, account: CreditAccount | None) -> list[PlanCard]:
             )
         )
     return cards
-
-
-def _has_live_subscription(account: CreditAccount) -> bool:
-    return bool(account.stripe_subscription_id) and account.subscription_status in LIVE_STATUSES
 
 
 def _time_left(delta: timedelta) -> str:
@@ -202,23 +198,20 @@ def billing_overview(*, user: AbstractBaseUser, now: datetime) -> dict[str, Any]
         }
         for u in unlocks_active(user_id=user.pk, now=now)
     ]
-    live = _has_live_subscription(account)
+    live = account.has_live_subscription
     return {
         "account": account,
         "tier": tier,
         "info": info,
         "credits": info["credits"],
         "live_subscription": live,
-        "in_grace": account.subscription_status == SubscriptionStatus.PAST_DUE
-        and account.grace_until is not None,
+        "in_grace": account.in_grace(now),
         "renews_on": account.billing_period_end or account.period_end,
         "pending_tier": catalogue.TIERS.get(account.pending_tier) if account.pending_tier else None,
-        "bundles": [
-            bundle
-            for bundle in catalogue.BUNDLES.values()
-            if tier.rank >= bundle.required_tier_rank
-        ],
+        "bundles": [bundle for bundle in catalogue.BUNDLES.values() if tier.allows(bundle)],
         "other_tiers": [t for t in catalogue.TIERS.values() if t.is_paid and t.key != tier.key],
+        # Tier to tier (the buttons name no interval): a higher tier is an upgrade.
+        "upgrade_tiers": [t.key for t in catalogue.TIERS.values() if not tier.at_least(t)],
         "unlocks": unlocks,
         "invoices": invoices,
         "invoices_error": invoices_error,
@@ -287,10 +280,11 @@ def plan_change_preview(*, account: CreditAccount, tier: str, interval: str) -> 
     """
     current = catalogue.TIERS[account.tier]
     target = catalogue.TIERS[tier]
-    same = target.key == current.key and interval == account.billing_interval
-    immediate = target.rank > current.rank or (
-        target.rank == current.rank and interval == "year" and account.billing_interval == "month"
+    kind = catalogue.plan_change_kind(
+        catalogue.Plan(current, account.billing_interval), catalogue.Plan(target, interval)
     )
+    same = kind == "same"
+    immediate = kind == "upgrade"
     return {
         "account": account,
         "current": current,
@@ -300,7 +294,7 @@ def plan_change_preview(*, account: CreditAccount, tier: str, interval: str) -> 
         "same": same,
         "immediate": immediate,
         "renews_on": account.billing_period_end or account.period_end,
-        "live_subscription": _has_live_subscription(account),
+        "live_subscription": account.has_live_subscription,
     }
 
 
@@ -348,11 +342,7 @@ def failed_webhook_events(*, limit: int = 20):
 
 def accounts_in_grace(*, now: datetime):
     return list(
-        CreditAccount.objects.filter(
-            subscription_status=SubscriptionStatus.PAST_DUE, grace_until__gt=now
-        )
-        .select_related("user")
-        .order_by("grace_until")[:50]
+        CreditAccount.objects.in_grace(now).select_related("user").order_by("grace_until")[:50]
     )
 
 

@@ -35,6 +35,7 @@ from billing.stripe_data import (
 from billing.sync import CUSTOMER_GONE, customer_unlink
 from hrvstr.errors import DomainError
 from subscriptions import catalogue
+from subscriptions.errors import require_tier
 from subscriptions.models import CreditAccount
 from subscriptions.services import LIVE_STATUSES, account_get
 
@@ -200,10 +201,6 @@ def _paid_tiers() -> list[str]:
     return [tier.key for tier in catalogue.TIERS.values() if tier.is_paid]
 
 
-def _has_live_subscription(account: CreditAccount) -> bool:
-    return bool(account.stripe_subscription_id) and account.subscription_status in LIVE_STATUSES
-
-
 def checkout_session_create(
     *,
     user: AbstractBaseUser,
@@ -237,11 +234,7 @@ def checkout_session_create(
             raise UnknownPlan(
                 "Unknown credit bundle", bundle=bundle, available=list(catalogue.BUNDLES)
             )
-        if catalogue.TIERS[account.tier].rank < bundle_spec.required_tier_rank:
-            raise BundleRequiresPaidTier(
-                tier=account.tier,
-                requiredTiers=catalogue.tiers_at_or_above(bundle_spec.required_tier_rank),
-            )
+        require_tier(account.tier, bundle_spec, error=BundleRequiresPaidTier)
         lookup_key = bundle_spec.lookup_key
         mode_params: dict[str, object] = {
             "mode": "payment",
@@ -249,7 +242,7 @@ def checkout_session_create(
         }
     else:
         entry = _plan_entry(tier or "", interval)
-        if _has_live_subscription(account) and _still_live_at_stripe(account):
+        if account.has_live_subscription and _still_live_at_stripe(account):
             raise AlreadySubscribed(action="change_plan", tier=account.tier)
         lookup_key = entry.lookup_key
         mode_params = {"mode": "subscription", "subscription_data": {"metadata": metadata}}
@@ -354,7 +347,7 @@ def _live_subscription(user: AbstractBaseUser) -> dict[str, Any]:
     a Stripe refusal answered as 502.
     """
     account = account_get(user=user)
-    if not _has_live_subscription(account):
+    if not account.has_live_subscription:
         raise NoSubscription()
     data = to_dict(gateway.subscription_retrieve(account.stripe_subscription_id))
     if data.get("status") not in LIVE_STATUSES:
@@ -382,9 +375,11 @@ def change_applies_now(current: catalogue.PriceEntry | None, target: catalogue.P
     downgrades (a lower tier, a shorter interval) at the period end, as the portal does."""
     if current is None or current.tier is None or target.tier is None:
         return True
-    if target.tier.rank != current.tier.rank:
-        return target.tier.rank > current.tier.rank
-    return target.interval == "year" and current.interval != "year"
+    kind = catalogue.plan_change_kind(
+        catalogue.Plan(current.tier, current.interval or ""),
+        catalogue.Plan(target.tier, target.interval or ""),
+    )
+    return kind == "upgrade"
 
 
 def subscription_change_plan(*, user: AbstractBaseUser, tier: str, interval: str) -> None:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from activities.models import ActivityType, LedgerEntry
 from activities.services import activity_record
 from billing import clawbacks, gateway
-from billing.duplicates import LIVE, kept_subscription
+from billing.duplicates import kept_subscription
 from billing.stripe_data import (
     StripeDict,
     checkout_price_lookup_keys,
@@ -34,7 +34,7 @@ from billing.stripe_data import (
     to_dict,
 )
 from subscriptions import catalogue, services
-from subscriptions.models import CreditAccount
+from subscriptions.models import LIVE_STATUSES, CreditAccount
 
 logger = logging.getLogger(__name__)
 
@@ -145,15 +145,15 @@ def state_for(
     """The subscription's state with what Stripe says about payment and scheduled changes."""
     state = subscription_state(subscription, observed_at=observed_at)
     paid = True
-    if state.tier is not None and state.status in LIVE:
+    if state.tier is not None and state.status in LIVE_STATUSES:
         account = CreditAccount.objects.filter(user=user).only("tier").first()
-        current_rank = catalogue.TIERS[account.tier].rank if account else 0
-        if catalogue.TIERS[state.tier].rank > current_rank:
+        current = catalogue.TIERS[account.tier] if account else catalogue.FREE_TIER
+        if not current.at_least(state.tier):
             paid = subscription_paid_for(subscription)
     return replace(
         state,
         paid=paid,
-        scheduled_tier=scheduled_tier(subscription) if state.status in LIVE else "",
+        scheduled_tier=scheduled_tier(subscription) if state.status in LIVE_STATUSES else "",
         authoritative=authoritative,
     )
 
@@ -209,7 +209,7 @@ def customer_unlink(*, customer_id: str, source: str) -> bool:
     if account is None:
         return False
     now = timezone.now()
-    paid = account.tier != "free" or account.subscription_status in LIVE
+    paid = account.tier != "free" or account.subscription_live
     with transaction.atomic():
         if paid:  # a free account has nothing to end (and no fresh allowance to get)
             services.subscription_sync(

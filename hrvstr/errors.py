@@ -34,6 +34,13 @@ class DomainError(Exception):
         return {"success": False, "error": self.message, "code": self.code, **self.extra}
 
 
+class InvalidAmount(DomainError):
+    # A number out of range or not a number: in a body, a query string or a header.
+    code = "invalid_amount"
+    status = 400
+    message = "Invalid amount"
+
+
 class ServiceUnavailable(DomainError):
     code = "service_unavailable"
     status = 503

@@ -10,7 +10,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django_ratelimit.decorators import ratelimit
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from activities.models import LedgerEntry
 from activities.selectors import ledger_for_user
+from hrvstr.api import ERRORS, RATE_LIMITED, AnyResponse, bounded_int, ok, valid
 from hrvstr.parsing import ascii_int
 from subscriptions import catalogue, selectors, services
 from subscriptions.errors import InvalidAmount, UnknownComponent
@@ -31,17 +32,6 @@ ratelimit_spend = method_decorator(
 ratelimit_unlock = method_decorator(
     ratelimit(key="user_or_ip", rate=UNLOCK_RATE, method="POST", block=True), name="post"
 )
-
-AnyResponse = inline_serializer(
-    "Envelope", fields={"success": serializers.BooleanField(), "data": serializers.JSONField()}
-)
-ERRORS = {400: AnyResponse, 401: AnyResponse, 402: AnyResponse, 403: AnyResponse}
-# Views behind a rate limit also answer 429 (with Retry-After): the schema says so.
-RATE_LIMITED = {429: AnyResponse}
-
-
-def ok(data: Any, *, code: int = status.HTTP_200_OK) -> Response:
-    return Response({"success": True, "data": data}, status=code)
 
 
 def idempotency_key_from(request: Request) -> str:
@@ -203,9 +193,9 @@ class TransactionsApi(APIView):
         responses={200: AnyResponse, **ERRORS},
     )
     def get(self, request: Request) -> Response:
-        limit = _bounded_int(request, "limit", default=20, low=1, high=100)
-        offset = _bounded_int(request, "offset", default=0, low=0, high=1_000_000)
-        before = _bounded_int(request, "before", default=0, low=0, high=2**62)
+        limit = bounded_int(request, "limit", default=20, low=1, high=100)
+        offset = bounded_int(request, "offset", default=0, low=0, high=1_000_000)
+        before = bounded_int(request, "before", default=0, low=0, high=2**62)
         rows = ledger_for_user(user_id=request.user.pk)
         if before:
             rows = rows.filter(pk__lt=before)
@@ -236,18 +226,6 @@ def _transaction_json(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
-def _bounded_int(request: Request, name: str, *, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    value = ascii_int(raw)
-    if value is None:
-        raise InvalidAmount(f"{name} must be an integer", field=name)
-    if not low <= value <= high:
-        raise InvalidAmount(f"{name} must be between {low} and {high}", field=name)
-    return value
-
-
 @ratelimit_spend
 class SpendApi(APIView):
     @extend_schema(
@@ -255,7 +233,7 @@ class SpendApi(APIView):
         responses={200: AnyResponse, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(QuantityInput, request)
+        data = valid(QuantityInput, request)
         result = services.credits_spend(
             user=request.user,
             action=data["action"],
@@ -265,14 +243,6 @@ class SpendApi(APIView):
         response = ok(spend_as_json(result.entry))
         response["Idempotent-Replayed"] = "true" if result.replayed else "false"
         return response
-
-
-def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object"]})
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def hold_as_json(hold: Any) -> dict[str, Any]:
@@ -293,7 +263,7 @@ class HoldCreateApi(APIView):
         responses={201: AnyResponse, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(QuantityInput, request)
+        data = valid(QuantityInput, request)
         hold = services.credits_hold_create(
             user=request.user,
             action=data["action"],
@@ -365,7 +335,7 @@ class UnlockComponentApi(APIView):
     @extend_schema(request=UnlockInput, responses={200: UnlockOut, **ERRORS, **RATE_LIMITED})
     def post(self, request: Request) -> Response:
         # The SPA also sends ``cost``: ignored, the server prices (UnlockInput drops it).
-        data = _valid(UnlockInput, request)
+        data = valid(UnlockInput, request)
         result = services.component_unlock(user=request.user, component=data["component"])
         now = timezone.now()
         if result.entry is not None:

@@ -14,9 +14,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hrvstr.api import RATE_LIMITED, AnyResponse, valid
 from hrvstr.auth import AccountJWTAuthentication
 from hrvstr.errors import DomainError
-from subscriptions.apis import RATE_LIMITED, AnyResponse, _valid
 from subscriptions.google_auth import google_id_token_verify, google_user_get_or_link
 from subscriptions.tokens import tokens_issue, tokens_refresh, tokens_revoke_all
 from subscriptions.users import user_register
@@ -92,7 +92,7 @@ class RegisterApi(APIView):
         responses={201: SignedInEnvelope, 400: AnyResponse, 409: AnyResponse, **RATE_LIMITED},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(RegisterInput, request)
+        data = valid(RegisterInput, request)
         user = user_register(email=data["email"], password=data["password"], name=data["name"])
         body = tokens_for(user)
         return Response(
@@ -111,7 +111,7 @@ class TokenApi(APIView):
         responses={200: SignedInEnvelope, 400: AnyResponse, 401: AnyResponse, **RATE_LIMITED},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(CredentialsInput, request)
+        data = valid(CredentialsInput, request)
         user = authenticate(request, email=data["email"], password=data["password"])
         if user is None:
             raise InvalidCredentials()
@@ -136,7 +136,7 @@ class TokenRefreshApi(APIView):
         responses={200: TokensOut, 400: AnyResponse, 401: AnyResponse, **RATE_LIMITED},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(LegacyRefreshInput, request)
+        data = valid(LegacyRefreshInput, request)
         tokens, _ = tokens_refresh(raw=data["refresh"], kind="refresh")
         return Response(TokensOut(tokens.as_json()).data)
 
@@ -172,7 +172,7 @@ class RefreshApi(APIView):
         responses={200: RefreshOut, 400: AnyResponse, 401: AnyResponse, **RATE_LIMITED},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(RefreshInput, request)
+        data = valid(RefreshInput, request)
         if data.get("refreshToken"):
             tokens, _ = tokens_refresh(raw=data["refreshToken"], kind="refresh")
         else:
@@ -272,7 +272,7 @@ class GoogleLoginApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = _valid(GoogleLoginInput, request)
+        data = valid(GoogleLoginInput, request)
         if not data.get("credential"):
             raise GoogleCredentialRequired()
         claims = google_id_token_verify(credential=data["credential"])

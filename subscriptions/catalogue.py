@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Interval = Literal["month", "year"]
 INTERVALS: tuple[Interval, ...] = ("month", "year")
@@ -48,6 +48,22 @@ class Tier:
         """The discount as the original's API reported it (0.2 for elite); display only."""
         return (100 - self.action_cost_percent) / 100
 
+    def at_least(self, other: Tier | str) -> bool:
+        """Whether this tier is ``other`` or above it (ranks follow the catalogue's order)."""
+        other = TIERS[other] if isinstance(other, str) else other
+        return self.rank >= other.rank
+
+    def allows(self, feature: Feature) -> bool:
+        """May this tier have ``feature``: a credit action, a component, a bundle, or one of
+        the data-source labels in ``features``? The one gate every page, API and service asks."""
+        if isinstance(feature, str):
+            return feature in self.features
+        if isinstance(feature, CreditAction):
+            return feature.tiers is None or self.key in feature.tiers
+        if isinstance(feature, Component):
+            return self.at_least(feature.min_tier)
+        return self.rank >= feature.required_tier_rank
+
 
 @dataclass(frozen=True)
 class CreditAction:
@@ -62,7 +78,7 @@ class CreditAction:
         return max(1, -(-self.cost * tier.action_cost_percent // 100))
 
     def available_to(self, tier: Tier) -> bool:
-        return self.tiers is None or tier.key in self.tiers
+        return tier.allows(self)
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,9 @@ class Bundle:
     price_cents: int
     lookup_key: str
     required_tier_rank: int = 1  # bundles are sold to paid tiers only (product rule)
+
+
+Feature = CreditAction | Component | Bundle | str
 
 
 def _limits(**values: int | None) -> MappingProxyType[str, int | None]:
@@ -259,9 +278,38 @@ PRICES_BY_LOOKUP_KEY: MappingProxyType[str, PriceEntry] = MappingProxyType(
 )
 
 
+def tiers_allowing(feature: Feature) -> list[str]:
+    """The keys of the tiers that allow ``feature``: the ``requiredTiers`` of a 403."""
+    return [tier.key for tier in TIERS.values() if tier.allows(feature)]
+
+
+class Plan(NamedTuple):
+    """A tier at a billing interval ("" when the account has none, as on free)."""
+
+    tier: Tier
+    interval: str
+
+
+PlanChangeKind = Literal["upgrade", "downgrade", "same"]
+
+
+def plan_change_kind(current: Plan | None, target: Plan) -> PlanChangeKind:
+    """What moving from ``current`` to ``target`` is: a higher tier, or a yearly plan for a
+    monthly one, is an upgrade (invoiced now, applied once paid); a lower tier or a shorter
+    interval is a downgrade (scheduled for the period end); the same plan is "same".
+    No current plan (nothing to change from) counts as an upgrade."""
+    if current is None:
+        return "upgrade"
+    if target.tier.rank != current.tier.rank:
+        return "upgrade" if target.tier.rank > current.tier.rank else "downgrade"
+    if target.interval == current.interval:
+        return "same"
+    if target.interval == "year" and current.interval == "month":
+        return "upgrade"
+    return "downgrade"
+
+
 def tiers_at_or_above(rank: int) -> list[str]:
+    # Kept only for the component gate in subscriptions/services/spending.py, which issue 14
+    # is rewriting in parallel; that gate moves to ``errors.require_tier`` after the merge.
     return [tier.key for tier in TIERS.values() if tier.rank >= rank]
-
-
-def tiers_with_feature(feature: str) -> list[str]:
-    return [tier.key for tier in TIERS.values() if feature in tier.features]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from hrvstr.errors import DomainError
+from hrvstr.errors import DomainError, InvalidAmount  # noqa: F401  (defined with the plumbing)
+from subscriptions import catalogue
 
 
 class InsufficientCredits(DomainError):
@@ -27,6 +28,26 @@ class TierRequired(DomainError):
     message = "Your plan does not include this"
 
 
+def require_tier(
+    tier: catalogue.Tier | str,
+    feature: catalogue.CreditAction | catalogue.Component | catalogue.Bundle,
+    *,
+    error: type[DomainError] = TierRequired,
+    message: str | None = None,
+) -> None:
+    """Raise ``error`` (a 403) unless ``tier`` allows ``feature``; the one shape of the answer:
+    ``{feature, tier, requiredTiers}``."""
+    spec = catalogue.TIERS[tier] if isinstance(tier, str) else tier
+    if spec.allows(feature):
+        return
+    raise error(
+        message,
+        feature=feature.key,
+        tier=spec.key,
+        requiredTiers=catalogue.tiers_allowing(feature),
+    )
+
+
 class IdempotencyConflict(DomainError):
     code = "idempotency_conflict"
     status = 409
@@ -43,12 +64,6 @@ class HoldNotOpen(DomainError):
     code = "hold_not_open"
     status = 409
     message = "This hold is no longer open"
-
-
-class InvalidAmount(DomainError):
-    code = "invalid_amount"
-    status = 400
-    message = "Invalid amount"
 
 
 class SelfAdjustmentRefused(DomainError):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -25,6 +27,24 @@ class SubscriptionStatus(models.TextChoices):
     CANCELED = "canceled", "Canceled"
     UNPAID = "unpaid", "Unpaid"
     PAUSED = "paused", "Paused"
+
+
+# Statuses in which Stripe still considers the subscription alive (past_due: in dunning). The
+# one list: Stripe's dicts (plain strings) and our rows are both checked against it.
+LIVE_STATUSES = frozenset(
+    {SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE}
+)
+
+
+class CreditAccountQuerySet(models.QuerySet):
+    def in_grace(self, now: datetime) -> CreditAccountQuerySet:
+        """Accounts for which ``CreditAccount.in_grace(now)`` holds, as a query."""
+        return self.filter(subscription_status=SubscriptionStatus.PAST_DUE, grace_until__gt=now)
+
+    @staticmethod
+    def grace_over_q(now: datetime) -> Q:
+        """``CreditAccount.grace_over(now)`` as a condition, to combine with others."""
+        return Q(subscription_status=SubscriptionStatus.PAST_DUE, grace_until__lte=now)
 
 
 class BillingInterval(models.TextChoices):
@@ -82,6 +102,8 @@ class CreditAccount(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = CreditAccountQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.CheckConstraint(
@@ -111,6 +133,39 @@ class CreditAccount(models.Model):
     @property
     def remaining(self) -> int:
         return self.monthly_remaining + self.purchased_balance
+
+    # The grace rule: a past-due subscription keeps its paid tier until ``grace_until``. These
+    # two predicates (and their query forms on the queryset above) are its only definition.
+    def in_grace(self, now: datetime) -> bool:
+        """Past due, and the paid tier is still kept at ``now``."""
+        return (
+            self.subscription_status == SubscriptionStatus.PAST_DUE
+            and self.grace_until is not None
+            and self.grace_until > now
+        )
+
+    def grace_deadline(self, *, past_due_at: datetime) -> datetime:
+        """Until when a subscription that went past due at ``past_due_at`` keeps its tier: a
+        grace already running keeps its end (a second failed retry does not extend it)."""
+        return self.grace_until or past_due_at + timedelta(days=settings.BILLING_GRACE_PERIOD_DAYS)
+
+    def grace_over(self, now: datetime) -> bool:
+        """Past due and the grace ran out: the account is due to fall to free."""
+        return (
+            self.subscription_status == SubscriptionStatus.PAST_DUE
+            and self.grace_until is not None
+            and self.grace_until <= now
+        )
+
+    @property
+    def subscription_live(self) -> bool:
+        """Stripe still considers the subscription alive (past_due included: in dunning)."""
+        return self.subscription_status in LIVE_STATUSES
+
+    @property
+    def has_live_subscription(self) -> bool:
+        """A Stripe subscription exists and is alive: plan changes go through it."""
+        return bool(self.stripe_subscription_id) and self.subscription_live
 
 
 class HoldStatus(models.TextChoices):

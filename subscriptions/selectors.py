@@ -11,7 +11,7 @@ from django.utils import timezone
 from activities.models import SPENDING_KINDS, LedgerEntry
 from activities.selectors import ledger_totals
 from subscriptions import catalogue
-from subscriptions.models import ComponentUnlock, CreditAccount, SubscriptionStatus
+from subscriptions.models import ComponentUnlock, CreditAccount
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -37,7 +37,7 @@ def tier_info(*, account: CreditAccount, now: datetime | None = None) -> dict[st
     now = now or timezone.now()
     tier = catalogue.TIERS[account.tier]
     allowance = account.monthly_allowance
-    in_grace = account.subscription_status == SubscriptionStatus.PAST_DUE and account.grace_until
+    in_grace = account.in_grace(now)
     return {
         "tier": tier.key,
         "tierName": tier.name,
@@ -90,7 +90,7 @@ def bundles_for_sale() -> list[dict[str, Any]]:
             "name": bundle.name,
             "credits": bundle.credits,
             "priceCents": bundle.price_cents,
-            "requiredTiers": catalogue.tiers_at_or_above(bundle.required_tier_rank),
+            "requiredTiers": catalogue.tiers_allowing(bundle),
         }
         for bundle in catalogue.BUNDLES.values()
     ]
@@ -143,7 +143,6 @@ def balance(*, account: CreditAccount, now: datetime) -> dict[str, Any]:
     """The credits in the original's ``/api/credits/balance`` shape, and in ours (``data``)."""
     tier = catalogue.TIERS[account.tier]
     summary = credits_summary(account=account, now=now)
-    bundle_ranks = [bundle.required_tier_rank for bundle in catalogue.BUNDLES.values()]
     return {
         "success": True,
         "balance": {
@@ -156,7 +155,7 @@ def balance(*, account: CreditAccount, now: datetime) -> dict[str, Any]:
         },
         "tierLimits": {
             "monthly_credits": tier.monthly_credits,
-            "can_purchase": any(tier.rank >= rank for rank in bundle_ranks),
+            "can_purchase": any(tier.allows(bundle) for bundle in catalogue.BUNDLES.values()),
             "features": [a.key for a in catalogue.CREDIT_ACTIONS.values() if a.available_to(tier)],
             "discount_rate": tier.action_discount_rate,
         },

@@ -74,21 +74,13 @@ def _holds_due(account: CreditAccount, now: datetime) -> bool:
     return account.next_hold_expiry_at is not None and account.next_hold_expiry_at <= now
 
 
-def _grace_over(account: CreditAccount, now: datetime) -> bool:
-    return (
-        account.subscription_status == SubscriptionStatus.PAST_DUE
-        and account.grace_until is not None
-        and account.grace_until <= now
-    )
-
-
 def _period_over(account: CreditAccount, now: datetime) -> bool:
     return account.period_end <= now and rolls_by_itself(account)
 
 
 def refresh_due(account: CreditAccount, now: datetime) -> bool:
     """Whether a read must take the lock: a hold expired, the grace ran out or a period ended."""
-    return _holds_due(account, now) or _grace_over(account, now) or _period_over(account, now)
+    return _holds_due(account, now) or account.grace_over(now) or _period_over(account, now)
 
 
 def rolls_by_itself(account: CreditAccount) -> bool:
@@ -120,7 +112,7 @@ def refresh_locked(account: CreditAccount, now: datetime) -> None:
     """Do what fell due, in order, on an account whose row lock the caller holds."""
     if _holds_due(account, now):
         holds_expire_locked(account, now)
-    if _grace_over(account, now):
+    if account.grace_over(now):
         fall_to_free_locked(
             account,
             now=now,
@@ -193,7 +185,7 @@ def allowances_grant_due(*, now: datetime | None = None, batch_size: int = 500) 
     due = CreditAccount.objects.filter(
         Q(period_end__lte=now)
         | Q(next_hold_expiry_at__lte=now)
-        | Q(subscription_status=SubscriptionStatus.PAST_DUE, grace_until__lte=now)
+        | CreditAccount.objects.grace_over_q(now)
     ).order_by("pk")
     last_pk = 0
     while True:

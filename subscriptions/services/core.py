@@ -21,17 +21,12 @@ from subscriptions.errors import (
     InsufficientCredits,
 )
 from subscriptions.models import (
+    LIVE_STATUSES,  # noqa: F401  (re-exported: defined once, on the model)
     CreditAccount,
     SubscriptionStatus,
     Tier,
 )
 
-# Statuses in which Stripe still considers the subscription alive (past_due: in dunning).
-LIVE_STATUSES = {
-    SubscriptionStatus.ACTIVE,
-    SubscriptionStatus.TRIALING,
-    SubscriptionStatus.PAST_DUE,
-}
 ENDED_STATUSES = {
     SubscriptionStatus.CANCELED,
     SubscriptionStatus.UNPAID,

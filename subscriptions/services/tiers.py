@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
@@ -136,13 +135,13 @@ def _subscription_sync_locked(
         CreditAccount.objects.filter(pk=account.pk).update(version=F("version") + 1, **common)
         return None
     fields: dict[str, Any] = dict(common, billing_interval=state.interval)
-    old_rank = catalogue.TIERS[account.tier].rank
+    current_tier = catalogue.TIERS[account.tier]
     if state.tier is None:
         problem = f"Unknown Stripe price {state.price_lookup_key or '(no lookup key)'}"
         logger.error("%s on subscription %s; tier kept", problem, state.subscription_id)
         fields["billing_problem"] = problem[:255]
         new_tier = account.tier
-    elif catalogue.TIERS[state.tier].rank > old_rank and not state.paid:
+    elif not current_tier.at_least(state.tier) and not state.paid:
         # Stripe switched to a higher price but has not been paid for it (a failed proration
         # charge, or a proration left for a later invoice): keep what was paid for.
         logger.info("subscription %s: %s not paid yet", state.subscription_id, state.tier)
@@ -152,14 +151,12 @@ def _subscription_sync_locked(
         fields["stripe_price_lookup_key"] = state.price_lookup_key
         new_tier = state.tier
     if status == SubscriptionStatus.PAST_DUE:
-        grace = state.observed_at + timedelta(days=settings.BILLING_GRACE_PERIOD_DAYS)
-        fields["grace_until"] = account.grace_until or grace
+        fields["grace_until"] = account.grace_deadline(past_due_at=state.observed_at)
     else:
         fields["grace_until"] = None
     if account.billing_period_end is None or state.period_end > account.billing_period_end:
         fields["billing_period_end"] = state.period_end
 
-    new_rank = catalogue.TIERS[new_tier].rank
     scheduled = state.scheduled_tier if state.scheduled_tier != new_tier else ""
     allowance = None
     used = None
@@ -176,7 +173,7 @@ def _subscription_sync_locked(
         )
         allowance = tier_allowance(account=account, tier=new_tier)
         used = 0
-    elif new_rank != old_rank:
+    elif new_tier != account.tier:
         # Up (paid for) or down (Stripe bills the lower price now): the allowance follows.
         # Usage already counted stays counted, all of it: a downgrade below what was used
         # leaves nothing of the month (the allowance stays at the usage), so going down and
