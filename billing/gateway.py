@@ -257,3 +257,8 @@ def refunds_for_payment_intent(payment_intent_id: str) -> list[stripe.Refund]:
 def disputes_for_payment_intent(payment_intent_id: str) -> list[stripe.Dispute]:
     result = _call(stripe.Dispute.list, payment_intent=payment_intent_id, limit=100)
     return list(result.auto_paging_iter())
+
+
+def checkout_session_retrieve_on_return(session_id: str) -> stripe.checkout.Session:
+    """The session the customer just paid, with what applying it needs (one call)."""
+    return _call(stripe.checkout.Session.retrieve, session_id, expand=["line_items", "invoice"])
