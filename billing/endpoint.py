@@ -38,7 +38,7 @@ from djstripe.enums import WebhookEndpointValidation
 from djstripe.models import Event, WebhookEndpoint, WebhookEventTrigger
 from djstripe.models.webhooks import get_remote_ip
 
-from billing import gateway, tasks
+from billing import gateway, tasks, webhook_events
 from hrvstr.http import client_ip
 from hrvstr.parsing import json_loads
 
@@ -61,13 +61,13 @@ def webhook_endpoint_ensure() -> WebhookEndpoint | None:
     live = gateway.live_mode()
     endpoint_id = f"hrvstr_{'live' if live else 'test'}"
     endpoint = WebhookEndpoint.objects.filter(id=endpoint_id).first()
-    if endpoint is not None and endpoint.secret == secret:
+    if endpoint is not None and endpoint.secret == secret and endpoint.enabled_events:
         return endpoint
     defaults = dict(
         secret=secret,
         djstripe_uuid=uuid.uuid5(uuid.NAMESPACE_URL, f"hrvstr:{endpoint_id}"),
         api_version=stripe.api_version,
-        enabled_events=["*"],
+        enabled_events=list(webhook_events.enabled_events()),
         status="enabled",
         url=f"{settings.SITE_URL}/api/billing/webhook",
         livemode=live,
@@ -223,6 +223,10 @@ def _receive(
         return _refused(
             request, 400, "Event mode does not match this endpoint", "wrong mode or not an event"
         )
+    if not webhook_events.wanted(str(event.get("type"))):
+        # Signed, but a type we neither act on nor show (an endpoint subscribed to "*"):
+        # acknowledged, not stored, no dj-stripe sync and no Stripe call.
+        return JsonResponse({"received": True, "ignored": True})
     if already_processed(event):
         return JsonResponse({"received": True, "duplicate": True})
     try:

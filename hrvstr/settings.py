@@ -338,6 +338,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # stripe-python logs every request at INFO; our gateway logs what matters.
         "stripe": {"level": "WARNING"},
+        # Procrastinate logs each periodic task's registration at every start-up; the
+        # worker's job outcomes (procrastinate.worker) stay at INFO.
+        "procrastinate.periodic": {"level": "WARNING"},
     },
 }
 
