@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from activities.models import ActivityType, Actor, LedgerEntry, LedgerKind
@@ -27,6 +27,7 @@ from subscriptions.models import (
     CreditHold,
     HoldStatus,
 )
+from subscriptions.services import charge
 from subscriptions.services.accounts import refresh_locked
 from subscriptions.services.core import (
     apply_change,
@@ -77,9 +78,30 @@ def credits_spend(
     """
     cost = action_cost(action=action, quantity=quantity)
     key = f"spend:{user.pk}:{idempotency_key}"
+    now = now or timezone.now()
+    if charge.available():
+        # PostgreSQL: one statement locks, checks, charges and writes the ledger row (a replay
+        # fails its INSERT on the unique key); None: the locked path below decides.
+        try:
+            entry = _in_savepoint_if_nested(
+                lambda: charge.charge_in_one_statement(
+                    user_id=user.pk,
+                    cost=cost,
+                    kind=LedgerKind.SPEND,
+                    idempotency_key=key,
+                    reason=catalogue.CREDIT_ACTIONS[action].name,
+                    source=idempotency_key,
+                    details={"action": action, "quantity": quantity, "cost": cost},
+                    now=now,
+                )
+            )
+        except IntegrityError as exc:
+            return _check_replay(first_after_race(key, exc), action=action, quantity=quantity)
+        if entry is not None:
+            entry.user = user
+            return SpendResult(entry=entry, replayed=False)
     if (existing := recorded_entry(key)) is not None:
         return _check_replay(existing, action=action, quantity=quantity)
-    now = now or timezone.now()
     try:
         with transaction.atomic():
             account = lock_account(user.pk)
@@ -101,6 +123,15 @@ def credits_spend(
     except IntegrityError as exc:
         return _check_replay(first_after_race(key, exc), action=action, quantity=quantity)
     return SpendResult(entry=entry, replayed=False)
+
+
+def _in_savepoint_if_nested(run):
+    """Run one statement: alone it is its own transaction (no BEGIN/COMMIT round trips); in
+    a caller's transaction, in a savepoint, so a failed INSERT does not poison it."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            return run()
+    return run()
 
 
 def credits_hold_create(
