@@ -40,7 +40,7 @@ def test_a_spend_is_one_round_trip_and_sums_to_the_ledger(user):
     account = CreditAccount.objects.get(user=user)
     assert account.remaining == before - 6
     assert result.entry.total_delta == -6 and result.entry.details["cost"] == 6
-    assert LedgerEntry.objects.get(pk=result.entry.pk).idempotency_key == "spend:%s:one" % user.pk
+    assert LedgerEntry.objects.get(pk=result.entry.pk).idempotency_key == f"spend:{user.pk}:one"
     assert ledger_drift(account=account) == {}
 
 
