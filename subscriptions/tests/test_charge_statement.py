@@ -69,3 +69,41 @@ def test_what_fell_due_is_done_first_by_the_locked_path(user):
 
 def F_used(user) -> int:
     return CreditAccount.objects.get(user=user).monthly_allowance
+
+
+def test_an_unlock_is_one_lookup_and_one_statement_and_never_charged_twice(user):
+    from activities.models import Activity
+    from subscriptions.models import ComponentUnlock
+
+    before = CreditAccount.objects.get(user=user).remaining
+    with CaptureQueriesContext(connection) as queries:
+        first = services.component_unlock(user=user, component="chart")
+    assert len(queries) == 2, [q["sql"][:80] for q in queries]
+    assert first.charged and first.entry.total_delta == -10
+    assert Activity.objects.get(ledger_entry_id=first.entry.pk).title == "Price chart unlocked"
+    assert LedgerEntry.objects.get(pk=first.entry.pk).details["unlock_id"] == first.unlock.pk
+    with CaptureQueriesContext(connection) as queries:
+        again = services.component_unlock(user=user, component="chart")
+    assert len(queries) == 1 and not again.charged and again.unlock.pk == first.unlock.pk
+    account = CreditAccount.objects.get(user=user)
+    assert account.remaining == before - 10
+    assert ledger_drift(account=account) == {}
+    unlock = ComponentUnlock.objects.get()
+    assert unlock.expires_at - unlock.unlocked_at == timedelta(minutes=30)  # the free tier's
+
+
+def test_the_database_refuses_a_second_open_unlock_of_a_component(user):
+    from django.db import IntegrityError, transaction
+
+    from subscriptions.models import ComponentUnlock
+
+    unlock = services.component_unlock(user=user, component="chart").unlock
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ComponentUnlock.objects.create(
+            user=user,
+            component="chart",
+            tier="free",
+            cost=10,
+            unlocked_at=unlock.unlocked_at,
+            expires_at=unlock.expires_at,
+        )
