@@ -99,6 +99,18 @@ def database_prepare() -> None:
 
 
 def free_port() -> int:
+    """A free loopback port: from BENCH_PORTS ("8152-8159", on a shared machine) if set."""
+    ports = os.environ.get("BENCH_PORTS", "")
+    if ports:
+        low, high = (int(p) for p in ports.split("-"))
+        for port in range(low, high + 1):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in BENCH_PORTS={ports}")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
