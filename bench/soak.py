@@ -405,6 +405,18 @@ class Stack:
         self.task_workers[index] = self.start_task_worker(index)
         return f"SIGKILL task worker {victim.pid}, restarted"
 
+    def supervise(self) -> list[str]:
+        """Start again any task worker that exited (e.g. on losing PostgreSQL), as Docker's
+        restart policy would."""
+        restarted = []
+        for index, worker in enumerate(self.task_workers):
+            if worker.poll() is not None:
+                self.task_workers[index] = self.start_task_worker(index)
+                restarted.append(
+                    f"task worker {worker.pid} exited ({worker.returncode}), restarted"
+                )
+        return restarted
+
     def children(self, parent: int) -> list[int]:
         found = []
         for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -509,6 +521,7 @@ def drain_queue(stack: Stack, timeout: float = 300) -> collections.Counter:
     """Wait until no webhook job waits or runs (a killed worker's job: once found stalled)."""
     deadline = time.monotonic() + timeout
     while True:
+        stack.supervise()
         counts = stack.jobs_waiting()
         if not counts.get("todo") and not counts.get("doing"):
             return counts
@@ -649,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
                 if now >= due:
                     pending_faults.remove((due, fault))
                     faults.append(f"t+{now - begin:.0f}s {fault()}")
+            faults.extend(f"t+{now - begin:.0f}s {note}" for note in stack.supervise())
             if now >= next_tick:
                 try:
                     emulator_call(stack, "POST", "/_emulator/clock/advance", days=args.clock_days)
