@@ -675,6 +675,10 @@ class Emulator:
         """Deliver (sync) or wait for (background) what is due; later retries stay queued."""
         return self.dispatcher.flush(timeout)
 
+    def next_delivery_at(self) -> float | None:
+        """The emulator time of the next queued delivery (a retry, a held-back one), if any."""
+        return self.dispatcher.next_due()
+
     def deliver_late(self) -> int:
         """Sync mode: deliver everything still queued now (late chaos deliveries, retries)."""
         return self.dispatcher.drain(everything=True)

@@ -138,6 +138,11 @@ class Dispatcher:
             with self._cond:
                 self._cond.notify_all()
 
+    def next_due(self) -> float | None:
+        """When the next queued delivery (held back, or a retry) is due; None if none is."""
+        with self._cond:
+            return min((item[0] for item in self._heap), default=None)
+
     def _pop_due(self, now: float) -> tuple[float, dict[str, Any], dict[str, Any], int] | None:
         """Take one due delivery (the oldest; a random one in chaos mode). Hold the lock."""
         due = [item for item in self._heap if item[0] <= now]

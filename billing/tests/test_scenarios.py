@@ -35,6 +35,7 @@ from subscriptions.models import CreditAccount
 from subscriptions.selectors import ledger_drift
 
 DAY, HOUR = 86400, 3600
+RETRIES_SETTLED = 8  # rounds of retries ``settle`` lets arrive (each fails with OUTAGE)
 OUTAGE = 0.1  # the share of deliveries our endpoint fails (a deploy, a timeout)
 SEEDS = [int(s) for s in os.environ.get("HRVSTR_SCENARIO_SEEDS", "1").split(",") if s.strip()]
 START = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
@@ -85,8 +86,14 @@ class Life:
         self.check_ledger()
 
     def settle(self) -> None:
-        """Let every held-back delivery (and retry) arrive, without moving the clock."""
+        """Let every held-back delivery arrive, and the retries of those our endpoint failed
+        (``deliver_late`` sends each at its own time; a failure queues its retry for later),
+        without moving the clock."""
         self.emu.deliver_late()
+        for _ in range(RETRIES_SETTLED):
+            if self.emu.next_delivery_at() is None:
+                break
+            self.emu.deliver_late()
         self.check_ledger()
 
     # --- what must hold --------------------------------------------------------------------
