@@ -46,6 +46,7 @@ WITH src AS (
         updated_at = %(now)s
     FROM src
     WHERE a.id = src.id
+      AND a.tier = %(tier)s
       AND (a.monthly_allowance - a.monthly_used) + a.purchased_balance >= %(cost)s
       AND a.period_end > %(now)s
       AND (a.next_hold_expiry_at IS NULL OR a.next_hold_expiry_at > %(now)s)
@@ -98,6 +99,7 @@ def available() -> bool:
 def charge_in_one_statement(
     *,
     user_id: int,
+    tier: str,
     cost: int,
     kind: LedgerKind,
     idempotency_key: str,
@@ -107,12 +109,15 @@ def charge_in_one_statement(
     now: datetime,
 ) -> LedgerEntry | None:
     """Charge ``cost`` (allowance first, then purchased) with its ledger row, or return None
-    when the locked path must decide. Raises IntegrityError for a repeated key."""
+    when the locked path must decide. ``cost`` was priced for ``tier``: an account on another
+    tier by now (its discount differs) is left to the locked path too. Raises IntegrityError
+    for a repeated key."""
     with connection.cursor() as cursor:
         cursor.execute(
             _SQL,
             {
                 "user_id": user_id,
+                "tier": tier,
                 "cost": cost,
                 "now": now,
                 "past_due": SubscriptionStatus.PAST_DUE.value,

@@ -28,7 +28,7 @@ from subscriptions.models import (
     HoldStatus,
 )
 from subscriptions.services import charge
-from subscriptions.services.accounts import refresh_locked
+from subscriptions.services.accounts import account_get, refresh_locked
 from subscriptions.services.core import (
     apply_change,
     first_after_race,
@@ -87,11 +87,17 @@ def credits_spend(
     now = now or timezone.now()
     if charge.available():
         # PostgreSQL: one statement locks, checks, charges and writes the ledger row (a replay
-        # fails its INSERT on the unique key); None: the locked path below decides.
+        # fails its INSERT on the unique key); None: the locked path below decides. The price
+        # depends on the tier (its discount): priced for the tier read now (the JWT lookup has
+        # the account already), and the statement charges only an account still on it.
+        account = getattr(user, "credit_account", None) or account_get(user=user)
+        tier = account.tier
+        cost = action_cost(action=action, quantity=quantity, tier=tier)
         try:
             entry = _in_savepoint_if_nested(
                 lambda: charge.charge_in_one_statement(
                     user_id=user.pk,
+                    tier=tier,
                     cost=cost,
                     kind=LedgerKind.SPEND,
                     idempotency_key=key,

@@ -33,7 +33,7 @@ def test_a_spend_is_one_round_trip_and_sums_to_the_ledger(user):
     before = CreditAccount.objects.get(user=user).remaining
     with CaptureQueriesContext(connection) as queries:
         result = services.credits_spend(
-            user=user, action="sec_filing", quantity=2, idempotency_key="one"
+            user=user, action="finviz_sentiment", quantity=2, idempotency_key="one"
         )
     assert len(queries) == 1, [q["sql"][:80] for q in queries]
     assert "FOR UPDATE" in queries[0]["sql"] and "INSERT INTO" in queries[0]["sql"]
@@ -45,8 +45,12 @@ def test_a_spend_is_one_round_trip_and_sums_to_the_ledger(user):
 
 
 def test_a_replay_costs_no_second_charge(user):
-    first = services.credits_spend(user=user, action="sec_filing", quantity=1, idempotency_key="k")
-    again = services.credits_spend(user=user, action="sec_filing", quantity=1, idempotency_key="k")
+    first = services.credits_spend(
+        user=user, action="finviz_sentiment", quantity=1, idempotency_key="k"
+    )
+    again = services.credits_spend(
+        user=user, action="finviz_sentiment", quantity=1, idempotency_key="k"
+    )
     assert again.replayed and again.entry.pk == first.entry.pk
     assert LedgerEntry.objects.filter(kind="spend").count() == 1
 
@@ -54,21 +58,16 @@ def test_a_replay_costs_no_second_charge(user):
 def test_what_fell_due_is_done_first_by_the_locked_path(user):
     # A free account whose month ended: the spend renews it first, then charges.
     CreditAccount.objects.filter(user=user).update(
-        monthly_used=F_used(user),
         period_start=timezone.now() - timedelta(days=40),
         period_end=timezone.now() - timedelta(days=9),
     )
     result = services.credits_spend(
-        user=user, action="sec_filing", quantity=1, idempotency_key="after-renewal"
+        user=user, action="finviz_sentiment", quantity=1, idempotency_key="after-renewal"
     )
     account = CreditAccount.objects.get(user=user)
     assert account.period_end > timezone.now()
     assert not result.replayed and result.entry.total_delta == -3
     assert ledger_drift(account=account) == {}
-
-
-def F_used(user) -> int:
-    return CreditAccount.objects.get(user=user).monthly_allowance
 
 
 def test_an_unlock_is_one_lookup_and_one_statement_and_never_charged_twice(user):
