@@ -9,6 +9,9 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# Pooled PostgreSQL connections (psycopg's pool): no connect and no health-check round trip
+# per request. DATABASE_POOL=false goes back to persistent connections checked per request.
+ENV DATABASE_POOL=true
 WORKDIR /app
 
 COPY requirements.txt .

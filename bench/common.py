@@ -49,6 +49,10 @@ SERVER_ENV = {
     "STRIPE_TEST_SECRET_KEY": STRIPE_KEY,
     "STRIPE_TEST_WEBHOOK_SECRET": WEBHOOK_SECRET,
     "DJANGO_SETTINGS_MODULE": "hrvstr.settings",
+    # The webhooks section measures a delivery processed in its request (issue 7's figure,
+    # the baseline of issue 14); BENCH_TASK_MODE=queue measures the queue's intake instead
+    # (workers: `manage.py procrastinate worker`).
+    "HRVSTR_TASK_MODE": os.environ.get("BENCH_TASK_MODE", "inline"),
     # No collectstatic for an API bench: WhiteNoise's warning about it is noise here.
     "PYTHONWARNINGS": "ignore:No directory at",
 }
@@ -95,6 +99,18 @@ def database_prepare() -> None:
 
 
 def free_port() -> int:
+    """A free loopback port: from BENCH_PORTS ("8152-8159", on a shared machine) if set."""
+    ports = os.environ.get("BENCH_PORTS", "")
+    if ports:
+        low, high = (int(p) for p in ports.split("-"))
+        for port in range(low, high + 1):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in BENCH_PORTS={ports}")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -1,6 +1,6 @@
 """Every benchmark of issue 7, one table: ``make bench`` (or ``python bench/run.py``).
 
-    python bench/run.py [--quick] [--only tier_info,spend,webhooks,coldstart,growth]
+    python bench/run.py [--quick] [--only tier_info,spend,webhooks,coldstart,growth,task_queue]
                         [--markdown var/bench/latest.md]
 
 Needs PostgreSQL (``BENCH_DATABASE_URL``, default postgres://postgres@127.0.0.1:5432/
@@ -31,7 +31,7 @@ from bench.common import (
     print_table,
 )
 
-SECTIONS = ("tier_info", "spend", "webhooks", "coldstart", "growth")
+SECTIONS = ("tier_info", "spend", "webhooks", "coldstart", "growth", "task_queue")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("wrk is needed (apt-get install wrk)")
     about = machine()
     django_setup()
-    from bench import coldstart, growth, spend, tier_info, webhooks
+    from bench import coldstart, growth, spend, task_queue, tier_info, webhooks
 
     modules = {
         "tier_info": tier_info,
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         "webhooks": webhooks,
         "coldstart": coldstart,
         "growth": growth,
+        "task_queue": task_queue,
     }
     rows: list[Row] = []
     timings = []

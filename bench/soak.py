@@ -1,13 +1,20 @@
-"""Soak: many simulated users against a multi-worker gunicorn on PostgreSQL and the offline Stripe.
+"""Soak: many simulated users against app instances and task workers on one PostgreSQL and the
+offline Stripe.
 
-    python bench/soak.py --duration 120 --users 16 --workers 3 --kill-worker --restart-postgres
+    python bench/soak.py --duration 120 --users 16 --apps 2 --workers 3 --task-workers 3 \
+        --kill-worker --kill-app --kill-task-worker --restart-postgres
 
 It builds a throw-away PostgreSQL database, starts the Stripe emulator (HTTP, background
 delivery with retries, chaos on: duplicated and shuffled webhooks) and gunicorn, then lets the
 users sign up, subscribe through Checkout, buy bundles, spend, unlock, change and cancel plans
 and get refunds, while the emulator's clock jumps ahead so renewals fall due. Mid-run it can
-SIGKILL a gunicorn worker and restart PostgreSQL. Then it lets the webhooks drain (redelivering
-what exhausted the emulator's short retry schedule, as Stripe keeps retrying for days) and
+SIGKILL a gunicorn worker, a whole app instance (restarted at once, as a supervisor would) and
+a task worker (likewise; its job is found stalled and run again), and restart PostgreSQL. The
+app instances (``--apps``, users spread over them as behind a load balancer) enqueue webhook
+processing; the task workers (``manage.py procrastinate worker``) run it and the scheduled
+jobs. Then it lets the webhooks drain (redelivering
+what exhausted the emulator's short retry schedule, as Stripe keeps retrying for days), waits
+for the queue to empty, and
 checks every account against its ledger (``ledger_drift``), against the emulator's Stripe
 state (``account_drift``, what ``reconcile_billing`` reports) and every bundle bought or
 refunded on Stripe against the ledger. It prints a table; the exit status is 1 on any drift.
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import random
 import signal
@@ -250,15 +258,21 @@ class Stack:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         base = urlsplit(args.database_url)
-        self.db_name = f"hrvstr_soak_{os.getpid()}"
+        self.db_name = args.db_name or f"hrvstr_soak_{os.getpid()}"
         self.database_url = urlunsplit(base._replace(path=f"/{self.db_name}"))
         self.admin_url = urlunsplit(base._replace(scheme="postgresql", path="/postgres"))
-        self.app_port, self.emulator_port = free_port(), free_port()
-        self.app = f"http://127.0.0.1:{self.app_port}"
+        first = args.app_port or free_port()
+        self.app_ports = [first + i if args.app_port else free_port() for i in range(args.apps)]
+        self.app_ports[0] = first
+        self.emulator_port = args.emulator_port or free_port()
+        self.apps = [f"http://127.0.0.1:{port}" for port in self.app_ports]
+        self.app = self.apps[0]  # Stripe's webhooks and the redirect URLs go here
         self.emulator = f"http://127.0.0.1:{self.emulator_port}"
-        for url in (self.app, self.emulator, args.database_url):
+        for url in (*self.apps, self.emulator, args.database_url):
             loopback_only(url)
         self.processes: list[subprocess.Popen] = []
+        self.gunicorns: list[subprocess.Popen] = []
+        self.task_workers: list[subprocess.Popen] = []
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "hrvstr.settings",
@@ -273,6 +287,9 @@ class Stack:
             "STRIPE_API_HOST": self.emulator,
             "SITE_URL": self.app,
             "LOG_LEVEL": "WARNING",
+            # Webhooks go through the task queue, run by the task workers started below.
+            "HRVSTR_TASK_MODE": "queue",
+            "DATABASE_POOL": "true",
         }
         self.env.pop("HRVSTR_TESTING", None)
         self.env.pop("REDIS_URL", None) if not args.redis else None
@@ -297,6 +314,14 @@ class Stack:
         self.sql(f"CREATE DATABASE {self.db_name}")
         self.manage("migrate", "--noinput", "-v0")
         self.manage("createcachetable")
+        events = subprocess.run(
+            [PYTHON, "manage.py", "stripe_webhook_events"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         log = open(self.args.log_dir / "emulator.log", "w")  # noqa: SIM115 - lives with the process
         self.processes.append(
             subprocess.Popen(
@@ -305,6 +330,7 @@ class Stack:
                     "--port", str(self.emulator_port),
                     "--webhook", f"{self.app}/api/billing/webhook",
                     "--webhook-secret", WEBHOOK_SECRET,
+                    "--events", events,
                     "--chaos",
                 ],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -312,20 +338,105 @@ class Stack:
         )  # fmt: skip
         wait_for_port(self.emulator_port)
         self.manage("stripe_sync_catalogue")
-        log = open(self.args.log_dir / "gunicorn.log", "w")  # noqa: SIM115
-        self.gunicorn = subprocess.Popen(
+        for index in range(len(self.apps)):
+            self.gunicorns.append(self.start_app(index))
+        for index in range(self.args.task_workers):
+            self.task_workers.append(self.start_task_worker(index))
+        for port in self.app_ports:
+            wait_for_port(port)
+
+    def start_app(self, index: int) -> subprocess.Popen:
+        log = open(self.args.log_dir / f"gunicorn-{index}.log", "a")  # noqa: SIM115
+        process = subprocess.Popen(
             [
                 # The production entry (gunicorn.conf.py: threaded workers, read deadline).
                 PYTHON, "-m", "gunicorn", "hrvstr.wsgi", "--config", "gunicorn.conf.py",
                 "--workers", str(self.args.workers),
-                "--bind", f"127.0.0.1:{self.app_port}",
+                "--bind", f"127.0.0.1:{self.app_ports[index]}",
                 "--timeout", "30",
                 "--graceful-timeout", "5",
             ],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        self.processes.append(self.gunicorn)
-        wait_for_port(self.app_port)
+        self.processes.append(process)
+        return process
+
+    def start_task_worker(self, index: int) -> subprocess.Popen:
+        log = open(self.args.log_dir / f"task-worker-{index}.log", "a")  # noqa: SIM115
+        process = subprocess.Popen(
+            [
+                PYTHON, "manage.py", "procrastinate", "worker",
+                "--queues=webhooks-priority,webhooks,scheduled",
+                "--concurrency", str(self.args.task_concurrency),
+                "--name", f"soak-{index}",
+            ],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.processes.append(process)
+        return process
+
+    @property
+    def gunicorn(self) -> subprocess.Popen:
+        return self.gunicorns[0]
+
+    def kill_app(self) -> str:
+        """SIGKILL a whole app instance (master and workers), then start it again."""
+        index = len(self.gunicorns) - 1
+        master = self.gunicorns[index]
+        children = self.children(master.pid)
+        for pid in [master.pid, *children]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        master.wait()
+        self.gunicorns[index] = self.start_app(index)
+        return (
+            f"SIGKILL app instance {index} (gunicorn {master.pid} + {len(children)} workers), "
+            "restarted"
+        )
+
+    def kill_task_worker(self) -> str:
+        """SIGKILL a task worker (its job stays 'doing' until found stalled), start another."""
+        if not self.task_workers:
+            return "no task worker"
+        index = random.randrange(len(self.task_workers))
+        victim = self.task_workers[index]
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        self.task_workers[index] = self.start_task_worker(index)
+        return f"SIGKILL task worker {victim.pid}, restarted"
+
+    def supervise(self) -> list[str]:
+        """Start again any task worker that exited (e.g. on losing PostgreSQL), as Docker's
+        restart policy would."""
+        restarted = []
+        for index, worker in enumerate(self.task_workers):
+            if worker.poll() is not None:
+                self.task_workers[index] = self.start_task_worker(index)
+                restarted.append(
+                    f"task worker {worker.pid} exited ({worker.returncode}), restarted"
+                )
+        return restarted
+
+    def children(self, parent: int) -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(stat.parent.name))
+        return found
+
+    def jobs_waiting(self) -> collections.Counter:
+        import psycopg
+
+        with psycopg.connect(self.database_url.replace("postgres://", "postgresql://", 1)) as db:
+            rows = db.execute(
+                "SELECT status::text, count(*) FROM procrastinate_jobs"
+                " WHERE task_name = 'billing.process_webhook' GROUP BY status"
+            ).fetchall()
+        return collections.Counter(dict(rows))
 
     def workers(self) -> list[int]:
         found = []
@@ -406,6 +517,20 @@ def drain(stack: Stack) -> int:
     return redelivered
 
 
+def drain_queue(stack: Stack, timeout: float = 300) -> collections.Counter:
+    """Wait until no webhook job waits or runs (a killed worker's job: once found stalled)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stack.supervise()
+        counts = stack.jobs_waiting()
+        if not counts.get("todo") and not counts.get("doing"):
+            return counts
+        if time.monotonic() > deadline:
+            print(f"queue not drained after {timeout:.0f} s: {dict(counts)}", file=sys.stderr)
+            return counts
+        time.sleep(1)
+
+
 def verify(stack: Stack) -> dict[str, int]:
     """Every account against its ledger and against the emulator's Stripe state."""
     os.environ.update(stack.env)
@@ -475,7 +600,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=120, help="seconds of traffic")
     parser.add_argument("--users", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers per app")
+    parser.add_argument("--apps", type=int, default=2, help="app instances (gunicorn masters)")
+    parser.add_argument("--task-workers", type=int, default=2, help="procrastinate workers")
+    parser.add_argument("--task-concurrency", type=int, default=2, help="jobs per task worker")
+    parser.add_argument("--kill-app", action="store_true", help="SIGKILL an app instance")
+    parser.add_argument(
+        "--kill-task-worker", action="store_true", help="SIGKILL a task worker mid-run"
+    )
+    parser.add_argument("--db-name", help="the throw-away database (default hrvstr_soak_<pid>)")
+    parser.add_argument("--app-port", type=int, help="first app port (default: free ports)")
+    parser.add_argument("--emulator-port", type=int, help="default: a free port")
     parser.add_argument("--clock-days", type=int, default=8, help="emulator days per tick")
     parser.add_argument("--clock-every", type=float, default=6, help="seconds between ticks")
     parser.add_argument("--kill-worker", action="store_true", help="SIGKILL a worker mid-run")
@@ -492,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.short:
         args.duration, args.users = min(args.duration, 45), min(args.users, 8)
-        args.kill_worker = args.restart_postgres = True
+        args.kill_worker = args.restart_postgres = args.kill_app = args.kill_task_worker = True
         args.clock_every = 4
     args.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -505,7 +640,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start()
         setup = time.monotonic() - started
-        users = [User(i, stack.app, stack.emulator, stats, stop) for i in range(args.users)]
+        users = [
+            User(i, stack.apps[i % len(stack.apps)], stack.emulator, stats, stop)
+            for i in range(args.users)
+        ]
         for user in users:
             user.start()
         begin = time.monotonic()
@@ -513,6 +651,10 @@ def main(argv: list[str] | None = None) -> int:
         pending_faults = []
         if args.kill_worker:
             pending_faults.append((begin + args.duration * 0.35, stack.kill_worker))
+        if args.kill_task_worker:
+            pending_faults.append((begin + args.duration * 0.45, stack.kill_task_worker))
+        if args.kill_app:
+            pending_faults.append((begin + args.duration * 0.5, stack.kill_app))
         if args.restart_postgres:
             pending_faults.append((begin + args.duration * 0.55, stack.restart_postgres))
         while (now := time.monotonic()) < begin + args.duration:
@@ -520,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
                 if now >= due:
                     pending_faults.remove((due, fault))
                     faults.append(f"t+{now - begin:.0f}s {fault()}")
+            faults.extend(f"t+{now - begin:.0f}s {note}" for note in stack.supervise())
             if now >= next_tick:
                 try:
                     emulator_call(stack, "POST", "/_emulator/clock/advance", days=args.clock_days)
@@ -533,6 +676,9 @@ def main(argv: list[str] | None = None) -> int:
             user.join(timeout=60)
         traffic = time.monotonic() - begin
         redelivered = drain(stack)
+        drain_started = time.monotonic()
+        jobs = drain_queue(stack)
+        queue_drain = time.monotonic() - drain_started
         deliveries = emulator_call(stack, "GET", "/_emulator/deliveries")["data"]
         found = verify(stack)
     finally:
@@ -553,7 +699,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = [
         ("setup (db, migrate, emulator, gunicorn)", f"{setup:.0f} s"),
-        ("traffic", f"{traffic:.0f} s, {args.users} users, {args.workers} gunicorn workers"),
+        (
+            "traffic",
+            f"{traffic:.0f} s, {args.users} users, {args.apps} app instances x "
+            f"{args.workers} gunicorn workers, {args.task_workers} task workers x "
+            f"{args.task_concurrency}",
+        ),
         ("requests (app + emulator)", stats.requests),
         ("  per second", f"{stats.requests / max(traffic, 1):.0f}"),
         ("emulator clock ticks", f"{ticks} x {args.clock_days} days"),
@@ -568,6 +719,9 @@ def main(argv: list[str] | None = None) -> int:
         ("  failed attempts (non-2xx / no answer)", sum(1 for d in deliveries if not d["ok"])),
         ("  redelivered after the retries ran out", redelivered),
         ("  events never acknowledged", len(set(per_event) - set(ok_per_event))),
+        ("webhook jobs succeeded / failed", f"{jobs['succeeded']} / {jobs['failed']}"),
+        ("  left waiting or running after the drain", jobs.get("todo", 0) + jobs.get("doing", 0)),
+        ("  queue drained in", f"{queue_drain:.0f} s"),
         ("faults injected", "; ".join(faults) or "none"),
         ("accounts checked", found["accounts"]),
         ("bundles paid on Stripe / refunded", bundles),
@@ -582,7 +736,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
     never_acknowledged = len(set(per_event) - set(ok_per_event))
-    return 1 if drift or never_acknowledged else 0
+    stuck = jobs.get("todo", 0) + jobs.get("doing", 0) + jobs.get("failed", 0)
+    return 1 if drift or never_acknowledged or stuck else 0
 
 
 if __name__ == "__main__":

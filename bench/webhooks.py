@@ -336,7 +336,7 @@ def run(quick: bool = False) -> list[Row]:
     ]
 
 
-def serve_emulator(state: str, port: int) -> None:
+def serve_emulator(state: str, port: int, latency: float = 0.0) -> None:
     """The saved world over HTTP, read-mostly: no snapshot after each change and no ticker.
 
     ``python -m stripe_emulator --state`` rewrites the whole JSON snapshot whenever something
@@ -347,13 +347,13 @@ def serve_emulator(state: str, port: int) -> None:
 
     emulator = Emulator(state_path=state, delivery="sync")
     emulator.state_path = None
-    emulator.serve("127.0.0.1", port)
+    emulator.serve("127.0.0.1", port, latency=latency)
     threading.Event().wait()
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve-emulator"]:
-        serve_emulator(sys.argv[2], int(sys.argv[3]))
+        serve_emulator(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]) if sys.argv[4:] else 0.0)
     django_setup()
     print_table(run(quick="--quick" in sys.argv))
     os._exit(0)

@@ -3,9 +3,11 @@
 dj-stripe keeps webhook secrets in ``WebhookEndpoint`` rows; its ``/stripe/webhook/<uuid>/`` is
 served here too (``stripe_webhook_by_uuid``), behind the same checks.
 We provision one row per mode from the environment (``STRIPE_TEST_WEBHOOK_SECRET`` /
-``STRIPE_LIVE_WEBHOOK_SECRET``) and hand every delivery to dj-stripe's own
-``WebhookEventTrigger.from_request``: signature check, storage with traceback, de-duplication
-by event id, sync, then our receivers.
+``STRIPE_LIVE_WEBHOOK_SECRET``). A delivery is stored as dj-stripe stores it (a
+``WebhookEventTrigger`` row, validated) and its processing (dj-stripe's sync, then our
+receivers) is enqueued in the SAME transaction (billing/tasks.py): the answer comes in a few
+milliseconds, and no stored delivery is left without its job. Without a queue (SQLite, tests)
+the same processing runs here once the row is committed.
 
 Before any of that, the size and the signature are checked here: dj-stripe stores every
 post (body and headers) before its own signature check, so unsigned posts would fill the
@@ -25,16 +27,18 @@ from collections.abc import Callable
 
 import stripe
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_ratelimit import ALL
 from django_ratelimit.core import get_usage
+from djstripe import signals as djstripe_signals
 from djstripe.enums import WebhookEndpointValidation
 from djstripe.models import Event, WebhookEndpoint, WebhookEventTrigger
+from djstripe.models.webhooks import get_remote_ip
 
-from billing import gateway
+from billing import gateway, tasks, webhook_events
 from hrvstr.http import client_ip
 from hrvstr.parsing import json_loads
 
@@ -57,13 +61,13 @@ def webhook_endpoint_ensure() -> WebhookEndpoint | None:
     live = gateway.live_mode()
     endpoint_id = f"hrvstr_{'live' if live else 'test'}"
     endpoint = WebhookEndpoint.objects.filter(id=endpoint_id).first()
-    if endpoint is not None and endpoint.secret == secret:
+    if endpoint is not None and endpoint.secret == secret and endpoint.enabled_events:
         return endpoint
     defaults = dict(
         secret=secret,
         djstripe_uuid=uuid.uuid5(uuid.NAMESPACE_URL, f"hrvstr:{endpoint_id}"),
         api_version=stripe.api_version,
-        enabled_events=["*"],
+        enabled_events=list(webhook_events.enabled_events()),
         status="enabled",
         url=f"{settings.SITE_URL}/api/billing/webhook",
         livemode=live,
@@ -219,10 +223,36 @@ def _receive(
         return _refused(
             request, 400, "Event mode does not match this endpoint", "wrong mode or not an event"
         )
+    if not webhook_events.wanted(str(event.get("type"))):
+        # Signed, but a type we neither act on nor show (an endpoint subscribed to "*"):
+        # acknowledged, not stored, no dj-stripe sync and no Stripe call.
+        return JsonResponse({"received": True, "ignored": True})
     if already_processed(event):
         return JsonResponse({"received": True, "duplicate": True})
     try:
-        trigger = WebhookEventTrigger.from_request(request, webhook_endpoint=endpoint)
+        with transaction.atomic():
+            trigger = _trigger_store(request, endpoint=endpoint, event=event)
+            if trigger.valid and not tasks.webhook_enqueue(
+                trigger=trigger, event_id=str(event.get("id")), event_type=str(event.get("type"))
+            ):
+                # A job for this event is already waiting: it will do the work. No second row.
+                transaction.set_rollback(True)
+                return JsonResponse({"received": True, "duplicate": True, "queued": True})
+    except DatabaseError:
+        # Nothing was committed (neither the row nor its job): Stripe retries a 503.
+        logger.exception("webhook %s: database busy", event.get("id"))
+        return _busy()
+    if not trigger.valid:
+        # Our check passed a moment ago: the tolerance ran out in between (stored, as
+        # dj-stripe stores it).
+        logger.warning("webhook %s: invalid signature", event.get("id"))
+        return _error(400, "Invalid signature")
+    if tasks.queue_enabled():
+        return JsonResponse({"received": True, "trigger": trigger.id, "queued": True})
+    # Inline mode (no queue): process now that the delivery is committed, and answer 500 on a
+    # failure so Stripe retries (the trigger keeps the traceback for the admin).
+    try:
+        tasks.webhook_process(trigger_id=trigger.id)
     except (OperationalError, InterfaceError):
         logger.exception("webhook %s: database busy", event.get("id"))
         return _busy()
@@ -244,8 +274,26 @@ def _receive(
     except Exception:
         logger.exception("webhook %s (%s) failed", event.get("id"), event.get("type"))
         return _error(500, "Processing failed; Stripe will retry")
-    if not trigger.valid:
-        # Our check passed a moment ago: the tolerance ran out in between. Stored by dj-stripe.
-        logger.warning("webhook %s: invalid signature", event.get("id"))
-        return _error(400, "Invalid signature")
     return JsonResponse({"received": True, "trigger": trigger.id})
+
+
+def _trigger_store(
+    request: HttpRequest, *, endpoint: WebhookEndpoint, event: dict
+) -> WebhookEventTrigger:
+    """The delivery as dj-stripe stores it (``WebhookEventTrigger.from_request``'s row and
+    validation), without processing it: that is the task's job (billing/tasks.py)."""
+    trigger = WebhookEventTrigger(
+        headers=dict(request.headers),
+        body=request.body.decode("utf-8"),
+        remote_ip=get_remote_ip(request),
+        stripe_trigger_account=endpoint.djstripe_owner_account,
+        webhook_endpoint=endpoint,
+    )
+    djstripe_signals.webhook_pre_validate.send(sender=WebhookEventTrigger, instance=trigger)
+    # verify_signature (ours): the signature again, no Stripe call.
+    trigger.valid = trigger.validate(secret=endpoint.secret, api_key=tasks._api_key(trigger))
+    djstripe_signals.webhook_post_validate.send(
+        sender=WebhookEventTrigger, instance=trigger, valid=trigger.valid
+    )
+    trigger.save()
+    return trigger

@@ -374,3 +374,8 @@ def portal_configuration_modify(
         idempotency_key=idempotency_key,
         **params,
     )
+
+
+def checkout_session_retrieve_on_return(session_id: str) -> stripe.checkout.Session:
+    """The session the customer just paid, with what applying it needs (one call)."""
+    return _call(stripe.checkout.Session.retrieve, session_id, expand=["line_items", "invoice"])

@@ -21,6 +21,7 @@ from activities.charts import bar_chart
 from billing import selectors
 from billing import services as billing_services
 from billing.apis import BILLING_RATE
+from billing.checkout_return import checkout_return_apply
 from billing.forms import CancelForm, CheckoutForm, PlanForm
 from hrvstr.page_errors import error_page, page_errors
 from subscriptions import catalogue
@@ -159,13 +160,25 @@ def subscription_resume(request: HttpRequest) -> HttpResponse:
 @login_required
 @page_errors
 def checkout_success(request: HttpRequest) -> HttpResponse:
-    """Stripe sent the customer back. Credits come only with the webhook: until it lands the
-    page says so, and polls tier-info to update itself."""
-    context = selectors.checkout_progress(
-        account=selectors.account_for(user=request.user, now=timezone.now()),
-        started=request.session.get("checkout") or {},
-        session_id=request.GET.get("session_id", "")[:255],
-    )
+    """Stripe sent the customer back. The page fetches the session from Stripe and applies it
+    by the webhooks' rules (billing/checkout_return.py), so it does not wait on the webhook
+    queue; if Stripe does not answer it says so, and polls tier-info to update itself."""
+    session_id = request.GET.get("session_id", "")[:255]
+    started = request.session.get("checkout") or {}
+
+    def progress() -> dict:
+        return selectors.checkout_progress(
+            account=selectors.account_for(user=request.user, now=timezone.now()),
+            started=started,
+            session_id=session_id,
+        )
+
+    context = progress()
+    if not context["activated"] and checkout_return_apply(
+        user=request.user, session_id=session_id, now=timezone.now()
+    ):
+        context["account"].refresh_from_db()  # the user's cached account, changed meanwhile
+        context = progress()
     return render(request, "pages/checkout_success.html", context)
 
 

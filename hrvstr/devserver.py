@@ -71,11 +71,22 @@ def main() -> int:
             # One clock: advancing the emulator's moves the app's too (billing/devclock.py).
             STRIPE_FOLLOW_EMULATOR_CLOCK="true",
         )
+        # Subscribed to the types we act on or show, as a real endpoint should be.
+        events = subprocess.run(
+            [sys.executable, "manage.py", "stripe_webhook_events"],
+            cwd=BASE_DIR,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         emulator = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "stripe_emulator",
+                "--events",
+                events,
                 "--port",
                 str(emulator_port),
                 "--state",

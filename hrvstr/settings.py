@@ -143,8 +143,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "timeout": 10,
         }
     else:
+        # Persistent connections, checked once per request (a SELECT 1 round trip) so a
+        # restarted PostgreSQL costs no failed request. The pool (DATABASE_POOL=true, the
+        # production image's default) checks connections itself: no per-request round trip.
         DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("CONN_HEALTH_CHECKS", True)
     # A lock that cannot be had in time becomes a 503 (Stripe retries), not a hung worker.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "options", f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
@@ -155,6 +158,31 @@ else:
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Background tasks (billing/tasks.py): webhook processing and the scheduled jobs.
+# "queue": Procrastinate, a task queue in PostgreSQL (jobs are rows, enqueued in the same
+# transaction as the webhook delivery they process; `python manage.py procrastinate worker`
+# runs them). "inline": the same tasks run in-process once the transaction commits (SQLite,
+# where Procrastinate cannot run, and the test suite). Default: "queue" on PostgreSQL outside
+# tests, else "inline".
+_ON_POSTGRESQL = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+TASK_MODE = os.environ.get(
+    "HRVSTR_TASK_MODE", "queue" if _ON_POSTGRESQL and not TESTING else "inline"
+)
+if TASK_MODE not in ("queue", "inline"):
+    raise ImproperlyConfigured(f"HRVSTR_TASK_MODE={TASK_MODE!r}: 'queue' or 'inline'")
+if TASK_MODE == "queue" and not _ON_POSTGRESQL:
+    raise ImproperlyConfigured("HRVSTR_TASK_MODE=queue needs PostgreSQL (DATABASE_URL)")
+if _ON_POSTGRESQL:
+    # Its tables exist on every PostgreSQL database (tests on PostgreSQL use the real queue
+    # where they ask for it); its migrations are PostgreSQL SQL, so never on SQLite.
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("djstripe"), "procrastinate.contrib.django")
+PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"
+# Workers started by `manage.py procrastinate worker` take these unless told otherwise.
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "concurrency": env_int("WORKER_CONCURRENCY", 1),
+    "fetch_job_polling_interval": 2.0,
+}
 
 # No request we serve carries more than this (hrvstr.wsgi refuses bigger bodies unread, 413);
 # Django's own form limit follows it.
@@ -335,6 +363,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # stripe-python logs every request at INFO; our gateway logs what matters.
         "stripe": {"level": "WARNING"},
+        # Procrastinate logs each periodic task's registration at every start-up; the
+        # worker's job outcomes (procrastinate.worker) stay at INFO.
+        "procrastinate.periodic": {"level": "WARNING"},
     },
 }
 

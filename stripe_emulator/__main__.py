@@ -22,16 +22,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delivery", choices=("background", "sync"), default="background")
     parser.add_argument("--chaos", action="store_true", help="duplicate and shuffle deliveries")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="added to every API call (Stripe's real API answers in 150-400 ms)",
+    )
     args = parser.parse_args(argv)
     if not is_loopback_host(args.host):
         parser.error(f"refusing --host {args.host}: the emulator only listens on loopback")
     emulator = Emulator(delivery=args.delivery, state_path=args.state)
-    server = emulator.serve(args.host, args.port, tick=1.0)
+    server = emulator.serve(args.host, args.port, tick=1.0, latency=args.latency_ms / 1000)
     events = [e.strip() for e in args.events.split(",") if e.strip()]
     known = {e["url"] for e in emulator.store.all("webhook_endpoint")}
     for i, url in enumerate(args.webhook):
         secret = args.webhook_secret[i] if i < len(args.webhook_secret) else None
-        if url in known:
+        if url in known:  # from the state file: subscribe it to what was asked this time
+            for endpoint in emulator.store.all("webhook_endpoint"):
+                if endpoint["url"] == url:
+                    endpoint["enabled_events"] = events
             continue
         endpoint = emulator.add_webhook_endpoint(url, secret, events)
         print(f"webhook {endpoint['id']} -> {url} secret={endpoint['secret']}", flush=True)

@@ -683,14 +683,21 @@ class Emulator:
         """Sync mode: deliver everything still queued now (late chaos deliveries, retries)."""
         return self.dispatcher.drain(everything=True)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0, tick: float | None = None):
+    def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tick: float | None = None,
+        latency: float = 0.0,
+    ):
         """Start the loopback HTTP server in a thread; returns it (``.url``, ``.shutdown()``).
 
-        ``tick`` (seconds) also runs due renewals/retries/expiries as wall-clock time passes.
+        ``tick`` (seconds) also runs due renewals/retries/expiries as wall-clock time passes;
+        ``latency`` (seconds) is added to every API call, like the real API's round trip.
         """
         from .server import serve
 
-        return serve(self, host, port, tick=tick)
+        return serve(self, host, port, tick=tick, latency=latency)
 
     # --- outages ---------------------------------------------------------------------------
     def pause(self, seconds: float | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
@@ -28,6 +29,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if self.server.latency and self.path.startswith("/v1/"):
+            # Stripe's API answers in 150-400 ms; the bench measures the app under it.
+            time.sleep(self.server.latency)
         try:
             resp = self.server.emulator.handle(self.command, self.path, dict(self.headers), body)
         except Exception:  # noqa: BLE001 - an emulator bug must not look like a network failure
@@ -57,11 +61,19 @@ class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, emulator: Emulator, host: str, port: int, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        emulator: Emulator,
+        host: str,
+        port: int,
+        verbose: bool = False,
+        latency: float = 0.0,
+    ) -> None:
         if not is_loopback_host(host):
             raise ValueError(f"refusing to listen on {host!r}: the emulator binds loopback only")
         self.emulator = emulator
         self.verbose = verbose
+        self.latency = max(float(latency), 0.0)  # seconds added to every /v1/ API call
         if ":" in host:
             import socket
 
@@ -100,13 +112,16 @@ def serve(
     port: int = 0,
     verbose: bool = False,
     tick: float | None = None,
+    latency: float = 0.0,
 ) -> EmulatorServer:
     """Start serving in a background thread. The emulator's base_url follows the bound port.
 
     With ``tick`` (seconds), a ticker runs what falls due on the wall clock (renewals, retries,
     session expiry) as real time passes, as Stripe would; tests leave it off and move clocks.
+    With ``latency`` (seconds), every API call (``/v1/...``) waits that long before it is
+    handled, as the real API's round trip would; pages and ``/_emulator/`` do not.
     """
-    server = EmulatorServer(emulator, host, port, verbose)
+    server = EmulatorServer(emulator, host, port, verbose, latency)
     emulator.base_url = server.url
     server.start()
     if tick:

@@ -223,6 +223,15 @@ class ComponentUnlock(models.Model):
             models.Index(fields=["user", "component", "-expires_at"], name="unlock_user_component"),
             models.Index(fields=["expiry_recorded", "expires_at"], name="unlock_expiry_sweep"),
         ]
+        constraints = [
+            # "Already unlocked", for the database: one open unlock per user and component
+            # (migration 0004). A new one closes the expired one first (services/spending.py).
+            models.UniqueConstraint(
+                fields=["user", "component"],
+                condition=Q(expiry_recorded=False),
+                name="unlock_one_open_per_component",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.component} until {self.expires_at:%Y-%m-%d %H:%M}"

@@ -34,15 +34,22 @@ def test_actions_are_post_only(owner_client, url):
 
 
 def test_checkout_for_a_plan_goes_to_stripe_and_the_webhook_makes_it_pro(
-    owner, owner_client, stripe_harness
+    owner, owner_client, stripe_harness, monkeypatch
 ):
+    from billing import gateway
+
     response = owner_client.post("/billing/checkout/", {"tier": "pro", "interval": "month"})
     assert response.status_code == 303
     assert response["Location"].startswith(stripe_harness.emulator.base_url)
     stripe_harness.deliver()
-    # Back from Stripe before the webhook: nothing is announced yet.
+    # Back from Stripe before the webhook, and Stripe does not answer the page: it waits.
     session_id = response["Location"].rsplit("/", 1)[-1]
     stripe_harness.emulator.complete_checkout(session_id, card="4242424242424242")
+
+    def unreachable(session_id):
+        raise gateway.StripeUnavailable()
+
+    monkeypatch.setattr(gateway, "checkout_session_retrieve_on_return", unreachable)
     waiting = owner_client.get(f"/billing/success/?session_id={session_id}").content.decode()
     assert "Activating" in waiting and "You are on Pro" not in waiting
     stripe_harness.deliver()

@@ -400,3 +400,19 @@ def test_a_database_error_midway_answers_500_leaves_nothing_and_the_retry_applie
     from subscriptions.selectors import ledger_drift
 
     assert ledger_drift(account=account) == {}
+
+
+def test_a_signed_event_of_a_type_we_neither_act_on_nor_show_is_acknowledged_unstored(
+    client, endpoint_configured
+):
+    from billing.webhook_events import enabled_events
+
+    body = event_body("product.created")
+    response = post(client, body, sign(body))
+    assert response.status_code == 200 and response.json()["ignored"] is True
+    assert not WebhookEventTrigger.objects.exists()
+    # What the endpoint is subscribed to: what we act on and what our pages show, no more.
+    events = set(enabled_events())
+    assert {"invoice.paid", "checkout.session.completed", "charge.refunded"} <= events
+    assert {"product.created", "price.updated", "payment_intent.succeeded"}.isdisjoint(events)
+    assert len(events) < 60

@@ -273,3 +273,23 @@ def test_a_timed_pause_ends_by_itself(served):
     assert emu.paused
     time.sleep(0.6)
     assert not emu.paused
+
+
+def test_a_latency_setting_delays_every_api_call_and_nothing_else():
+    emulator = Emulator()
+    server = emulator.serve(latency=0.15)
+    try:
+        client = stripe.StripeClient(
+            "sk_test_latency", base_addresses={"api": server.url}, max_network_retries=0
+        )
+        started = time.monotonic()
+        for _ in range(3):
+            client.v1.customers.create(params={"email": "slow@example.com"})
+        per_call = (time.monotonic() - started) / 3
+        assert 0.15 <= per_call < 0.6, per_call
+        started = time.monotonic()
+        status, _headers, _body = call(f"{server.url}/_emulator/deliveries")
+        assert status == 200 and time.monotonic() - started < 0.15
+    finally:
+        server.shutdown()
+        emulator.close()

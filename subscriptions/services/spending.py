@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from activities.models import ActivityType, Actor, LedgerEntry, LedgerKind
@@ -27,7 +27,8 @@ from subscriptions.models import (
     CreditHold,
     HoldStatus,
 )
-from subscriptions.services.accounts import refresh_locked
+from subscriptions.services import charge
+from subscriptions.services.accounts import account_get, refresh_locked
 from subscriptions.services.core import (
     apply_change,
     first_after_race,
@@ -83,9 +84,36 @@ def credits_spend(
     """
     action_get(action=action, quantity=quantity)
     key = f"spend:{user.pk}:{idempotency_key}"
+    now = now or timezone.now()
+    if charge.available():
+        # PostgreSQL: one statement locks, checks, charges and writes the ledger row (a replay
+        # fails its INSERT on the unique key); None: the locked path below decides. The price
+        # depends on the tier (its discount): priced for the tier read now (the JWT lookup has
+        # the account already), and the statement charges only an account still on it.
+        account = getattr(user, "credit_account", None) or account_get(user=user)
+        tier = account.tier
+        cost = action_cost(action=action, quantity=quantity, tier=tier)
+        try:
+            entry = _in_savepoint_if_nested(
+                lambda: charge.charge_in_one_statement(
+                    user_id=user.pk,
+                    tier=tier,
+                    cost=cost,
+                    kind=LedgerKind.SPEND,
+                    idempotency_key=key,
+                    reason=catalogue.CREDIT_ACTIONS[action].name,
+                    source=idempotency_key,
+                    details={"action": action, "quantity": quantity, "cost": cost},
+                    now=now,
+                )
+            )
+        except IntegrityError as exc:
+            return _check_replay(first_after_race(key, exc), action=action, quantity=quantity)
+        if entry is not None:
+            entry.user = user
+            return SpendResult(entry=entry, replayed=False)
     if (existing := recorded_entry(key)) is not None:
         return _check_replay(existing, action=action, quantity=quantity)
-    now = now or timezone.now()
     try:
         with transaction.atomic():
             account = lock_account(user.pk)
@@ -109,6 +137,15 @@ def credits_spend(
     except IntegrityError as exc:
         return _check_replay(first_after_race(key, exc), action=action, quantity=quantity)
     return SpendResult(entry=entry, replayed=False)
+
+
+def _in_savepoint_if_nested(run):
+    """Run one statement: alone it is its own transaction (no BEGIN/COMMIT round trips); in
+    a caller's transaction, in a savepoint, so a failed INSERT does not poison it."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            return run()
+    return run()
 
 
 def credits_hold_create(
@@ -210,6 +247,44 @@ def component_unlock(
     if entry_spec is None:
         raise UnknownComponent(component=component, available=sorted(catalogue.COMPONENTS))
     now = now or timezone.now()
+    if charge.available():
+        # PostgreSQL: the active unlock by index (no lock); else one statement charges and
+        # writes the unlock, ledger and activity rows. A racing unlock of the same component
+        # loses on the unique index (nothing changed): the locked path then finds the winner.
+        active = (
+            ComponentUnlock.objects.filter(user=user, component=component, expires_at__gt=now)
+            .order_by("-expires_at")
+            .first()
+        )
+        if active is not None:
+            return UnlockResult(unlock=active, charged=False, entry=None)
+        required = catalogue.TIERS[entry_spec.min_tier]
+        try:
+            done = _in_savepoint_if_nested(
+                lambda: charge.unlock_in_one_statement(
+                    user_id=user.pk,
+                    component=component,
+                    cost=entry_spec.cost,
+                    tiers=catalogue.tiers_at_or_above(required.rank),
+                    durations={
+                        key: int(tier.unlock_duration.total_seconds())
+                        for key, tier in catalogue.TIERS.items()
+                    },
+                    descriptions={
+                        key: _unlocked_description(entry_spec.cost, tier.unlock_duration)
+                        for key, tier in catalogue.TIERS.items()
+                    },
+                    reason=f"Unlocked {entry_spec.name}",
+                    title=f"{entry_spec.name} unlocked",
+                    now=now,
+                )
+            )
+        except IntegrityError:
+            done = None
+        if done is not None:
+            unlock, entry = done
+            unlock.user = entry.user = user
+            return UnlockResult(unlock=unlock, charged=True, entry=entry)
     with transaction.atomic():
         account = lock_account(user.pk)
         refresh_locked(account, now)
@@ -230,6 +305,12 @@ def component_unlock(
                 requiredTiers=catalogue.tiers_at_or_above(required.rank),
             )
         from_monthly, from_purchased = split_cost(account, entry_spec.cost)
+        # The one open unlock allowed per component (a unique index) may be an ended one
+        # the sweep has not closed yet: close it, with its activity, before the new one.
+        for ended in ComponentUnlock.objects.filter(
+            user=user, component=component, expiry_recorded=False, expires_at__lte=now
+        ).select_related("user"):
+            _unlock_expiry_record(ended)
         unlock = ComponentUnlock.objects.create(
             user=user,
             component=component,
@@ -253,10 +334,14 @@ def component_unlock(
             user=user,
             activity_type=ActivityType.RESEARCH_UNLOCKED,
             title=f"{entry_spec.name} unlocked",
-            description=f"{entry_spec.cost} credits, access for {_duration(tier.unlock_duration)}.",
+            description=_unlocked_description(entry_spec.cost, tier.unlock_duration),
             ledger_entry=entry,
         )
     return UnlockResult(unlock=unlock, charged=True, entry=entry)
+
+
+def _unlocked_description(cost: int, duration: timedelta) -> str:
+    return f"{cost} credits, access for {_duration(duration)}."
 
 
 def _duration(value: timedelta) -> str:
@@ -273,19 +358,24 @@ def unlocks_record_expired(*, user_id: int | None = None, now: datetime | None =
     recorded = 0
     for unlock in due.select_related("user").order_by("pk")[:1000]:
         with transaction.atomic():
-            # The conditional update is the claim: only one worker gets rowcount 1.
-            claimed = ComponentUnlock.objects.filter(pk=unlock.pk, expiry_recorded=False).update(
-                expiry_recorded=True
-            )
-            if not claimed:
-                continue
-            spec = catalogue.COMPONENTS.get(unlock.component)
-            activity_record(
-                user=unlock.user,
-                activity_type=ActivityType.RESEARCH_EXPIRED,
-                title=f"{spec.name if spec else unlock.component} access expired",
-                description="Unlock it again to keep researching.",
-                dedupe_key=f"research-expired:{unlock.pk}",
-            )
-            recorded += 1
+            recorded += _unlock_expiry_record(unlock)
     return recorded
+
+
+def _unlock_expiry_record(unlock: ComponentUnlock) -> int:
+    """Close an ended unlock with its ``research_expired`` activity; 1 if this call did it."""
+    # The conditional update is the claim: only one worker gets rowcount 1.
+    claimed = ComponentUnlock.objects.filter(pk=unlock.pk, expiry_recorded=False).update(
+        expiry_recorded=True
+    )
+    if not claimed:
+        return 0
+    spec = catalogue.COMPONENTS.get(unlock.component)
+    activity_record(
+        user=unlock.user,
+        activity_type=ActivityType.RESEARCH_EXPIRED,
+        title=f"{spec.name if spec else unlock.component} access expired",
+        description="Unlock it again to keep researching.",
+        dedupe_key=f"research-expired:{unlock.pk}",
+    )
+    return 1

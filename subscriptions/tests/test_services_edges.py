@@ -139,3 +139,30 @@ def test_a_paid_invoice_replayed_returns_the_first_reset(owner):
     )
     first = services.allowance_period_start(**args)
     assert services.allowance_period_start(**args) == first
+
+
+def test_an_unlock_bought_again_before_the_sweep_closes_the_ended_one_first(db):
+    """One open unlock per component (a unique index): the ended one is closed, with its
+    research_expired activity, before the new one is written."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from activities.models import Activity, ActivityType
+    from subscriptions.models import ComponentUnlock
+    from subscriptions.tests.factories import UserFactory
+
+    user = UserFactory()
+    services.account_get(user=user)
+    services.credits_purchase_add(user=user, credits=100, idempotency_key=f"cs_{user.pk}")
+    start = timezone.now()
+    first = services.component_unlock(user=user, component="chart", now=start)
+    later = start + timedelta(hours=3)  # ended; the sweep has not run
+    second = services.component_unlock(user=user, component="chart", now=later)
+    assert second.charged and second.unlock.pk != first.unlock.pk
+    first.unlock.refresh_from_db()
+    assert first.unlock.expiry_recorded
+    assert (
+        Activity.objects.filter(user=user, activity_type=ActivityType.RESEARCH_EXPIRED).count() == 1
+    )
+    assert ComponentUnlock.objects.filter(user=user, expiry_recorded=False).count() == 1

@@ -1,0 +1,184 @@
+"""Background work: Stripe webhook processing and the scheduled jobs, on Procrastinate.
+
+Why Procrastinate (a task queue in PostgreSQL) rather than Celery with Redis: a job is a row in
+the same database, so the webhook endpoint stores the delivery and enqueues its processing in
+ONE transaction. Either both are committed or neither is: no event is lost between "stored" and
+"enqueued" (Celery would need an outbox table and a relay for that), and a redelivery while the
+first job still waits is refused by the job's queueing lock (the event id). Its scheduler
+records each period it deferred in a table with a unique key, so a periodic job runs once per
+period whatever the number of workers running the scheduler.
+
+Two modes (``settings.TASK_MODE``):
+
+- ``queue`` (PostgreSQL, production): ``webhook_enqueue`` defers a job inside the caller's
+  transaction; ``python manage.py procrastinate worker`` runs them (see README, "Workers").
+- ``inline`` (SQLite for ``make run``, and the test suite): nothing is enqueued; the endpoint
+  runs ``webhook_process`` itself once its transaction committed, and the scheduled jobs run
+  from ``grant_monthly_allowances`` (cron) as before. Same functions, no broker.
+
+Processing is at least once; its effects are exactly once, as before the queue: dj-stripe
+stores the Event row first, in the same transaction as our receivers' writes, and skips an
+event id it already stored; our ledger rows carry unique idempotency keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from traceback import format_exc
+
+from django.conf import settings
+from django.db import transaction
+from djstripe import signals as djstripe_signals
+from djstripe.models import WebhookEventTrigger
+from djstripe.settings import djstripe_settings
+from procrastinate import RetryStrategy
+from procrastinate.contrib.django import app
+from procrastinate.exceptions import AlreadyEnqueued
+
+logger = logging.getLogger(__name__)
+
+# The priority lane: events that change what a customer waiting on the success page sees.
+PRIORITY_QUEUE = "webhooks-priority"
+QUEUE = "webhooks"
+SCHEDULED_QUEUE = "scheduled"
+PRIORITY_EVENTS = frozenset(
+    {
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "invoice.paid",
+    }
+)
+# A failing event is retried 1, 3, 9, ... 2,187 s apart (about an hour in all); it then stays
+# failed, visible in the admin's webhook deliveries list (with its traceback) for a replay.
+# Stripe keeps redelivering for three days as well: each redelivery is enqueued again.
+WEBHOOK_RETRY = RetryStrategy(max_attempts=8, exponential_wait=3)
+
+
+def queue_enabled() -> bool:
+    return settings.TASK_MODE == "queue"
+
+
+def queue_for(event_type: str) -> tuple[str, int]:
+    """The queue and priority (higher first) for an event type."""
+    if event_type in PRIORITY_EVENTS:
+        return PRIORITY_QUEUE, 10
+    return QUEUE, 0
+
+
+def webhook_enqueue(*, trigger: WebhookEventTrigger, event_id: str, event_type: str) -> bool:
+    """Defer the processing of a stored delivery, in the caller's transaction.
+
+    Returns False when a job for the same event is already waiting (a redelivery): the caller
+    rolls back its trigger row and answers 200, the waiting job will do the work.
+    Inline mode: nothing to do here (the endpoint processes after its commit); returns True.
+    """
+    if not queue_enabled():
+        return True
+    queue, priority = queue_for(event_type)
+    try:
+        # A savepoint: a refused defer must not poison the caller's transaction.
+        with transaction.atomic():
+            process_webhook.configure(
+                queue=queue, priority=priority, queueing_lock=f"event:{event_id}"
+            ).defer(trigger_id=trigger.pk)
+    except AlreadyEnqueued:
+        return False
+    return True
+
+
+def _api_key(trigger: WebhookEventTrigger) -> str | None:
+    account = trigger.stripe_trigger_account
+    livemode = bool(trigger.webhook_endpoint.livemode) if trigger.webhook_endpoint else False
+    return (account.default_api_key if account else None) or (
+        djstripe_settings.get_default_api_key(livemode)
+    )
+
+
+def webhook_process(*, trigger_id: int) -> bool:
+    """Process one stored delivery (dj-stripe's sync, then our receivers), all or nothing.
+
+    Returns False when it had already been processed. On failure the exception and traceback
+    are saved on the trigger (the admin lists it as failed) and the exception propagates: the
+    queue retries the job, the inline endpoint answers 500 so Stripe retries.
+    """
+    trigger = (
+        WebhookEventTrigger.objects.select_related("webhook_endpoint", "stripe_trigger_account")
+        .filter(pk=trigger_id)
+        .first()
+    )
+    if trigger is None:
+        logger.warning("webhook trigger %s is gone; nothing to process", trigger_id)
+        return False
+    if trigger.processed:
+        return False
+    api_key = _api_key(trigger)
+    try:
+        with transaction.atomic():
+            djstripe_signals.webhook_pre_process.send(sender=WebhookEventTrigger, instance=trigger)
+            trigger.process(save=False, api_key=api_key)
+            djstripe_signals.webhook_post_process.send(
+                sender=WebhookEventTrigger, instance=trigger, api_key=api_key
+            )
+            # "processed" commits with the effects, or not at all.
+            trigger.save()
+    except Exception as exc:
+        max_length = WebhookEventTrigger._meta.get_field("exception").max_length
+        WebhookEventTrigger.objects.filter(pk=trigger.pk).update(
+            exception=str(exc)[:max_length], traceback=format_exc()
+        )
+        djstripe_signals.webhook_processing_error.send(
+            sender=WebhookEventTrigger,
+            instance=trigger,
+            api_key=api_key,
+            exception=exc,
+            data=getattr(exc, "http_body", ""),
+        )
+        raise
+    return True
+
+
+@app.task(name="billing.process_webhook", queue=QUEUE, retry=WEBHOOK_RETRY, pass_context=False)
+def process_webhook(trigger_id: int) -> None:
+    webhook_process(trigger_id=trigger_id)
+
+
+# --- scheduled jobs -----------------------------------------------------------------------------
+# Each worker runs Procrastinate's scheduler; the procrastinate_periodic_defers table's unique
+# (task, periodic id, timestamp) makes one job per minute whatever the number of schedulers.
+
+
+@app.periodic(cron="* * * * *", periodic_id="every-minute")
+@app.task(
+    name="billing.grant_monthly_allowances",
+    queue=SCHEDULED_QUEUE,
+    queueing_lock="grant_monthly_allowances",
+    pass_context=False,
+)
+def grant_monthly_allowances(timestamp: int) -> None:
+    from subscriptions.services import allowances_grant_due, unlocks_record_expired
+
+    renewed = allowances_grant_due()
+    expired = unlocks_record_expired()
+    logger.info(
+        "scheduled at %s: %s accounts renewed, %s unlocks expired", timestamp, renewed, expired
+    )
+
+
+# A worker killed mid-job (SIGKILL, a lost machine) leaves its job "doing" forever: once the
+# worker's heartbeat is older than this, the job is put back in its queue.
+STALLED_AFTER_SECONDS = 60
+
+
+@app.periodic(cron="* * * * *", periodic_id="every-minute")
+@app.task(
+    name="billing.retry_stalled_jobs",
+    queue=SCHEDULED_QUEUE,
+    queueing_lock="retry_stalled_jobs",
+    pass_context=True,
+)
+async def retry_stalled_jobs(context, timestamp: int) -> None:
+    job_manager = context.app.job_manager
+    stalled = await job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS)
+    for job in stalled:
+        logger.warning("job %s (%s) stalled: retrying it", job.id, job.task_name)
+        await job_manager.retry_job(job)

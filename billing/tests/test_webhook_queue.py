@@ -1,0 +1,211 @@
+"""Webhooks on the task queue (Procrastinate on PostgreSQL): store and enqueue in one
+transaction, answer at once, process at least once with effects exactly once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import DatabaseError, connection
+from djstripe.models import Event, WebhookEventTrigger
+
+from billing import tasks
+from billing.tests.test_flows import checkout
+from billing.webhook_events import wanted
+from subscriptions.models import CreditAccount
+from subscriptions.selectors import ledger_drift
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the queue lives in PostgreSQL"),
+]
+
+
+def jobs(**filters) -> list[dict]:
+    where = " AND ".join(f"{name} = %s" for name in filters) or "TRUE"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, queue_name, task_name, status, priority, args, attempts"
+            f" FROM procrastinate_jobs WHERE {where} ORDER BY id",
+            list(filters.values()),
+        )
+        columns = [c.name for c in cursor.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:  # Django hands jsonb back as text
+        if isinstance(row["args"], str):
+            row["args"] = json.loads(row["args"])
+    return rows
+
+
+def run_worker(queues=(tasks.PRIORITY_QUEUE, tasks.QUEUE)) -> None:
+    """One worker until its queues are empty, on its own connection, as
+    `manage.py procrastinate worker` runs it."""
+    from procrastinate.contrib.django import app
+
+    with app.replace_connector(app.connector.get_worker_connector()):
+        app.run_worker(
+            queues=list(queues), wait=False, install_signal_handlers=False, listen_notify=False
+        )
+
+
+@pytest.fixture
+def queued(settings):
+    """The queue on; its tables empty (they are not Django-managed, so not flushed)."""
+    settings.TASK_MODE = "queue"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE procrastinate_jobs, procrastinate_periodic_defers RESTART IDENTITY CASCADE"
+        )
+
+
+def paid_checkout(api, harness) -> list:
+    """A Pro Checkout paid on the offline Stripe; its deliveries, not yet posted."""
+    checkout(api, harness, {"tier": "pro", "interval": "month"})
+    batch, harness.queued = list(harness.queued), []
+    return batch
+
+
+def test_deliveries_are_stored_and_enqueued_then_a_worker_applies_them(
+    queued, api, owner, stripe_harness
+):
+    batch = paid_checkout(api, stripe_harness)
+    assert {d.event["type"] for d in batch} >= {"invoice.paid", "customer.subscription.created"}
+    for delivery in batch:
+        response = stripe_harness.client.post(
+            "/api/billing/webhook",
+            data=delivery.body,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=delivery.headers["Stripe-Signature"],
+        )
+        assert response.status_code == 200
+        if wanted(delivery.event["type"]):
+            assert response.json()["queued"] is True
+        else:  # not subscribed (the harness's emulator sends everything): no row, no job
+            assert response.json()["ignored"] is True
+    # Nothing processed yet: every delivery has its row and its job, in its lane.
+    assert WebhookEventTrigger.objects.filter(processed=True).count() == 0
+    assert CreditAccount.objects.get(user=owner).tier == "free"
+    waiting = jobs(status="todo")
+    assert len(waiting) == WebhookEventTrigger.objects.count()
+    assert len(waiting) >= len([d for d in batch if wanted(d.event["type"])])
+    by_trigger = {job["args"]["trigger_id"]: job for job in waiting}
+    for trigger in WebhookEventTrigger.objects.all():
+        lane = by_trigger[trigger.pk]
+        if trigger.json_body["type"] in tasks.PRIORITY_EVENTS:
+            assert (lane["queue_name"], lane["priority"]) == (tasks.PRIORITY_QUEUE, 10)
+        else:
+            assert (lane["queue_name"], lane["priority"]) == (tasks.QUEUE, 0)
+
+    run_worker()
+
+    assert jobs(status="todo", task_name="billing.process_webhook") == []
+    assert WebhookEventTrigger.objects.filter(processed=False).count() == 0
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.monthly_allowance) == ("pro", 500)
+    assert ledger_drift(account=account) == {}
+
+
+def test_a_redelivery_while_the_job_waits_adds_no_row_and_no_job(
+    queued, api, owner, stripe_harness
+):
+    delivery = next(
+        d for d in paid_checkout(api, stripe_harness) if d.event["type"] == "invoice.paid"
+    )
+    before = (WebhookEventTrigger.objects.count(), len(jobs(task_name="billing.process_webhook")))
+    assert stripe_harness.post(delivery) == 200
+    response = stripe_harness.client.post(
+        "/api/billing/webhook",
+        data=delivery.body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=delivery.headers["Stripe-Signature"],
+    )
+    assert response.status_code == 200 and response.json()["duplicate"] is True
+    after = (WebhookEventTrigger.objects.count(), len(jobs(task_name="billing.process_webhook")))
+    assert after == (before[0] + 1, before[1] + 1)
+
+
+def test_no_stored_delivery_without_its_job(queued, api, owner, stripe_harness, monkeypatch):
+    delivery = paid_checkout(api, stripe_harness)[0]
+
+    def enqueue_fails(**kwargs):
+        raise DatabaseError("the queue table is unavailable")
+
+    stored = WebhookEventTrigger.objects.count()
+    monkeypatch.setattr(tasks, "webhook_enqueue", enqueue_fails)
+    assert stripe_harness.post(delivery) == 503
+    # The row stored a moment before was rolled back with the failed enqueue: Stripe retries.
+    assert WebhookEventTrigger.objects.count() == stored
+    assert not WebhookEventTrigger.objects.filter(body__contains=delivery.event["id"]).exists()
+
+
+def test_a_failing_event_is_kept_visible_and_retried_until_it_applies(
+    queued, api, owner, stripe_harness, monkeypatch
+):
+    from billing import sync
+
+    delivery = next(
+        d for d in paid_checkout(api, stripe_harness) if d.event["type"] == "invoice.paid"
+    )
+    real = sync.invoice_paid_apply
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in our rules")
+
+    monkeypatch.setattr(sync, "invoice_paid_apply", broken)
+    assert stripe_harness.post(delivery) == 200
+    run_worker()
+    trigger = WebhookEventTrigger.objects.get(body__contains=delivery.event["id"])
+    assert not trigger.processed and "a bug in our rules" in trigger.exception
+    assert not Event.objects.filter(id=delivery.event["id"]).exists()
+    [job] = [
+        j
+        for j in jobs(task_name="billing.process_webhook")
+        if j["args"]["trigger_id"] == trigger.pk
+    ]
+    assert (job["status"], job["attempts"]) == ("todo", 1)  # scheduled again, not dropped
+
+    monkeypatch.setattr(sync, "invoice_paid_apply", real)
+    with connection.cursor() as cursor:  # its retry is due now
+        cursor.execute(
+            "UPDATE procrastinate_jobs SET scheduled_at = now() WHERE id = %s", [job["id"]]
+        )
+    run_worker()
+    trigger.refresh_from_db()
+    assert trigger.processed and trigger.exception == ""
+    assert jobs(id=job["id"])[0]["status"] == "succeeded"
+    assert CreditAccount.objects.get(user=owner).monthly_allowance == 500
+
+
+def test_one_scheduled_run_per_period_whatever_the_number_of_schedulers(queued):
+    import asyncio
+
+    from procrastinate import periodic
+    from procrastinate.contrib.django import app
+
+    task = app.periodic_registry.periodic_tasks[
+        ("billing.grant_monthly_allowances", "every-minute")
+    ]
+    minute = 1_800_000_000
+
+    def schedulers_reach(timestamp: int, count: int) -> None:
+        for _ in range(count):  # each worker runs its own scheduler
+            deferrer = periodic.PeriodicDeferrer(registry=app.periodic_registry)
+            asyncio.run(deferrer.defer_jobs([(task, timestamp)]))
+
+    def runs(timestamp: int) -> list[dict]:
+        # (the worker's own scheduler also defers the current minute: not counted here)
+        return [
+            job
+            for job in jobs(task_name="billing.grant_monthly_allowances")
+            if job["args"].get("timestamp") == timestamp
+        ]
+
+    schedulers_reach(minute, 3)
+    assert len(runs(minute)) == 1
+    run_worker(queues=[tasks.SCHEDULED_QUEUE])
+    assert runs(minute)[0]["status"] == "succeeded"
+    # The same minute again, after its job ran (no queueing lock left to refuse it): still one.
+    schedulers_reach(minute, 2)
+    assert len(runs(minute)) == 1
+    schedulers_reach(minute + 60, 2)
+    assert len(runs(minute + 60)) == 1

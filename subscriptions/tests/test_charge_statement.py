@@ -1,0 +1,108 @@
+"""On PostgreSQL a charge is one statement: lock, check, charge and ledger row together."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from activities.models import LedgerEntry
+from subscriptions import services
+from subscriptions.models import CreditAccount
+from subscriptions.selectors import ledger_drift
+from subscriptions.tests.factories import UserFactory
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path"),
+]
+
+
+@pytest.fixture
+def user():
+    user = UserFactory()
+    services.account_get(user=user)
+    services.credits_purchase_add(user=user, credits=100, idempotency_key=f"cs_{user.pk}")
+    return user
+
+
+def test_a_spend_is_one_round_trip_and_sums_to_the_ledger(user):
+    before = CreditAccount.objects.get(user=user).remaining
+    with CaptureQueriesContext(connection) as queries:
+        result = services.credits_spend(
+            user=user, action="finviz_sentiment", quantity=2, idempotency_key="one"
+        )
+    assert len(queries) == 1, [q["sql"][:80] for q in queries]
+    assert "FOR UPDATE" in queries[0]["sql"] and "INSERT INTO" in queries[0]["sql"]
+    account = CreditAccount.objects.get(user=user)
+    assert account.remaining == before - 6
+    assert result.entry.total_delta == -6 and result.entry.details["cost"] == 6
+    assert LedgerEntry.objects.get(pk=result.entry.pk).idempotency_key == f"spend:{user.pk}:one"
+    assert ledger_drift(account=account) == {}
+
+
+def test_a_replay_costs_no_second_charge(user):
+    first = services.credits_spend(
+        user=user, action="finviz_sentiment", quantity=1, idempotency_key="k"
+    )
+    again = services.credits_spend(
+        user=user, action="finviz_sentiment", quantity=1, idempotency_key="k"
+    )
+    assert again.replayed and again.entry.pk == first.entry.pk
+    assert LedgerEntry.objects.filter(kind="spend").count() == 1
+
+
+def test_what_fell_due_is_done_first_by_the_locked_path(user):
+    # A free account whose month ended: the spend renews it first, then charges.
+    CreditAccount.objects.filter(user=user).update(
+        period_start=timezone.now() - timedelta(days=40),
+        period_end=timezone.now() - timedelta(days=9),
+    )
+    result = services.credits_spend(
+        user=user, action="finviz_sentiment", quantity=1, idempotency_key="after-renewal"
+    )
+    account = CreditAccount.objects.get(user=user)
+    assert account.period_end > timezone.now()
+    assert not result.replayed and result.entry.total_delta == -3
+    assert ledger_drift(account=account) == {}
+
+
+def test_an_unlock_is_one_lookup_and_one_statement_and_never_charged_twice(user):
+    from activities.models import Activity
+    from subscriptions.models import ComponentUnlock
+
+    before = CreditAccount.objects.get(user=user).remaining
+    with CaptureQueriesContext(connection) as queries:
+        first = services.component_unlock(user=user, component="chart")
+    assert len(queries) == 2, [q["sql"][:80] for q in queries]
+    assert first.charged and first.entry.total_delta == -10
+    assert Activity.objects.get(ledger_entry_id=first.entry.pk).title == "Price chart unlocked"
+    assert LedgerEntry.objects.get(pk=first.entry.pk).details["unlock_id"] == first.unlock.pk
+    with CaptureQueriesContext(connection) as queries:
+        again = services.component_unlock(user=user, component="chart")
+    assert len(queries) == 1 and not again.charged and again.unlock.pk == first.unlock.pk
+    account = CreditAccount.objects.get(user=user)
+    assert account.remaining == before - 10
+    assert ledger_drift(account=account) == {}
+    unlock = ComponentUnlock.objects.get()
+    assert unlock.expires_at - unlock.unlocked_at == timedelta(minutes=30)  # the free tier's
+
+
+def test_the_database_refuses_a_second_open_unlock_of_a_component(user):
+    from django.db import IntegrityError, transaction
+
+    from subscriptions.models import ComponentUnlock
+
+    unlock = services.component_unlock(user=user, component="chart").unlock
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ComponentUnlock.objects.create(
+            user=user,
+            component="chart",
+            tier="free",
+            cost=10,
+            unlocked_at=unlock.unlocked_at,
+            expires_at=unlock.expires_at,
+        )
