@@ -129,7 +129,8 @@ def _refused(request: HttpRequest, status: int, message: str, why: str) -> JsonR
     logger.warning("webhook refused (%s) from %s: %s", status, address, why)
     response = _error(status, message)
     if status == 429:
-        response["Retry-After"] = str(usage["time_left"] if usage else 60)
+        # django-ratelimit counts fixed windows: at a window's last second time_left is 0.
+        response["Retry-After"] = str(max(1, usage["time_left"]) if usage else 60)
     response._has_been_logged = True  # type: ignore[attr-defined]  # Django's would be a 2nd line
     return response
 
