@@ -154,7 +154,15 @@ def _subscription_sync_locked(
         fields["grace_until"] = account.grace_deadline(past_due_at=state.observed_at)
     else:
         fields["grace_until"] = None
-    if account.billing_period_end is None or state.period_end > account.billing_period_end:
+    # A state newer on Stripe's clock (or read from Stripe just now) is Stripe's word even when
+    # its period ends sooner: a switch from yearly to monthly restarts the billing cycle (found
+    # by the soak). Between two states of the same second, the later period end wins.
+    newer = (
+        state.authoritative
+        or account.stripe_state_at is None
+        or state.observed_at > account.stripe_state_at
+    )
+    if account.billing_period_end is None or newer or state.period_end > account.billing_period_end:
         fields["billing_period_end"] = state.period_end
 
     scheduled = state.scheduled_tier if state.scheduled_tier != new_tier else ""
