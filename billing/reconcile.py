@@ -14,8 +14,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.utils import timezone
-
 from activities.models import LedgerEntry, LedgerKind
 from billing import gateway
 from billing.duplicates import duplicates_end, live_in_keeping_order
@@ -26,8 +24,9 @@ from billing.sync import (
     state_for,
     stripe_time_of,
     subscription_apply,
+    subscription_end_here,
 )
-from subscriptions import catalogue, services
+from subscriptions import catalogue
 from subscriptions.models import LIVE_STATUSES, CreditAccount, SubscriptionStatus, Tier
 
 logger = logging.getLogger(__name__)
@@ -197,24 +196,9 @@ def account_repair(*, account: CreditAccount, reason: str = "resync") -> Resync:
             source=reason,
             authoritative=True,
         )
-    elif account.tier != Tier.FREE or account.subscription_live:
-        now = timezone.now()
-        services.subscription_sync(
-            user=account.user,
-            state=services.SubscriptionState(
-                subscription_id=account.stripe_subscription_id or "none",
-                status="canceled",
-                tier=None,
-                price_lookup_key="",
-                interval="month",
-                period_start=now,
-                period_end=now,
-                cancel_at_period_end=False,
-                observed_at=now,
-                authoritative=True,
-            ),
-            idempotency_key=f"{key}:none:{account.pk}",
-            source=reason,
+    else:
+        subscription_end_here(
+            account=account, idempotency_key=f"{key}:none:{account.pk}", source=reason
         )
     account.refresh_from_db()
     after, _ = account_drift(account)

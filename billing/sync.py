@@ -198,6 +198,34 @@ def subscription_apply(
     )
 
 
+def subscription_end_here(*, account: CreditAccount, idempotency_key: str, source: str) -> None:
+    """Stripe has no live subscription for this account any more: end ours now (to free).
+
+    A free account without a live subscription has nothing to end (and no fresh allowance
+    to get).
+    """
+    if account.tier == "free" and not account.subscription_live:
+        return
+    now = timezone.now()
+    services.subscription_sync(
+        user=account.user,
+        state=services.SubscriptionState(
+            subscription_id=account.stripe_subscription_id or "none",
+            status="canceled",
+            tier=None,
+            price_lookup_key="",
+            interval="month",
+            period_start=now,
+            period_end=now,
+            cancel_at_period_end=False,
+            observed_at=now,
+            authoritative=True,
+        ),
+        idempotency_key=idempotency_key,
+        source=source,
+    )
+
+
 def customer_unlink(*, customer_id: str, source: str) -> bool:
     """Stripe no longer has this customer: forget it and end its subscriptions here.
 
@@ -208,27 +236,12 @@ def customer_unlink(*, customer_id: str, source: str) -> bool:
     )
     if account is None:
         return False
-    now = timezone.now()
-    paid = account.tier != "free" or account.subscription_live
     with transaction.atomic():
-        if paid:  # a free account has nothing to end (and no fresh allowance to get)
-            services.subscription_sync(
-                user=account.user,
-                state=services.SubscriptionState(
-                    subscription_id=account.stripe_subscription_id or "none",
-                    status="canceled",
-                    tier=None,
-                    price_lookup_key="",
-                    interval="month",
-                    period_start=now,
-                    period_end=now,
-                    cancel_at_period_end=False,
-                    observed_at=now,
-                    authoritative=True,
-                ),
-                idempotency_key=f"customer-gone:{customer_id}",
-                source=source or customer_id,
-            )
+        subscription_end_here(
+            account=account,
+            idempotency_key=f"customer-gone:{customer_id}",
+            source=source or customer_id,
+        )
         CreditAccount.objects.filter(pk=account.pk, stripe_customer_id=customer_id).update(
             stripe_customer_id=None, stripe_subscription_id="", pending_tier=""
         )
