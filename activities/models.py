@@ -19,6 +19,11 @@ class LedgerKind(models.TextChoices):
     ADJUSTMENT = "adjustment", "Staff adjustment"
 
 
+def ledger_kind_choices() -> list[tuple[str, str]]:
+    # A callable, so a new kind is a line above and no migration.
+    return LedgerKind.choices
+
+
 # The kinds that spend credits (a released hold gives them back): what "credits used" counts.
 SPENDING_KINDS = (LedgerKind.SPEND, LedgerKind.HOLD, LedgerKind.UNLOCK, LedgerKind.HOLD_RELEASE)
 
@@ -45,7 +50,7 @@ class LedgerEntry(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
     )
-    kind = models.CharField(max_length=32, choices=LedgerKind.choices)
+    kind = models.CharField(max_length=32, choices=ledger_kind_choices)
     # Deltas and balances are integer credits.
     monthly_delta = models.IntegerField(default=0)
     purchased_delta = models.IntegerField(default=0)
@@ -97,13 +102,18 @@ class ActivityType(models.TextChoices):
     SUBSCRIPTION_RESUMED = "subscription_resumed", "Subscription resumed"
 
 
+def activity_type_choices() -> list[tuple[str, str]]:
+    # A callable, so a new type (a new Stripe event shown in the feed) needs no migration.
+    return ActivityType.choices
+
+
 class Activity(models.Model):
     """A line in the user's activity feed: what happened, told for people."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activities"
     )
-    activity_type = models.CharField(max_length=32, choices=ActivityType.choices)
+    activity_type = models.CharField(max_length=32, choices=activity_type_choices)
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     symbol = models.CharField(max_length=16, blank=True)

@@ -27,7 +27,8 @@ from billing.sync import (
     subscription_end_here,
 )
 from subscriptions import catalogue
-from subscriptions.models import LIVE_STATUSES, CreditAccount, SubscriptionStatus, Tier
+from subscriptions.catalogue import FREE_TIER
+from subscriptions.models import LIVE_STATUSES, CreditAccount, SubscriptionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def account_drift(account: CreditAccount) -> tuple[list[Drift], dict[str, Any] |
 
     if not account.stripe_customer_id:
         # No Stripe customer: nothing can have been paid for. Staff grants are adjustments.
-        differs("tier (no Stripe customer)", account.tier, Tier.FREE.value)
+        differs("tier (no Stripe customer)", account.tier, FREE_TIER.key)
         return found, None
     if _customer_gone(account.stripe_customer_id):
         differs("stripe_customer", account.stripe_customer_id, None)
@@ -76,7 +77,7 @@ def account_drift(account: CreditAccount) -> tuple[list[Drift], dict[str, Any] |
         live[0] if live else max(subscriptions, key=lambda s: s.get("created") or 0, default=None)
     )
     if current is None or current["status"] not in LIVE_STATUSES:
-        differs("tier", account.tier, Tier.FREE.value)
+        differs("tier", account.tier, FREE_TIER.key)
         return found, current
     grace_over = (
         current["status"] == SubscriptionStatus.PAST_DUE
@@ -86,7 +87,7 @@ def account_drift(account: CreditAccount) -> tuple[list[Drift], dict[str, Any] |
     if grace_over:
         # Our grace ended while Stripe still retries: free here by design; a paid retry
         # restores the plan (invoice.paid). Only a change of subscription would be drift.
-        differs("tier", account.tier, Tier.FREE.value)
+        differs("tier", account.tier, FREE_TIER.key)
         return found, current
     state = state_for(account.user, current, observed_at=stripe_time_of(current))
     expected_tier = state.tier or account.tier

@@ -7,7 +7,7 @@ else. Money is integer cents; credits are integer units. Stripe prices are found
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import MappingProxyType
 from typing import Literal, NamedTuple
@@ -21,7 +21,6 @@ UNLIMITED = None  # a limit of None means "no limit"
 class Tier:
     key: str
     name: str
-    rank: int
     monthly_credits: int
     price_monthly_cents: int
     price_yearly_cents: int
@@ -32,6 +31,10 @@ class Tier:
     # credit): the original charged elite ceil(cost x 0.8) and institutional ceil(cost x 0.67).
     action_cost_percent: int = 100
     description: str = ""
+    # Staff may give an account of this tier its own monthly allowance (a sized contract).
+    allowance_sized_by_staff: bool = False
+    # Set from the tier's place in TIERS (cheapest first), never by hand.
+    rank: int = field(default=-1, compare=False)
 
     @property
     def is_paid(self) -> bool:
@@ -55,14 +58,11 @@ class Tier:
 
     def allows(self, feature: Feature) -> bool:
         """May this tier have ``feature``: a credit action, a component, a bundle, or one of
-        the data-source labels in ``features``? The one gate every page, API and service asks."""
+        the data-source labels in ``features``? The one gate every page, API and service asks:
+        every sellable thing names the tiers it is for in ``tiers`` (None: every tier)."""
         if isinstance(feature, str):
             return feature in self.features
-        if isinstance(feature, CreditAction):
-            return feature.tiers is None or self.key in feature.tiers
-        if isinstance(feature, Component):
-            return self.at_least(feature.min_tier)
-        return self.rank >= feature.required_tier_rank
+        return feature.tiers is None or self.key in feature.tiers
 
 
 @dataclass(frozen=True)
@@ -77,16 +77,13 @@ class CreditAction:
         """Credits per unit for ``tier``: integer arithmetic, so no float rounding surprises."""
         return max(1, -(-self.cost * tier.action_cost_percent // 100))
 
-    def available_to(self, tier: Tier) -> bool:
-        return tier.allows(self)
-
 
 @dataclass(frozen=True)
 class Component:
     key: str
     name: str
     cost: int  # credits for one unlock
-    min_tier: str = "free"
+    tiers: tuple[str, ...] | None = None  # None: every tier
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ class Bundle:
     credits: int
     price_cents: int
     lookup_key: str
-    required_tier_rank: int = 1  # bundles are sold to paid tiers only (product rule)
+    tiers: tuple[str, ...] | None = None  # None: every tier
 
 
 Feature = CreditAction | Component | Bundle | str
@@ -112,75 +109,84 @@ _PRO_FEATURES = ("FinViz", "SEC-Insider", "SEC-Institutional", "Earnings", "Redd
 _ELITE_FEATURES = _PRO_FEATURES + ("AlphaVantage",)
 _INSTITUTIONAL_FEATURES = _ELITE_FEATURES
 
-TIERS: MappingProxyType[str, Tier] = MappingProxyType(
-    {
-        tier.key: tier
-        for tier in (
-            Tier(
-                key="free",
-                name="Free",
-                rank=0,
-                monthly_credits=50,
-                price_monthly_cents=0,
-                price_yearly_cents=0,
-                unlock_duration=timedelta(minutes=30),
-                limits=_limits(watchlist=3, alerts=0, searches_per_day=25),
-                features=_FREE_FEATURES,
-                description="Try HRVSTR with basic sentiment and a small watchlist.",
-            ),
-            Tier(
-                key="pro",
-                name="Pro",
-                rank=1,
-                monthly_credits=500,
-                price_monthly_cents=1900,
-                price_yearly_cents=19000,
-                unlock_duration=timedelta(hours=2),
-                limits=_limits(watchlist=25, alerts=10, searches_per_day=500),
-                features=_PRO_FEATURES,
-                description="For active traders: institutional holdings and Reddit sentiment.",
-            ),
-            Tier(
-                key="elite",
-                name="Elite",
-                rank=2,
-                monthly_credits=2000,
-                price_monthly_cents=4900,
-                price_yearly_cents=49000,
-                unlock_duration=timedelta(hours=4),
-                limits=_limits(watchlist=UNLIMITED, alerts=100, searches_per_day=UNLIMITED),
-                features=_ELITE_FEATURES,
-                action_cost_percent=80,
-                description="Every data source, AlphaVantage included; premium actions cost less.",
-            ),
-            Tier(
-                key="institutional",
-                name="Institutional",
-                rank=3,
-                monthly_credits=10000,
-                price_monthly_cents=19900,
-                price_yearly_cents=199000,
-                unlock_duration=timedelta(hours=8),
-                limits=_limits(watchlist=UNLIMITED, alerts=UNLIMITED, searches_per_day=UNLIMITED),
-                features=_INSTITUTIONAL_FEATURES,
-                action_cost_percent=67,
-                description="Teams and funds: API access and an allowance sized to you.",
-            ),
-        )
-    }
+
+def _ranked(*tiers: Tier) -> MappingProxyType[str, Tier]:
+    """The tiers keyed by ``key``, each ranked by its place (the first is the lowest)."""
+    return MappingProxyType({tier.key: replace(tier, rank=rank) for rank, tier in enumerate(tiers)})
+
+
+TIERS: MappingProxyType[str, Tier] = _ranked(
+    Tier(
+        key="free",
+        name="Free",
+        monthly_credits=50,
+        price_monthly_cents=0,
+        price_yearly_cents=0,
+        unlock_duration=timedelta(minutes=30),
+        limits=_limits(watchlist=3, alerts=0, searches_per_day=25),
+        features=_FREE_FEATURES,
+        description="Try HRVSTR with basic sentiment and a small watchlist.",
+    ),
+    Tier(
+        key="pro",
+        name="Pro",
+        monthly_credits=500,
+        price_monthly_cents=1900,
+        price_yearly_cents=19000,
+        unlock_duration=timedelta(hours=2),
+        limits=_limits(watchlist=25, alerts=10, searches_per_day=500),
+        features=_PRO_FEATURES,
+        description="For active traders: institutional holdings and Reddit sentiment.",
+    ),
+    Tier(
+        key="elite",
+        name="Elite",
+        monthly_credits=2000,
+        price_monthly_cents=4900,
+        price_yearly_cents=49000,
+        unlock_duration=timedelta(hours=4),
+        limits=_limits(watchlist=UNLIMITED, alerts=100, searches_per_day=UNLIMITED),
+        features=_ELITE_FEATURES,
+        action_cost_percent=80,
+        description="Every data source, AlphaVantage included; premium actions cost less.",
+    ),
+    Tier(
+        key="institutional",
+        name="Institutional",
+        monthly_credits=10000,
+        price_monthly_cents=19900,
+        price_yearly_cents=199000,
+        unlock_duration=timedelta(hours=8),
+        limits=_limits(watchlist=UNLIMITED, alerts=UNLIMITED, searches_per_day=UNLIMITED),
+        features=_INSTITUTIONAL_FEATURES,
+        action_cost_percent=67,
+        allowance_sized_by_staff=True,
+        description="Teams and funds: API access and an allowance sized to you.",
+    ),
 )
 FREE_TIER = TIERS["free"]
 
-_PRO = ("pro", "elite", "institutional")
+
+def tiers_from(lowest: str) -> tuple[str, ...]:
+    """``lowest`` and every tier above it: the ``tiers`` of a feature sold from a plan up."""
+    return tuple(key for key, tier in TIERS.items() if tier.at_least(lowest))
+
+
+def tier_choices() -> list[tuple[str, str]]:
+    """The model fields' choices: a callable, so a new tier needs no migration."""
+    return [(tier.key, tier.name) for tier in TIERS.values()]
+
+
+_PRO_AND_ABOVE = tiers_from("pro")
 # The original's premium actions and base costs (its premiumCreditMiddleware), with the tiers
 # whose plan listed each one.
 CREDIT_ACTIONS: MappingProxyType[str, CreditAction] = MappingProxyType(
     {
         action.key: action
         for action in (
-            CreditAction("reddit_sentiment", "Reddit sentiment", 5, _PRO),
-            CreditAction("finviz_sentiment", "FinViz sentiment", 3, _PRO),
-            CreditAction("yahoo_sentiment", "Yahoo sentiment", 2, _PRO),
+            CreditAction("reddit_sentiment", "Reddit sentiment", 5, _PRO_AND_ABOVE),
+            CreditAction("finviz_sentiment", "FinViz sentiment", 3, _PRO_AND_ABOVE),
+            CreditAction("yahoo_sentiment", "Yahoo sentiment", 2, _PRO_AND_ABOVE),
             CreditAction("research_bundle", "Research bundle", 12, ("pro",)),
             CreditAction("deep_analysis", "Deep analysis", 8, ("elite", "institutional")),
             CreditAction("historical_data", "Historical data", 4, ("institutional",)),
@@ -201,10 +207,10 @@ COMPONENTS: MappingProxyType[str, Component] = MappingProxyType(
         for component in (
             Component("chart", "Price chart", 10),
             Component("scores", "HRVSTR scores", 8),
-            Component("reddit", "Reddit sentiment", 12, min_tier="pro"),
+            Component("reddit", "Reddit sentiment", 12, tiers=_PRO_AND_ABOVE),
             Component("insiderTrading", "Insider trading", 10),
-            Component("institutionalHoldings", "Institutional holdings", 15, min_tier="pro"),
-            Component("earningsAnalysis", "Earnings analysis", 8, min_tier="pro"),
+            Component("institutionalHoldings", "Institutional holdings", 15, tiers=_PRO_AND_ABOVE),
+            Component("earningsAnalysis", "Earnings analysis", 8, tiers=_PRO_AND_ABOVE),
             Component("upcomingEarnings", "Upcoming earnings", 12),
         )
     }
@@ -220,6 +226,7 @@ BUNDLES: MappingProxyType[str, Bundle] = MappingProxyType(
                 credits=250,
                 price_cents=1000,
                 lookup_key="credits_250",
+                tiers=_PRO_AND_ABOVE,  # bundles are sold to paid tiers only (product rule)
             ),
         )
     }
@@ -307,9 +314,3 @@ def plan_change_kind(current: Plan | None, target: Plan) -> PlanChangeKind:
     if target.interval == "year" and current.interval == "month":
         return "upgrade"
     return "downgrade"
-
-
-def tiers_at_or_above(rank: int) -> list[str]:
-    # Kept only for the component gate in subscriptions/services/spending.py, which issue 14
-    # is rewriting in parallel; that gate moves to ``errors.require_tier`` after the merge.
-    return [tier.key for tier in TIERS.values() if tier.rank >= rank]

@@ -40,11 +40,16 @@ def require_tier(
     spec = catalogue.TIERS[tier] if isinstance(tier, str) else tier
     if spec.allows(feature):
         return
+    allowed = catalogue.tiers_allowing(feature)
+    if message is None and error is TierRequired and allowed:
+        lowest = catalogue.TIERS[allowed[0]]
+        above = " or above" if tuple(allowed) == catalogue.tiers_from(lowest.key) else ""
+        message = f"{feature.name} needs the {lowest.name} plan{above}"
     raise error(
         message,
         feature=feature.key,
         tier=spec.key,
-        requiredTiers=catalogue.tiers_allowing(feature),
+        requiredTiers=allowed,
     )
 
 

@@ -6,14 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from subscriptions.catalogue import TIERS
-
-
-class Tier(models.TextChoices):
-    FREE = "free", TIERS["free"].name
-    PRO = "pro", TIERS["pro"].name
-    ELITE = "elite", TIERS["elite"].name
-    INSTITUTIONAL = "institutional", TIERS["institutional"].name
+from subscriptions.catalogue import FREE_TIER, tier_choices
 
 
 class SubscriptionStatus(models.TextChoices):
@@ -64,7 +57,7 @@ class CreditAccount(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account"
     )
-    tier = models.CharField(max_length=32, choices=Tier.choices, default=Tier.FREE)
+    tier = models.CharField(max_length=32, choices=tier_choices, default=FREE_TIER.key)
     # Credits (integer units).
     monthly_allowance = models.PositiveIntegerField(default=0)
     monthly_used = models.PositiveIntegerField(default=0)
@@ -78,7 +71,7 @@ class CreditAccount(models.Model):
     # 31st keeps its day where months allow it.
     period_anchor = models.DateTimeField()
     # A downgrade waits for the end of the paid period; it is applied at the next reset.
-    pending_tier = models.CharField(max_length=32, choices=Tier.choices, blank=True)
+    pending_tier = models.CharField(max_length=32, choices=tier_choices, blank=True)
     subscription_status = models.CharField(
         max_length=32, choices=SubscriptionStatus.choices, default=SubscriptionStatus.NONE
     )
@@ -211,7 +204,7 @@ class ComponentUnlock(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="component_unlocks"
     )
     component = models.CharField(max_length=64)
-    tier = models.CharField(max_length=32, choices=Tier.choices)
+    tier = models.CharField(max_length=32, choices=tier_choices)
     cost = models.PositiveIntegerField()  # credits
     unlocked_at = models.DateTimeField()
     expires_at = models.DateTimeField()

@@ -156,7 +156,7 @@ def balance(*, account: CreditAccount, now: datetime) -> dict[str, Any]:
         "tierLimits": {
             "monthly_credits": tier.monthly_credits,
             "can_purchase": any(tier.allows(bundle) for bundle in catalogue.BUNDLES.values()),
-            "features": [a.key for a in catalogue.CREDIT_ACTIONS.values() if a.available_to(tier)],
+            "features": [a.key for a in catalogue.CREDIT_ACTIONS.values() if tier.allows(a)],
             "discount_rate": tier.action_discount_rate,
         },
         "creditCosts": {action.key: action.cost for action in catalogue.CREDIT_ACTIONS.values()},
@@ -180,7 +180,7 @@ def action_quote(*, action: str, quantity: int, tier: str) -> dict[str, Any]:
         "discount": base - cost,
         "discountRate": spec.action_discount_rate,
         "tier": tier,
-        "hasAccess": entry.available_to(spec),
+        "hasAccess": spec.allows(entry),
     }
 
 

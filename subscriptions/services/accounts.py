@@ -14,11 +14,11 @@ from django.utils import timezone
 from activities.models import ActivityType, Actor, LedgerEntry, LedgerKind
 from activities.services import activity_record
 from subscriptions import catalogue
+from subscriptions.catalogue import FREE_TIER
 from subscriptions.models import (
     BillingInterval,
     CreditAccount,
     SubscriptionStatus,
-    Tier,
 )
 from subscriptions.periods import add_months, monthly_period_containing
 from subscriptions.services.core import apply_change, lock_account, recorded_entry, tier_allowance
@@ -35,7 +35,7 @@ def account_create(*, user: AbstractBaseUser, now: datetime | None = None) -> Cr
         account, created = CreditAccount.objects.get_or_create(
             user=user,
             defaults=dict(
-                tier=Tier.FREE,
+                tier=FREE_TIER.key,
                 monthly_allowance=0,
                 period_start=now,
                 period_end=add_months(now, 1),
@@ -85,7 +85,7 @@ def refresh_due(account: CreditAccount, now: datetime) -> bool:
 
 def rolls_by_itself(account: CreditAccount) -> bool:
     """Free accounts and yearly plans renew their monthly allowance without a Stripe invoice."""
-    if account.tier == Tier.FREE:
+    if account.tier == FREE_TIER.key:
         return True
     return (
         account.billing_interval == BillingInterval.YEAR
@@ -123,7 +123,7 @@ def refresh_locked(account: CreditAccount, now: datetime) -> None:
         )
     if _period_over(account, now):
         start, end = monthly_period_containing(account.period_anchor, now)
-        if account.billing_period_end is not None and account.tier != Tier.FREE:
+        if account.billing_period_end is not None and account.tier != FREE_TIER.key:
             end = min(end, account.billing_period_end)
         reset_locked(
             account,

@@ -24,7 +24,6 @@ from subscriptions.models import (
     LIVE_STATUSES,  # noqa: F401  (re-exported: defined once, on the model)
     CreditAccount,
     SubscriptionStatus,
-    Tier,
 )
 
 ENDED_STATUSES = {
@@ -36,10 +35,11 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 100
 
 
 def tier_allowance(*, account: CreditAccount, tier: str) -> int:
-    """The monthly credits ``tier`` grants this account (staff may size institutional)."""
-    if tier == Tier.INSTITUTIONAL and account.custom_allowance is not None:
+    """The monthly credits ``tier`` grants this account (staff may size some tiers' own)."""
+    spec = catalogue.TIERS[tier]
+    if spec.allowance_sized_by_staff and account.custom_allowance is not None:
         return account.custom_allowance
-    return catalogue.TIERS[tier].monthly_credits
+    return spec.monthly_credits
 
 
 def lock_account(user_id: int) -> CreditAccount:

@@ -18,9 +18,9 @@ from subscriptions.errors import (
     HoldNotOpen,
     IdempotencyConflict,
     InvalidAmount,
-    TierRequired,
     UnknownAction,
     UnknownComponent,
+    require_tier,
 )
 from subscriptions.models import (
     ComponentUnlock,
@@ -258,14 +258,13 @@ def component_unlock(
         )
         if active is not None:
             return UnlockResult(unlock=active, charged=False, entry=None)
-        required = catalogue.TIERS[entry_spec.min_tier]
         try:
             done = _in_savepoint_if_nested(
                 lambda: charge.unlock_in_one_statement(
                     user_id=user.pk,
                     component=component,
                     cost=entry_spec.cost,
-                    tiers=catalogue.tiers_at_or_above(required.rank),
+                    tiers=catalogue.tiers_allowing(entry_spec),
                     durations={
                         key: int(tier.unlock_duration.total_seconds())
                         for key, tier in catalogue.TIERS.items()
@@ -296,14 +295,7 @@ def component_unlock(
         if active is not None:
             return UnlockResult(unlock=active, charged=False, entry=None)
         tier = catalogue.TIERS[account.tier]
-        required = catalogue.TIERS[entry_spec.min_tier]
-        if tier.rank < required.rank:
-            raise TierRequired(
-                f"{entry_spec.name} needs the {required.name} plan or above",
-                feature=component,
-                tier=account.tier,
-                requiredTiers=catalogue.tiers_at_or_above(required.rank),
-            )
+        require_tier(tier, entry_spec)
         from_monthly, from_purchased = split_cost(account, entry_spec.cost)
         # The one open unlock allowed per component (a unique index) may be an ended one
         # the sweep has not closed yet: close it, with its activity, before the new one.

@@ -14,11 +14,11 @@ from django.db.models import F
 from activities.models import ActivityType, Actor, LedgerEntry, LedgerKind
 from activities.services import activity_record
 from subscriptions import catalogue
+from subscriptions.catalogue import FREE_TIER
 from subscriptions.models import (
     BillingInterval,
     CreditAccount,
     SubscriptionStatus,
-    Tier,
 )
 from subscriptions.periods import add_months
 from subscriptions.services.core import (
@@ -113,7 +113,7 @@ def _subscription_sync_locked(
         cancel_at_period_end=state.cancel_at_period_end,
     )
     if status in ENDED_STATUSES:
-        if account.tier == Tier.FREE and account.subscription_status == status:
+        if account.tier == FREE_TIER.key and account.subscription_status == status:
             return None
         return fall_to_free_locked(
             account,
@@ -168,7 +168,7 @@ def _subscription_sync_locked(
     scheduled = state.scheduled_tier if state.scheduled_tier != new_tier else ""
     allowance = None
     used = None
-    if account.tier == Tier.FREE and new_tier != Tier.FREE:
+    if account.tier == FREE_TIER.key and new_tier != FREE_TIER.key:
         # A new subscriber: the allowance period follows Stripe's billing period from now on.
         start = state.period_start
         end = add_months(start, 1) if state.interval == BillingInterval.YEAR else state.period_end
@@ -263,8 +263,8 @@ def fall_to_free_locked(
         used=0,
         reason=reason,
         source=source,
-        details={"status": status.value, "tier": Tier.FREE.value},
-        tier=Tier.FREE,
+        details={"status": status.value, "tier": FREE_TIER.key},
+        tier=FREE_TIER.key,
         pending_tier="",
         subscription_status=(
             SubscriptionStatus.UNPAID if status == SubscriptionStatus.PAST_DUE else status
@@ -278,7 +278,7 @@ def fall_to_free_locked(
         period_anchor=now,
         **fields,
     )
-    if was_tier != Tier.FREE:
+    if was_tier != FREE_TIER.key:
         tier_activity_record(account, was_tier, entry)
         activity_record(
             user=account.user,

@@ -79,6 +79,12 @@ def test_at_least_follows_the_catalogue_order():
     assert not pro.at_least(elite)
 
 
+def test_ranks_come_from_the_catalogue_order_not_from_hand_numbers():
+    assert [tier.rank for tier in TIERS.values()] == list(range(len(TIERS)))
+    assert catalogue.tiers_from("elite") == ("elite", "institutional")
+    assert catalogue.tier_choices()[0] == ("free", "Free")
+
+
 def test_allows_gates_actions_components_bundles_and_features():
     free, pro, elite = TIERS["free"], TIERS["pro"], TIERS["elite"]
     assert not free.allows(catalogue.CREDIT_ACTIONS["reddit_sentiment"])
@@ -103,11 +109,14 @@ def test_require_tier_answers_one_shape_and_passes_when_allowed():
     with pytest.raises(TierRequired) as excinfo:
         require_tier("free", catalogue.COMPONENTS["reddit"])
     assert excinfo.value.status == 403
+    assert str(excinfo.value) == "Reddit sentiment needs the Pro plan or above"
     assert excinfo.value.extra == {
         "feature": "reddit",
         "tier": "free",
         "requiredTiers": ["pro", "elite", "institutional"],
     }
+    with pytest.raises(TierRequired, match=r"^Research bundle needs the Pro plan$"):
+        require_tier("elite", catalogue.CREDIT_ACTIONS["research_bundle"])  # pro only, not above
     with pytest.raises(BundleRequiresPaidTier) as excinfo:
         require_tier(TIERS["free"], catalogue.BUNDLES["credits_250"], error=BundleRequiresPaidTier)
     assert excinfo.value.status == 403

@@ -9,7 +9,8 @@ from activities.models import LedgerEntry, LedgerKind
 from billing.clawbacks import purchase_unpaid_reverse
 from billing.reconcile import account_drift, account_repair, bundle_drift
 from hrvstr.errors import DomainError
-from subscriptions.models import CreditAccount, Tier
+from subscriptions.catalogue import FREE_TIER
+from subscriptions.models import CreditAccount
 
 
 class Command(BaseCommand):
@@ -30,7 +31,7 @@ class Command(BaseCommand):
         # Accounts without a Stripe customer are read from our database only: a paid tier or
         # a bundle purchase there is drift (nothing at Stripe paid for it).
         accounts = CreditAccount.objects.filter(
-            ~Q(stripe_customer_id=None) | ~Q(tier=Tier.FREE) | Exists(purchases)
+            ~Q(stripe_customer_id=None) | ~Q(tier=FREE_TIER.key) | Exists(purchases)
         ).select_related("user")
         if options["email"]:
             accounts = accounts.filter(user__email=options["email"].lower())

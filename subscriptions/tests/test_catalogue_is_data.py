@@ -1,0 +1,60 @@
+"""The catalogue is the only list of tiers, and the activity types are code: adding either
+changes the catalogue or the enum and nothing in the schema (docs/recipes.md)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from io import StringIO
+from types import MappingProxyType
+
+import pytest
+from django.core.management import call_command
+from django.db import models
+
+from activities import models as activity_models
+from subscriptions import catalogue
+from subscriptions.models import CreditAccount
+from subscriptions.tests.factories import UserFactory
+
+
+def _with_team_tier() -> MappingProxyType[str, catalogue.Tier]:
+    pro = catalogue.TIERS["pro"]
+    team = replace(
+        pro, key="team", name="Team", monthly_credits=1000, unlock_duration=timedelta(hours=3)
+    )
+    order = [*catalogue.TIERS.values()]
+    return catalogue._ranked(*order[:2], team, *order[2:])
+
+
+def _makemigrations_check() -> str:
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)  # exits 1 on changes
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_new_tier_needs_no_migration_and_is_a_valid_choice(monkeypatch):
+    monkeypatch.setattr(catalogue, "TIERS", _with_team_tier())
+    assert "No changes detected" in _makemigrations_check()
+    account = CreditAccount.objects.get(user=UserFactory())
+    account.tier = "team"
+    account.full_clean()  # the choices are read from the catalogue when validated
+    assert catalogue.TIERS["team"].rank == 2 and catalogue.TIERS["elite"].rank == 3
+    account.tier = "platinum"
+    with pytest.raises(Exception, match="platinum"):
+        account.full_clean()
+
+
+@pytest.mark.django_db
+def test_a_new_activity_type_needs_no_migration(monkeypatch):
+    extended = models.TextChoices(
+        "ActivityType",
+        [
+            *((m.name, (m.value, m.label)) for m in activity_models.ActivityType),
+            ("REFUND_ISSUED", ("refund_issued", "Refund issued")),
+        ],
+    )
+    monkeypatch.setattr(activity_models, "ActivityType", extended)
+    assert ("refund_issued", "Refund issued") in activity_models.activity_type_choices()
+    assert "No changes detected" in _makemigrations_check()
