@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 # Development server on SQLite with demo users, the catalogue and (without real Stripe keys)
 # the offline Stripe emulator; DEBUG on: local only.
 run: install
-	PORT=$(PORT) $(BIN)/python -m hrvstr.devserver
+	PORT=$(PORT) $(BIN)/python -m devtools.devserver
 
 # The whole suite, one worker per core, test databases kept between runs (new migrations are
 # still applied); set DATABASE_URL=postgres://... to run it on PostgreSQL. The proofs (property
@@ -57,7 +57,7 @@ check-migrations: install
 # PNGs of /pricing/, /billing/, /activity/ and the admin dashboard at 1280 and 390 pixels wide,
 # from a throw-away SQLite database with demo data (needs Debian's chromium: apt-get install chromium).
 screenshots: install
-	$(BIN)/python -m hrvstr.screenshots --out screenshots
+	$(BIN)/python -m devtools.screenshots --out screenshots
 
 clean:
 	rm -rf $(VENV) var staticfiles

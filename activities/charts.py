@@ -1,4 +1,5 @@
-"""Server-rendered SVG bar charts: geometry here, markup in templates/pages/_bar_chart.html."""
+"""Server-rendered SVG bar charts: geometry here, markup in templates/activities/_bar_chart.html
+(this app's)."""
 
 from __future__ import annotations
 

@@ -23,4 +23,4 @@ def activity(request: HttpRequest) -> HttpResponse:
         page=request.GET.get("page", 1),
         now=timezone.now(),
     )
-    return render(request, "pages/activity.html", context)
+    return render(request, "activities/activity.html", context)

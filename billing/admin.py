@@ -13,10 +13,30 @@ from djstripe.models import Invoice, Session, WebhookEventTrigger
 
 from billing import services as billing_services
 from hrvstr.errors import DomainError
-from subscriptions.admin import reason_action
+from subscriptions.admin import SupportAction, reason_action, support_action_register
 from subscriptions.forms import ReasonForm
+from subscriptions.services import account_get
 
 # --- webhook deliveries: replay a failed one ------------------------------------------------------
+
+
+def _resync(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
+    summary = billing_services.account_resync_from_stripe(
+        account=account_get(user=user), staff_user=staff
+    )
+    return f"resynced from Stripe: {summary}"
+
+
+# On the support staff's user admin (subscriptions/admin.py): billing's action, registered here.
+support_action_register(
+    SupportAction(
+        "resync_from_stripe",
+        "Resync from Stripe",
+        ReasonForm,
+        "subscriptions.resync_billing",
+        _resync,
+    )
+)
 
 admin.site.unregister(WebhookEventTrigger)
 

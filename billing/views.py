@@ -53,7 +53,7 @@ def pricing(request: HttpRequest) -> HttpResponse:
         "account": account,
         "bundles": list(catalogue.BUNDLES.values()),
     }
-    return render(request, "pages/pricing.html", context)
+    return render(request, "billing/pricing.html", context)
 
 
 @require_GET
@@ -61,7 +61,7 @@ def pricing(request: HttpRequest) -> HttpResponse:
 @page_errors
 def billing(request: HttpRequest) -> HttpResponse:
     overview = selectors.billing_overview(user=request.user, now=timezone.now())
-    return render(request, "pages/billing.html", overview)
+    return render(request, "billing/billing.html", overview)
 
 
 @require_POST
@@ -106,7 +106,7 @@ def change_plan(request: HttpRequest) -> HttpResponse:
             tier=form.cleaned_data["tier"],
             interval=form.cleaned_data["interval"],
         )
-        return render(request, "pages/change_plan_confirm.html", preview)
+        return render(request, "billing/change_plan_confirm.html", preview)
     tier = catalogue.TIERS[form.cleaned_data["tier"]]
     billing_services.subscription_change_plan(
         user=request.user, tier=tier.key, interval=form.cleaned_data["interval"]
@@ -179,7 +179,7 @@ def checkout_success(request: HttpRequest) -> HttpResponse:
     ):
         context["account"].refresh_from_db()  # the user's cached account, changed meanwhile
         context = progress()
-    return render(request, "pages/checkout_success.html", context)
+    return render(request, "billing/checkout_success.html", context)
 
 
 RETURN_WAIT_SECONDS = 15
@@ -202,7 +202,7 @@ def checkout_return(request: HttpRequest) -> HttpResponse:
     again = request.GET.copy()
     again["waited"] = str(waited + 1)
     response = render(
-        request, "pages/checkout_return.html", {"again": f"?{again.urlencode()}", "next": target}
+        request, "billing/checkout_return.html", {"again": f"?{again.urlencode()}", "next": target}
     )
     response["Cache-Control"] = "no-store"
     return response
@@ -212,7 +212,7 @@ def checkout_return(request: HttpRequest) -> HttpResponse:
 @login_required
 def checkout_cancel(request: HttpRequest) -> HttpResponse:
     request.session.pop("checkout", None)
-    return render(request, "pages/checkout_cancel.html")
+    return render(request, "billing/checkout_cancel.html")
 
 
 # Behind the admin's staff login: hrvstr/urls.py mounts it at /admin/dashboard/.
@@ -228,4 +228,4 @@ def support_dashboard(request: HttpRequest) -> HttpResponse:
         "spent_chart": bar_chart([(d.day, d.spent) for d in daily], label="Credits spent"),
         "daily_rows": list(reversed(daily))[:14],
     }
-    return TemplateResponse(request, "support/dashboard.html", context)
+    return TemplateResponse(request, "billing/support_dashboard.html", context)

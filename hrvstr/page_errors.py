@@ -75,7 +75,7 @@ def error_page(
         "next_link": (step.link_text, reverse(step.url_name)) if step.url_name else None,
         "back": back_url(request, reverse("billing")),
     }
-    response = render(request, "pages/error.html", context, status=status)
+    response = render(request, "error.html", context, status=status)
     if retry_after:
         response["Retry-After"] = str(retry_after)
     return response

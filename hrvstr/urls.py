@@ -53,7 +53,7 @@ urlpatterns = [
 ]
 
 if settings.HRVSTR_BENCH_ENDPOINTS:
-    from hrvstr.bench_apis import FloorApi
+    from devtools.bench_apis import FloorApi
 
     urlpatterns.append(path("api/bench/floor", FloorApi.as_view(), name="api-bench-floor"))
 

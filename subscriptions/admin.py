@@ -4,13 +4,14 @@ Balances change only through services: every field of an account is read-only he
 support actions (grant or remove credits, set an allowance, resync from Stripe) call the same
 services the API and the webhooks use, ask for a reason on an intermediate page, and record
 the staff member: in the ledger row where the action changes credits, and in the admin's log
-for every action. The resync action is billing's service: this admin sits above the domain
-apps, like a page.
+for every action. An app adds its own actions with ``support_action_register`` (billing adds
+"Resync from Stripe" in billing/admin.py), so this admin imports no app above subscriptions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin, messages
@@ -24,11 +25,10 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from billing import services as billing_services
 from hrvstr.errors import DomainError
 from subscriptions.forms import AdjustCreditsForm, AllowanceForm, ReasonForm, action_token
 from subscriptions.models import ComponentUnlock, CreditAccount, CreditHold
-from subscriptions.services import account_get, allowance_override_set, credits_adjust
+from subscriptions.services import allowance_override_set, credits_adjust
 from subscriptions.tokens import tokens_revoke_all
 from subscriptions.views import password_form
 
@@ -153,7 +153,7 @@ def reason_action(
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
     }
     request.current_app = model_admin.admin_site.name
-    return TemplateResponse(request, "support/action_form.html", context)
+    return TemplateResponse(request, "subscriptions/admin/action_form.html", context)
 
 
 # --- users, for the support staff ---------------------------------------------------------------
@@ -207,8 +207,26 @@ class CreditAccountInline(admin.StackedInline):
         return False
 
 
-# One action = a form class, a title, and what to call for one user with the cleaned data.
-SupportAction = tuple[type[ReasonForm], str, Callable[[Any, Any, dict[str, Any], str], str]]
+@dataclass(frozen=True)
+class SupportAction:
+    """A reason-gated action on users: its form, its title, the permission it needs
+    ("app_label.codename") and what it does for one user with the cleaned data (returning
+    a line for the staff member); ``key`` makes each change idempotent per submitted form."""
+
+    key: str
+    title: str
+    form: type[ReasonForm]
+    permission: str
+    apply: Callable[[Any, Any, dict[str, Any], str], str]
+
+
+SUPPORT_ACTIONS: dict[str, SupportAction] = {}
+
+
+def support_action_register(action: SupportAction) -> None:
+    """Offer ``action`` on the user list and on each user's page (called at import of an
+    app's admin module)."""
+    SUPPORT_ACTIONS[action.key] = action
 
 
 def _adjust(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
@@ -236,30 +254,35 @@ def _allowance(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
     ) + f", {entry.remaining_after} credits left"
 
 
-def _resync(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
-    summary = billing_services.account_resync_from_stripe(
-        account=account_get(user=user), staff_user=staff
-    )
-    return f"resynced from Stripe: {summary}"
-
-
 def _sign_out(user: Any, staff: Any, data: dict[str, Any], key: str) -> str:
     tokens_revoke_all(user_id=user.pk, reason="staff")
     return "every token revoked (signed out everywhere)"
 
 
-SUPPORT_ACTIONS: dict[str, SupportAction] = {
-    "adjust_credits": (AdjustCreditsForm, "Grant or remove credits", _adjust),
-    "set_allowance": (AllowanceForm, "Set a custom institutional allowance", _allowance),
-    "resync_from_stripe": (ReasonForm, "Resync from Stripe", _resync),
-    "sign_out_everywhere": (ReasonForm, "Sign out everywhere", _sign_out),
-}
-PERMISSION_FOR = {
-    "adjust_credits": "subscriptions.adjust_credits",
-    "set_allowance": "subscriptions.adjust_credits",
-    "resync_from_stripe": "subscriptions.resync_billing",
-    "sign_out_everywhere": "auth.change_user",
-}
+for _action in (
+    SupportAction(
+        "adjust_credits",
+        "Grant or remove credits",
+        AdjustCreditsForm,
+        "subscriptions.adjust_credits",
+        _adjust,
+    ),
+    SupportAction(
+        "set_allowance",
+        "Set a custom institutional allowance",
+        AllowanceForm,
+        "subscriptions.adjust_credits",
+        _allowance,
+    ),
+    SupportAction(
+        "sign_out_everywhere",
+        "Sign out everywhere (revoke every token)",
+        ReasonForm,
+        "auth.change_user",
+        _sign_out,
+    ),
+):
+    support_action_register(_action)
 
 
 admin.site.unregister(User)
@@ -291,8 +314,7 @@ class SupportUserAdmin(UserAdmin):
     )
     search_help_text = "E-mail, name or Stripe customer id (cus_...)"
     ordering = ("-date_joined",)
-    actions = ["adjust_credits", "set_allowance", "resync_from_stripe", "sign_out_everywhere"]
-    change_form_template = "support/user_change_form.html"
+    change_form_template = "subscriptions/admin/user_change_form.html"
 
     @admin.display(description="tier", ordering="credit_account__tier")
     def tier(self, user: Any) -> str:
@@ -309,29 +331,30 @@ class SupportUserAdmin(UserAdmin):
         account = getattr(user, "credit_account", None)
         return account.get_subscription_status_display() if account else "-"
 
-    def has_adjust_credits_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("subscriptions.adjust_credits")
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        for action in SUPPORT_ACTIONS.values():
+            if request.user.has_perm(action.permission):
+                actions[action.key] = (self._bulk_action(action.key), action.key, action.title)
+        return actions
 
-    def has_resync_billing_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("subscriptions.resync_billing")
+    def _bulk_action(self, key: str) -> Callable[..., HttpResponse | None]:
+        def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+            return self._support_action(request, queryset, key)
 
-    @admin.action(description="Grant or remove credits", permissions=["adjust_credits"])
-    def adjust_credits(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        return self._support_action(request, queryset, "adjust_credits")
+        return run
 
-    @admin.action(
-        description="Set a custom institutional allowance", permissions=["adjust_credits"]
-    )
-    def set_allowance(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        return self._support_action(request, queryset, "set_allowance")
-
-    @admin.action(description="Resync from Stripe", permissions=["resync_billing"])
-    def resync_from_stripe(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        return self._support_action(request, queryset, "resync_from_stripe")
-
-    @admin.action(description="Sign out everywhere (revoke every token)", permissions=["change"])
-    def sign_out_everywhere(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        return self._support_action(request, queryset, "sign_out_everywhere")
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The buttons under the user's name: the actions this staff member may take.
+        allowed = [a for a in SUPPORT_ACTIONS.values() if request.user.has_perm(a.permission)]
+        context = {**(extra_context or {}), "support_actions": allowed}
+        return super().change_view(request, object_id, form_url, context)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -366,7 +389,7 @@ class SupportUserAdmin(UserAdmin):
         """The same actions from one user's page (a button under the user's name)."""
         if action not in SUPPORT_ACTIONS:
             return HttpResponseRedirect(reverse("admin:auth_user_changelist"))
-        if not request.user.has_perm(PERMISSION_FOR[action]):
+        if not request.user.has_perm(SUPPORT_ACTIONS[action].permission):
             raise PermissionDenied
         user = get_object_or_404(User, pk=object_id)
         queryset = User.objects.filter(pk=user.pk)
@@ -377,17 +400,17 @@ class SupportUserAdmin(UserAdmin):
     def _support_action(
         self, request: HttpRequest, queryset: QuerySet, action: str, *, single: bool = False
     ) -> HttpResponse | None:
-        form_class, title, apply = SUPPORT_ACTIONS[action]
+        spec = SUPPORT_ACTIONS[action]
 
         def apply_to(user: Any, data: dict[str, Any]) -> str:
-            return apply(user, request.user, data, f"admin:{action}:{data['token']}:{user.pk}")
+            return spec.apply(user, request.user, data, f"admin:{action}:{data['token']}:{user.pk}")
 
         return reason_action(
             self,
             request,
             queryset,
-            form_class=form_class,
-            title=title,
+            form_class=spec.form,
+            title=spec.title,
             action=action,
             apply=apply_to,
             label=lambda user: user.email,

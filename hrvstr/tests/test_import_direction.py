@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = {"activities": 0, "subscriptions": 1, "billing": 2}  # an app may import lower layers
-OURS = set(LAYERS) | {"hrvstr", "stripe_emulator", "bench"}
+OURS = set(LAYERS) | {"hrvstr", "stripe_emulator", "bench", "devtools"}
 EDGE_FILES = {"views.py", "apis.py", "auth_apis.py", "admin.py", "urls.py"}
 SKIPPED_DIRS = {"tests", "migrations", "djstripe_migrations"}
 
@@ -76,7 +76,7 @@ def domain_violations() -> list[str]:
                 other = top(module)
                 if other in LAYERS and LAYERS[other] > layer:
                     found.append(f"{rel(path)}:{line} imports {module} ({app} -> {other})")
-                elif other in {"stripe_emulator", "bench"}:
+                elif other in {"stripe_emulator", "bench", "devtools"}:
                     found.append(f"{rel(path)}:{line} imports {module} (not a runtime package)")
     return found
 

@@ -42,7 +42,7 @@ def test_make_run_leaves_no_failed_delivery(tmp_path):
     }
     log = open(tmp_path / "devserver.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "hrvstr.devserver"],
+        [sys.executable, "-m", "devtools.devserver"],
         cwd=BASE_DIR,
         env=env,
         stdout=log,

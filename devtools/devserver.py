@@ -1,6 +1,6 @@
 """``make run``: the app on SQLite and, unless real Stripe keys are set, the offline Stripe.
 
-    python -m hrvstr.devserver            # PORT (8000) and STRIPE_EMULATOR_PORT (12111) override
+    python -m devtools.devserver            # PORT (8000) and STRIPE_EMULATOR_PORT (12111) override
 
 The emulator runs as its own process (it imports nothing of ours), keeps its state in
 ``var/stripe_emulator.json`` and delivers signed webhooks to ``/api/billing/webhook``. The app

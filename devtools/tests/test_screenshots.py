@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hrvstr.browser import chromium_available
-from hrvstr.screenshots import STAFF_PAGES, USER_PAGES, WIDTHS
+from devtools.browser import chromium_available
+from devtools.screenshots import STAFF_PAGES, USER_PAGES, WIDTHS
 from hrvstr.testing import full_proofs
 
 pytestmark = [
@@ -23,7 +23,7 @@ def test_make_screenshots_saves_every_page_at_every_width(tmp_path):
     # Both widths take twice as long and prove nothing more about the command; CI runs them.
     widths = WIDTHS if full_proofs() else {"desktop": WIDTHS["desktop"]}
     result = subprocess.run(
-        [sys.executable, "-m", "hrvstr.screenshots", "--out", str(tmp_path)]
+        [sys.executable, "-m", "devtools.screenshots", "--out", str(tmp_path)]
         + [f"--width={label}" for label in widths],
         cwd=BASE_DIR,
         capture_output=True,

@@ -1,6 +1,6 @@
 """``make screenshots``: the pages and the admin dashboard as PNGs, desktop and phone widths.
 
-    python -m hrvstr.screenshots [--out screenshots]
+    python -m devtools.screenshots [--out screenshots]
 
 Starts the app on a throw-away SQLite database with the offline Stripe beside it (both in
 this process, on loopback ports), fills it with demo data through the same services and
@@ -177,7 +177,7 @@ def demo_data(emulator) -> None:
 def capture(base_url: str, out: Path, widths: dict[str, int] = WIDTHS) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
-    from hrvstr.browser import launch
+    from devtools.browser import launch
 
     saved: list[Path] = []
     with sync_playwright() as playwright:
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from hrvstr.browser import chromium_available
+    from devtools.browser import chromium_available
 
     if not chromium_available():
         print("screenshots need /usr/bin/chromium (apt-get install chromium) and playwright")

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from hrvstr.browser import chromium_available, launch
+from devtools.browser import chromium_available, launch
 
 pytestmark = [
     pytest.mark.browser,
