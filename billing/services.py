@@ -17,7 +17,6 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
 from djstripe import models as djstripe_models
 from djstripe.models import WebhookEventTrigger
 
@@ -37,7 +36,7 @@ from hrvstr.errors import DomainError
 from subscriptions import catalogue
 from subscriptions.errors import require_tier
 from subscriptions.models import CreditAccount
-from subscriptions.services import LIVE_STATUSES, account_get
+from subscriptions.services import LIVE_STATUSES, account_get, customer_link
 
 logger = logging.getLogger(__name__)
 PRICE_CACHE_SECONDS = 600
@@ -176,12 +175,7 @@ def customer_ensure(*, user: AbstractBaseUser) -> str:
         metadata={"hrvstr_user_id": str(user.pk), "djstripe_subscriber": str(user.pk)},
         idempotency_key=f"customer:{user.pk}" + (f":{gone}" if gone else ""),
     )
-    no_customer = Q(stripe_customer_id__isnull=True) | Q(stripe_customer_id="")
-    if CreditAccount.objects.filter(no_customer, pk=account.pk).update(
-        stripe_customer_id=customer.id
-    ):
-        return customer.id
-    stored = CreditAccount.objects.values_list("stripe_customer_id", flat=True).get(pk=account.pk)
+    stored = customer_link(user_id=user.pk, customer_id=customer.id)
     if stored != customer.id:
         # Only if the key expired between two attempts (24 h): keep the first, say so.
         logger.warning(

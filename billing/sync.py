@@ -63,9 +63,7 @@ def _user_for(obj: StripeDict) -> AbstractBaseUser | None:
         customer_id = object_id(obj.get("customer"))
         if user is not None and customer_id:
             # Link a customer made outside our Checkout flow (e.g. in the dashboard), once.
-            CreditAccount.objects.filter(user=user, stripe_customer_id__isnull=True).update(
-                stripe_customer_id=customer_id
-            )
+            services.customer_link(user_id=user.pk, customer_id=customer_id)
         return user
     return None
 
@@ -242,9 +240,7 @@ def customer_unlink(*, customer_id: str, source: str) -> bool:
             idempotency_key=f"customer-gone:{customer_id}",
             source=source or customer_id,
         )
-        CreditAccount.objects.filter(pk=account.pk, stripe_customer_id=customer_id).update(
-            stripe_customer_id=None, stripe_subscription_id="", pending_tier=""
-        )
+        services.customer_forget(account=account, customer_id=customer_id)
         # Also what makes the next customer's creation key new (``customer_ensure``).
         activity_record(
             user=account.user,

@@ -151,3 +151,30 @@ def test_the_check_names_the_offending_file_and_import(tmp_path, monkeypatch):
     assert emulator_violations() == [
         "stripe_emulator/core.py:1 imports hrvstr.errors (the emulator imports nothing of ours)"
     ]
+
+
+def account_writes_outside_services() -> list[str]:
+    """Writes of ``CreditAccount`` rows (``CreditAccount.objects....update/create/delete``)
+    anywhere but subscriptions/services/: the model says only the services write it."""
+    found = []
+    writes = {"update", "create", "get_or_create", "update_or_create", "bulk_update", "delete"}
+    for package in ("hrvstr", *LAYERS, "devtools"):
+        for path in python_files(package):
+            if rel(path).startswith("subscriptions/services/"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                if node.func.attr in writes and "CreditAccount.objects" in ast.unparse(node.func):
+                    found.append(f"{rel(path)}:{node.lineno} writes CreditAccount")
+    return found
+
+
+def test_only_the_services_write_credit_accounts(tmp_path, monkeypatch):
+    assert account_writes_outside_services() == []
+    (tmp_path / "billing").mkdir()
+    (tmp_path / "billing" / "sync.py").write_text(
+        "CreditAccount.objects.filter(pk=1).update(tier='pro')\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert account_writes_outside_services() == ["billing/sync.py:1 writes CreditAccount"]

@@ -15,6 +15,8 @@ from subscriptions.services.accounts import (
     account_refresh,
     allowance_period_start,
     allowances_grant_due,
+    customer_forget,
+    customer_link,
 )
 from subscriptions.services.adjustments import (
     allowance_override_set,
@@ -70,6 +72,8 @@ __all__ = [
     "credits_hold_release",
     "credits_purchase_add",
     "credits_spend",
+    "customer_forget",
+    "customer_link",
     "subscription_sync",
     "tier_allowance",
     "unlocks_record_expired",

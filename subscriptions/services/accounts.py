@@ -237,3 +237,24 @@ def allowance_period_start(
             billing_period_end=period_end,
             billing_interval=interval,
         )
+
+
+def customer_link(*, user_id: int, customer_id: str) -> str:
+    """Record ``customer_id`` as the user's Stripe customer unless one is recorded already;
+    returns the recorded one. A conditional update, no lock: the first id recorded wins, so
+    two requests creating a customer at once agree on one."""
+    unset = Q(stripe_customer_id__isnull=True) | Q(stripe_customer_id="")
+    if CreditAccount.objects.filter(unset, user_id=user_id).update(stripe_customer_id=customer_id):
+        return customer_id
+    stored = CreditAccount.objects.values_list("stripe_customer_id", flat=True).get(user_id=user_id)
+    return stored or customer_id
+
+
+def customer_forget(*, account: CreditAccount, customer_id: str) -> bool:
+    """Forget ``customer_id`` (deleted at Stripe) and what hung on it, if it is still the
+    account's customer; whether it was."""
+    return bool(
+        CreditAccount.objects.filter(pk=account.pk, stripe_customer_id=customer_id).update(
+            stripe_customer_id=None, stripe_subscription_id="", pending_tier=""
+        )
+    )
