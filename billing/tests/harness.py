@@ -7,8 +7,11 @@ queued and posted to ``/api/billing/webhook`` with their real signatures when th
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,3 +81,63 @@ def checkout_and_pay(client, harness, body, card="4242424242424242"):
     harness.emulator.complete_checkout(session_id, card=card)
     harness.deliver()
     return session_id
+
+
+def tier_info(api) -> dict:
+    return api.get("/api/subscription/tier-info").json()["data"]
+
+
+def checkout(api, harness, body, card="4242424242424242"):
+    response = api.post("/api/billing/create-checkout-session", body, format="json")
+    assert response.status_code == 200, response.json()
+    session_id = response.json()["sessionId"]
+    assert response.json()["url"].endswith(session_id)
+    harness.deliver()
+    harness.emulator.complete_checkout(session_id, card=card)
+    return session_id
+
+
+def subscribe_pro(api, harness, card="4242424242424242"):
+    checkout(api, harness, {"tier": "pro", "interval": "month"}, card=card)
+    harness.deliver()
+
+
+def spend(api, quantity, action="ai_ticker_analysis"):
+    response = api.post(
+        "/api/credits/spend", {"action": action, "quantity": quantity}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+
+
+def buy_bundle(api, harness):
+    session_id = checkout(api, harness, {"bundle": "credits_250"})
+    harness.deliver()
+    return session_id
+
+
+def sign(body: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def event_body(event_type: str = "invoice.upcoming", livemode: bool = False, **obj) -> str:
+    event = {
+        "id": f"evt_test_{abs(hash((event_type, json.dumps(obj, sort_keys=True)))) % 10**10}",
+        "object": "event",
+        "api_version": "2026-08-26.dahlia",
+        "created": int(time.time()),
+        "data": {"object": {"object": "invoice", **obj}},
+        "livemode": livemode,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+    }
+    return json.dumps(event)
+
+
+def post(client, body: str, signature: str | None):
+    headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
+    return client.post(
+        "/api/billing/webhook", data=body, content_type="application/json", **headers
+    )

@@ -9,7 +9,7 @@ from django.core.management import call_command
 
 from billing.catalogue_sync import catalogue_sync
 from billing.checks import stripe_keys_check
-from billing.tests.test_flows import subscribe_pro
+from billing.tests.harness import subscribe_pro
 from subscriptions import catalogue
 from subscriptions.models import CreditAccount
 

@@ -7,10 +7,13 @@ from django.db import connection
 from djstripe.models import Event
 
 from billing import services
-from billing.tests.test_flows import subscribe_pro
+from billing.tests.harness import subscribe_pro
+from hrvstr.tests.concurrency import (
+    run_in_processes,
+    run_together,
+)
 from subscriptions.models import CreditAccount
 from subscriptions.selectors import ledger_drift
-from subscriptions.tests.test_concurrency import run_together
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -65,45 +68,6 @@ def test_a_whole_checkout_delivered_concurrently_converges(api, owner, stripe_ha
     account = CreditAccount.objects.get(user=owner)
     assert (account.tier, account.remaining) == ("pro", 500)
     assert ledger_drift(account=account) == {}
-
-
-def run_in_processes(count: int, work) -> list:
-    """``work(index)`` in ``count`` forked processes released at once; their results in order.
-
-    Each child gets its own PostgreSQL connection (the parent's are closed before the fork, so
-    no socket is shared) and its own copy of the in-process offline Stripe, which only serves
-    reads here. The results come back over a pipe.
-    """
-    import multiprocessing
-    import os
-
-    from django.db import connections
-
-    context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(count)
-    results = context.SimpleQueue()  # put() writes at once (a Queue's feeder thread would not)
-    connections.close_all()
-
-    def child(index: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            results.put((index, work(index)))
-        except BaseException as exc:
-            results.put((index, f"error: {exc!r}"))
-        finally:
-            connections.close_all()
-            os._exit(0)
-
-    processes = [context.Process(target=child, args=(i,)) for i in range(count)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    collected = {}
-    while not results.empty():
-        index, result = results.get()
-        collected[index] = result
-    return [collected.get(i, "no answer") for i in range(count)]
 
 
 def test_the_same_event_delivered_20_times_to_separate_processes_has_one_effect(

@@ -7,8 +7,7 @@ import pytest
 import stripe
 
 from activities.models import ActivityType, LedgerEntry, LedgerKind
-from billing.tests.harness import SECRET_KEY
-from billing.tests.test_flows import checkout, spend, subscribe_pro
+from billing.tests.harness import SECRET_KEY, checkout, spend, subscribe_pro
 from stripe_emulator.api import REFUND_SETTLE_SECONDS
 from stripe_emulator.checkout import ASYNC_SETTLE_SECONDS
 from subscriptions.models import CreditAccount

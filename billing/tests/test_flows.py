@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from billing.tests.harness import buy_bundle, checkout, spend, subscribe_pro, tier_info
 from subscriptions.models import CreditAccount
 
 DAY = 86400
 HOUR = 3600
-
-
-def tier_info(api) -> dict:
-    return api.get("/api/subscription/tier-info").json()["data"]
-
-
-def checkout(api, harness, body, card="4242424242424242"):
-    response = api.post("/api/billing/create-checkout-session", body, format="json")
-    assert response.status_code == 200, response.json()
-    session_id = response.json()["sessionId"]
-    assert response.json()["url"].endswith(session_id)
-    harness.deliver()
-    harness.emulator.complete_checkout(session_id, card=card)
-    return session_id
-
-
-def subscribe_pro(api, harness, card="4242424242424242"):
-    checkout(api, harness, {"tier": "pro", "interval": "month"}, card=card)
-    harness.deliver()
 
 
 def test_subscribe_pro_through_checkout_grants_500_credits(api, owner, stripe_harness):
@@ -37,19 +19,6 @@ def test_subscribe_pro_through_checkout_grants_500_credits(api, owner, stripe_ha
     account = CreditAccount.objects.get(user=owner)
     assert account.subscription_status == "active"
     assert account.stripe_subscription_id.startswith("sub_")
-
-
-def spend(api, quantity, action="ai_ticker_analysis"):
-    response = api.post(
-        "/api/credits/spend", {"action": action, "quantity": quantity}, format="json"
-    )
-    assert response.status_code == 200, response.json()
-
-
-def buy_bundle(api, harness):
-    session_id = checkout(api, harness, {"bundle": "credits_250"})
-    harness.deliver()
-    return session_id
 
 
 def test_the_whole_journey(api, owner, stripe_harness):

@@ -18,8 +18,7 @@ from django.core.management import call_command
 from django.utils.timezone import now as timezone_now
 
 from activities.models import Activity, LedgerEntry
-from billing.tests.harness import SECRET_KEY
-from billing.tests.test_webhook_endpoint import post, sign
+from billing.tests.harness import SECRET_KEY, post, sign
 from subscriptions.models import CreditAccount
 
 DAY = 86400

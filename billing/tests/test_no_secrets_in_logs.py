@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET
-from billing.tests.test_flows import buy_bundle, subscribe_pro
+from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, buy_bundle, subscribe_pro
 
 
 def test_a_whole_customer_journey_logs_no_secret(api, owner, stripe_harness, caplog, settings):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from billing.tests.harness import SECRET_KEY
-from billing.tests.test_flows import subscribe_pro
+from billing.tests.harness import SECRET_KEY, subscribe_pro
 from subscriptions.models import CreditAccount
 
 

@@ -2,44 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import time
 
 import pytest
 from djstripe.models import Event, WebhookEventTrigger
 
-from billing.tests.harness import WEBHOOK_SECRET
+from billing.tests.harness import WEBHOOK_SECRET, event_body, post, sign
 from subscriptions.models import CreditAccount
-
-
-def sign(body: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
-
-
-def event_body(event_type: str = "invoice.upcoming", livemode: bool = False, **obj) -> str:
-    event = {
-        "id": f"evt_test_{abs(hash((event_type, json.dumps(obj, sort_keys=True)))) % 10**10}",
-        "object": "event",
-        "api_version": "2026-08-26.dahlia",
-        "created": int(time.time()),
-        "data": {"object": {"object": "invoice", **obj}},
-        "livemode": livemode,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": event_type,
-    }
-    return json.dumps(event)
-
-
-def post(client, body: str, signature: str | None):
-    headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
-    return client.post(
-        "/api/billing/webhook", data=body, content_type="application/json", **headers
-    )
 
 
 @pytest.fixture
@@ -321,7 +290,7 @@ def test_an_unknown_price_keeps_tier_and_credits_flags_the_account_and_logs(
 ):
     import stripe
 
-    from billing.tests.test_flows import subscribe_pro
+    from billing.tests.harness import subscribe_pro
 
     key = "sk_test_hrvstrTests0123456789abcdef"
     subscribe_pro(api, stripe_harness)

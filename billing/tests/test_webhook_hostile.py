@@ -17,7 +17,7 @@ from django.test import Client
 from djstripe.models import WebhookEventTrigger
 
 from billing.endpoint import webhook_endpoint_ensure
-from billing.tests.test_webhook_endpoint import event_body, post, sign
+from billing.tests.harness import event_body, post, sign
 
 POSTS = 100
 PADDING = 100 * 1024  # each post carries 100 KB, a fraction of what an attacker would send

@@ -21,8 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activities.models import LedgerEntry
-from billing.tests.harness import SECRET_KEY, Delivery
-from billing.tests.test_flows import buy_bundle, checkout, subscribe_pro
+from billing.tests.harness import SECRET_KEY, Delivery, buy_bundle, checkout, subscribe_pro
 from hrvstr.testing import proof_size
 from subscriptions.models import CreditAccount
 from subscriptions.selectors import ledger_drift

@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection
 from djstripe.models import Event, WebhookEventTrigger
 
 from billing import tasks
-from billing.tests.test_flows import checkout
+from billing.tests.harness import checkout
 from billing.webhook_events import wanted
 from subscriptions.models import CreditAccount
 from subscriptions.selectors import ledger_drift

@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.test import Client
 
 from hrvstr import csp
-from hrvstr.tests.test_authorization import routes
+from hrvstr.tests.routes import routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 

@@ -178,3 +178,17 @@ def test_only_the_services_write_credit_accounts(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert account_writes_outside_services() == ["billing/sync.py:1 writes CreditAccount"]
+
+
+def test_modules_import_no_other_test_module():
+    """Shared test helpers live in helper modules (harness, helpers, routes, concurrency),
+    not in a test module another one imports: that runs its tests' imports twice and hides
+    where a helper is defined."""
+    found = [
+        f"{rel(path)}:{line} imports {module}"
+        for package in ("hrvstr", *LAYERS, "devtools")
+        for path in sorted((ROOT / package).rglob("tests/*.py"))
+        for line, module in imports_of(path)
+        if module.split(".")[-1].startswith("test_")
+    ]
+    assert found == []

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from hrvstr.tests.test_authorization import routes
+from hrvstr.tests.routes import routes
 from subscriptions.tests.factories import PASSWORD
 
 LIMIT = 10  # AUTH_RATE, per address per minute

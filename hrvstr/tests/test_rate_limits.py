@@ -70,7 +70,7 @@ CACHES = {
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="processes need a shared database")
 @pytest.mark.parametrize("backend", CACHES)
 def test_the_limit_holds_across_worker_processes(rate_limits_on, backend):
-    from billing.tests.test_concurrency import run_in_processes
+    from hrvstr.tests.concurrency import run_in_processes
 
     if backend == "redis":
         if not redis_available():
@@ -91,7 +91,7 @@ def test_the_limit_holds_across_worker_processes(rate_limits_on, backend):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="processes need a shared database")
 def test_the_admin_login_limit_holds_across_worker_processes(rate_limits_on):
-    from billing.tests.test_concurrency import run_in_processes
+    from hrvstr.tests.concurrency import run_in_processes
 
     processes, per_process = 4, 4
 

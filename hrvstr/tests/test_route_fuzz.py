@@ -26,7 +26,7 @@ from rest_framework.test import APIClient
 
 from activities.models import Activity, LedgerEntry
 from hrvstr.testing import proof_size
-from hrvstr.tests.test_authorization import routes
+from hrvstr.tests.routes import routes
 from subscriptions.models import ComponentUnlock, CreditAccount, CreditHold
 from subscriptions.tokens import tokens_issue
 

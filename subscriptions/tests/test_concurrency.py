@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from activities.models import LedgerEntry
 from conftest import bearer_client
+from hrvstr.tests.concurrency import run_together
 from subscriptions import services
 from subscriptions.models import ComponentUnlock, CreditAccount
 from subscriptions.selectors import ledger_drift
@@ -32,21 +32,6 @@ def user_with_credits(credits: int):
     top_up = credits - services.account_get(user=user).remaining
     services.credits_purchase_add(user=user, credits=top_up, idempotency_key="seed")
     return user
-
-
-def run_together(count: int, work) -> list:
-    """Start ``count`` calls of ``work`` at the same instant; each thread closes its connection."""
-    barrier = threading.Barrier(count)
-
-    def one(index: int):
-        try:
-            barrier.wait()
-            return work(index)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(one, range(count)))
 
 
 def test_fifty_concurrent_spends_never_overdraw_and_the_ledger_sums(settings):

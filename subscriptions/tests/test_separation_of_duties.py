@@ -15,7 +15,7 @@ from activities.models import LedgerEntry
 from hrvstr.errors import DomainError
 from subscriptions.models import CreditAccount
 from subscriptions.services import account_get, allowance_override_set, credits_adjust
-from subscriptions.tests.test_user_admin import CHANGELIST, adjust
+from subscriptions.tests.helpers import CHANGELIST, adjust
 
 pytestmark = pytest.mark.django_db
 

@@ -21,46 +21,10 @@ from subscriptions.errors import (
     UnknownComponent,
 )
 from subscriptions.models import CreditAccount, HoldStatus
-from subscriptions.selectors import ledger_drift
 from subscriptions.tests.factories import UserFactory, allowance_spent
+from subscriptions.tests.helpers import T0, account_of, state, subscribe
 
-T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def _at_t0():
-    """These rules are about time: the clock starts at T0 unless a test moves it."""
-    with time_machine.travel(T0, tick=False):
-        yield
-
-
-def account_of(user) -> CreditAccount:
-    account = CreditAccount.objects.get(user=user)
-    assert ledger_drift(account=account) == {}, "the ledger must sum to the account"
-    return account
-
-
-def state(**overrides) -> services.SubscriptionState:
-    values = dict(
-        subscription_id="sub_1",
-        status="active",
-        tier="pro",
-        price_lookup_key="pro_monthly",
-        interval="month",
-        period_start=T0,
-        period_end=T0 + timedelta(days=28),
-        cancel_at_period_end=False,
-        observed_at=T0,
-    )
-    values.update(overrides)
-    return services.SubscriptionState(**values)
-
-
-def subscribe(user, tier="pro", **overrides):
-    services.subscription_sync(
-        user=user, state=state(tier=tier, **overrides), idempotency_key=f"sync:{tier}:{overrides}"
-    )
-    return account_of(user)
+pytestmark = pytest.mark.usefixtures("at_t0")
 
 
 @pytest.fixture

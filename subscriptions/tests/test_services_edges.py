@@ -12,7 +12,9 @@ from subscriptions.errors import IdempotencyConflict, InvalidAmount
 from subscriptions.models import CreditAccount, CreditHold
 from subscriptions.services import adjustments, spending
 from subscriptions.tests.factories import UserFactory
-from subscriptions.tests.test_services import T0, _at_t0, account_of, state, subscribe  # noqa: F401
+from subscriptions.tests.helpers import T0, account_of, state, subscribe
+
+pytestmark = pytest.mark.usefixtures("at_t0")
 
 
 def test_a_user_without_an_account_gets_one_on_first_read(db):

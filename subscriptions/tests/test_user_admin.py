@@ -7,23 +7,13 @@ from activities.models import Actor, LedgerEntry, LedgerKind
 from conftest import logged_in
 from subscriptions.models import CreditAccount
 from subscriptions.tests.factories import allowance_spent
+from subscriptions.tests.helpers import CHANGELIST, adjust
 
 pytestmark = pytest.mark.django_db
-
-CHANGELIST = "/admin/auth/user/"
 
 
 def change_url(user) -> str:
     return f"/admin/auth/user/{user.pk}/change/"
-
-
-def adjust(client, user, **data):
-    """The two steps of the action: the intermediate page, then the form with a reason."""
-    page = client.post(CHANGELIST, {"action": "adjust_credits", "_selected_action": [user.pk]})
-    assert page.status_code == 200
-    token = page.context["form"]["token"].value()
-    body = {"action": "adjust_credits", "_selected_action": [user.pk], "apply": "1", "token": token}
-    return client.post(CHANGELIST, body | data), token
 
 
 def test_members_and_visitors_cannot_open_the_admin(client, owner_client):
