@@ -21,11 +21,12 @@ run: install
 	PORT=$(PORT) $(BIN)/python -m devtools.devserver
 
 # The whole suite, one worker per core, test databases kept between runs (new migrations are
-# still applied); set DATABASE_URL=postgres://... to run it on PostgreSQL. The proofs (property
+# still applied; --dist loadgroup keeps a module that starts a server on one worker); set
+# DATABASE_URL=postgres://... to run it on PostgreSQL. The proofs (property
 # tests, API fuzzing, screenshots) run small here; `make test-full` runs them at CI's size.
 TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --reuse-db $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --reuse-db $(PYTEST_ARGS)
 
 test-full:
 	HRVSTR_PROOFS=full $(MAKE) test

@@ -15,6 +15,7 @@ from devtools.browser import chromium_available, launch
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.xdist_group("browser"),  # one Chromium per run, not one per xdist worker
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium and playwright"),
 ]

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
+# One gunicorn (migrated, started: ~10 s) per run, not one per xdist worker.
+pytestmark = pytest.mark.xdist_group("production_server")
 WORKERS, THREADS, READ_TIMEOUT = 2, 4, 4
 SLOW_BODIES, SLOW_HEADERS = 4, 2
 
