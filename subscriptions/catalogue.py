@@ -110,12 +110,12 @@ _ELITE_FEATURES = _PRO_FEATURES + ("AlphaVantage",)
 _INSTITUTIONAL_FEATURES = _ELITE_FEATURES
 
 
-def _ranked(*tiers: Tier) -> MappingProxyType[str, Tier]:
+def ranked_tiers(*tiers: Tier) -> MappingProxyType[str, Tier]:
     """The tiers keyed by ``key``, each ranked by its place (the first is the lowest)."""
     return MappingProxyType({tier.key: replace(tier, rank=rank) for rank, tier in enumerate(tiers)})
 
 
-TIERS: MappingProxyType[str, Tier] = _ranked(
+TIERS: MappingProxyType[str, Tier] = ranked_tiers(
     Tier(
         key="free",
         name="Free",

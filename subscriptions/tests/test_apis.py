@@ -13,7 +13,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from activities.models import LedgerEntry
 from conftest import bearer_client
-from subscriptions import services
+from subscriptions import catalogue, services
 from subscriptions.catalogue import FREE_TIER
 from subscriptions.models import CreditAccount
 from subscriptions.tests.factories import PASSWORD, allowance_spent
@@ -191,7 +191,7 @@ def test_tier_info_costs_one_query_and_304s_on_an_unchanged_etag(api, owner):
 
 def test_available_tiers_is_public(anon, db):
     body = anon.get("/api/subscription/available-tiers").json()["data"]
-    assert [tier["id"] for tier in body["tiers"]] == ["free", "pro", "elite", "institutional"]
+    assert [tier["id"] for tier in body["tiers"]] == [*catalogue.TIERS]
     assert [tier["monthlyCredits"] for tier in body["tiers"]] == [50, 500, 2000, 10000]
     assert body["bundles"][0]["credits"] == 250 and body["bundles"][0]["priceCents"] == 1000
 
@@ -338,7 +338,7 @@ def test_unlock_gated_component_needs_pro(api, owner):
     assert response.status_code == 403
     body = response.json()
     assert body["feature"] == "reddit" and body["tier"] == "free"
-    assert body["requiredTiers"] == ["pro", "elite", "institutional"]
+    assert body["requiredTiers"] == [*catalogue.tiers_from("pro")]
 
 
 def test_unknown_component_is_400(api):

@@ -18,13 +18,14 @@ from subscriptions.models import CreditAccount
 from subscriptions.tests.factories import UserFactory
 
 
-def _with_team_tier() -> MappingProxyType[str, catalogue.Tier]:
+def _with_desk_tier() -> MappingProxyType[str, catalogue.Tier]:
     pro = catalogue.TIERS["pro"]
-    team = replace(
-        pro, key="team", name="Team", monthly_credits=1000, unlock_duration=timedelta(hours=3)
+    desk = replace(
+        pro, key="desk", name="Desk", monthly_credits=1000, unlock_duration=timedelta(hours=3)
     )
     order = [*catalogue.TIERS.values()]
-    return catalogue._ranked(*order[:2], team, *order[2:])
+    at = [*catalogue.TIERS].index("elite")
+    return catalogue.ranked_tiers(*order[:at], desk, *order[at:])
 
 
 def _makemigrations_check() -> str:
@@ -35,12 +36,12 @@ def _makemigrations_check() -> str:
 
 @pytest.mark.django_db
 def test_a_new_tier_needs_no_migration_and_is_a_valid_choice(monkeypatch):
-    monkeypatch.setattr(catalogue, "TIERS", _with_team_tier())
+    monkeypatch.setattr(catalogue, "TIERS", _with_desk_tier())
     assert "No changes detected" in _makemigrations_check()
     account = CreditAccount.objects.get(user=UserFactory())
-    account.tier = "team"
+    account.tier = "desk"
     account.full_clean()  # the choices are read from the catalogue when validated
-    assert catalogue.TIERS["team"].rank == 2 and catalogue.TIERS["elite"].rank == 3
+    assert catalogue.TIERS["desk"].rank == catalogue.TIERS["elite"].rank - 1
     account.tier = "platinum"
     with pytest.raises(Exception, match="platinum"):
         account.full_clean()

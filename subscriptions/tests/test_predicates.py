@@ -98,9 +98,7 @@ def test_allows_gates_actions_components_bundles_and_features():
     assert pro.allows(catalogue.BUNDLES["credits_250"])
     assert not free.allows("Reddit") and pro.allows("Reddit")
     assert catalogue.tiers_allowing(catalogue.BUNDLES["credits_250"]) == [
-        "pro",
-        "elite",
-        "institutional",
+        *catalogue.tiers_from("pro")
     ]
 
 
@@ -113,7 +111,7 @@ def test_require_tier_answers_one_shape_and_passes_when_allowed():
     assert excinfo.value.extra == {
         "feature": "reddit",
         "tier": "free",
-        "requiredTiers": ["pro", "elite", "institutional"],
+        "requiredTiers": [*catalogue.tiers_from("pro")],
     }
     with pytest.raises(TierRequired, match=r"^Research bundle needs the Pro plan$"):
         require_tier("elite", catalogue.CREDIT_ACTIONS["research_bundle"])  # pro only, not above

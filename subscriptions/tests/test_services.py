@@ -366,7 +366,7 @@ def test_unlock_needs_the_required_tier(owner):
     services.credits_purchase_add(user=owner, credits=100, idempotency_key="cs")
     with pytest.raises(TierRequired) as excinfo:
         services.component_unlock(user=owner, component="reddit")
-    assert excinfo.value.extra["requiredTiers"] == ["pro", "elite", "institutional"]
+    assert excinfo.value.extra["requiredTiers"] == [*catalogue.tiers_from("pro")]
     result = services.component_unlock(user=owner, component="chart")
     assert result.unlock.expires_at - result.unlock.unlocked_at == timedelta(minutes=30)
 
