@@ -100,6 +100,7 @@ class ActivityType(models.TextChoices):
     PAYMENT_FAILED = "payment_failed", "Payment failed"
     SUBSCRIPTION_CANCELED = "subscription_canceled", "Subscription canceled"
     SUBSCRIPTION_RESUMED = "subscription_resumed", "Subscription resumed"
+    TRIAL_ENDING = "trial_ending", "Trial ending"
 
 
 def activity_type_choices() -> list[tuple[str, str]]:

@@ -141,6 +141,12 @@ def on_refund_changed(sender: Any, event: Any, **kwargs: Any) -> None:
     sync.refund_changed_apply(event.data["object"], event_id=event.id)
 
 
+@djstripe_receiver("customer.subscription.trial_will_end")
+def on_trial_will_end(sender: Any, event: Any, **kwargs: Any) -> None:
+    if (subscription := refetched_subscription(event)) is not None:
+        notices.trial_ending_apply(subscription, event_id=event.id)
+
+
 @djstripe_receiver("invoice.payment_action_required")
 def on_payment_action_required(sender: Any, event: Any, **kwargs: Any) -> None:
     if (invoice := confirmed(djstripe_models.Invoice, event)) is not None:

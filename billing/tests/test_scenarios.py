@@ -25,7 +25,7 @@ import stripe
 import time_machine
 from django.test import Client
 
-from activities.models import LedgerEntry, LedgerKind
+from activities.models import Activity, ActivityType, LedgerEntry, LedgerKind
 from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET
 from conftest import bearer_client
 from stripe_emulator import Emulator
@@ -309,9 +309,13 @@ def test_a_trial_that_converts_then_cancels(owner, realistic_stripe):
     life.check_against_stripe(purchased=0)
     assert (life.account().tier, life.tier_info()["credits"]["remaining"]) == ("pro", 500)
     life.spend(200)
-    life.wait(14 * DAY + 2 * HOUR)  # the trial ends; the first charge an hour later
+    life.wait(11 * DAY + HOUR)  # Stripe's trial_will_end comes three days before the end
+    [notice] = Activity.objects.filter(user=owner, activity_type=ActivityType.TRIAL_ENDING)
+    assert notice.title == "Your Pro trial ends soon" and "charged $19 then" in notice.description
+    life.wait(3 * DAY + HOUR)  # the trial ends; the first charge an hour later
     life.check_against_stripe(purchased=0)
     assert life.stripe_subscription()["status"] == "active"
+    assert Activity.objects.filter(user=owner, activity_type=ActivityType.TRIAL_ENDING).count() == 1
     assert life.tier_info()["credits"]["remaining"] == 500
     life.post("cancel-subscription")
     life.wait(32 * DAY)
