@@ -11,7 +11,7 @@ apps, like a page.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -22,7 +22,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 
 from billing import services as billing_services
 from hrvstr.errors import DomainError
@@ -87,8 +87,8 @@ class CreditAccountAdmin(admin.ModelAdmin):
 
 @admin.register(CreditHold)
 class CreditHoldAdmin(admin.ModelAdmin):
-    list_display = ("id", "user", "action", "quantity", "status", "expires_at")
-    list_filter = ("status",)
+    list_display: tuple[str, ...] = ("id", "user", "action", "quantity", "status", "expires_at")
+    list_filter: ClassVar[tuple[str, ...]] = ("status",)
     search_fields = ("user__email",)
     readonly_fields = [field.name for field in CreditHold._meta.fields]
 
@@ -340,7 +340,7 @@ class SupportUserAdmin(UserAdmin):
             # bringing the old tokens back.
             tokens_revoke_all(user_id=obj.pk, reason="deactivated")
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "<path:object_id>/support/<str:action>/",
@@ -362,7 +362,9 @@ class SupportUserAdmin(UserAdmin):
         # Adding a user sets a password: a password form like the others.
         return password_form(super().add_view)(request, form_url, extra_context)
 
-    def support_action_view(self, request: HttpRequest, object_id: str, action: str):
+    def support_action_view(
+        self, request: HttpRequest, object_id: str, action: str
+    ) -> HttpResponse:
         """The same actions from one user's page (a button under the user's name)."""
         if action not in SUPPORT_ACTIONS:
             return HttpResponseRedirect(reverse("admin:auth_user_changelist"))
