@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test test-full install lint format check-migrations clean soak bench bench-quick screenshots
+.PHONY: run test test-full install lint typecheck format check-migrations clean soak bench bench-quick screenshots
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -44,9 +44,14 @@ bench: install
 bench-quick: install
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
-lint: install
+lint: install typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy with the Django and DRF plugins (settings: hrvstr.settings_test; no database needed).
+# About 30 s cold, 2 s with the cache in .mypy_cache/. Configured in pyproject.toml.
+typecheck: install
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix .

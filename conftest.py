@@ -29,17 +29,17 @@ def logged_in(user) -> Client:
 
 @pytest.fixture
 def owner(db):
-    return UserFactory(email="owner@example.com")
+    return UserFactory.create(email="owner@example.com")
 
 
 @pytest.fixture
 def other_user(db):
-    return UserFactory(email="other@example.com")
+    return UserFactory.create(email="other@example.com")
 
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(email="staff@example.com", is_staff=True, is_superuser=True)
+    return UserFactory.create(email="staff@example.com", is_staff=True, is_superuser=True)
 
 
 def support_group() -> Group:
@@ -60,7 +60,7 @@ def support_group() -> Group:
 @pytest.fixture
 def support_agent(db):
     """A staff member in the "support" group only (not a superuser)."""
-    user = UserFactory(email="agent@example.com", is_staff=True)
+    user = UserFactory.create(email="agent@example.com", is_staff=True)
     user.groups.add(support_group())
     return user
 

@@ -94,7 +94,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     def source_link(self, entry: LedgerEntry) -> str:
         return source_links(entry.source, livemode=bool(entry.details.get("livemode")))
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in LedgerEntry._meta.fields] + ["source_link"]
 
 

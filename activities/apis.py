@@ -4,13 +4,12 @@ import math
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from activities.models import Activity, ActivityType
 from activities.selectors import activities_for_user
-from hrvstr.api import AnyResponse, bounded_int
+from hrvstr.api import AnyResponse, AuthenticatedRequest, bounded_int
 from subscriptions.errors import InvalidAmount
 
 
@@ -49,7 +48,7 @@ class ActivityFeedApi(APIView):
         ],
         responses={200: AnyResponse, 400: AnyResponse, 401: AnyResponse},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         page = bounded_int(request, "page", default=1, low=1, high=100_000)
         limit = bounded_int(request, "limit", default=10, low=1, high=100)
         activity_type = request.query_params.get("type") or None

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.paginator import Page, Paginator
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
@@ -79,7 +79,7 @@ def ledger_daily(
     days = []
     for offset in range((last - first).days + 1):
         day = first + timedelta(days=offset)
-        row = by_day.get(day, {})
+        row: Mapping[str, Any] = by_day.get(day, {})
         days.append(
             LedgerDay(day=day, granted=row.get("granted") or 0, spent=-(row.get("spent") or 0))
         )
@@ -100,9 +100,10 @@ def credits_used_chart(*, user_id: int, now: datetime) -> BarChart:
 
 
 def activity_page(
-    *, user: AbstractBaseUser, show: str, kind: str, page: str | int, now: datetime
+    *, user: User, show: str, kind: str, page: str | int, now: datetime
 ) -> dict[str, Any]:
     """/activity/: the feed or the ledger (filtered by type, paginated) and the usage chart."""
+    rows: QuerySet[LedgerEntry] | QuerySet[Activity]
     if show == "ledger":
         valid = dict(LedgerKind.choices)
         rows = ledger_for_user(user_id=user.pk)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from activities.models import Activity, ActivityType, Actor, LedgerEntry, LedgerKind
@@ -10,7 +10,7 @@ from activities.models import Activity, ActivityType, Actor, LedgerEntry, Ledger
 
 def ledger_append(
     *,
-    user: AbstractBaseUser,
+    user: User,
     kind: LedgerKind,
     monthly_delta: int,
     purchased_delta: int,
@@ -21,7 +21,7 @@ def ledger_append(
     idempotency_key: str,
     reason: str = "",
     source: str = "",
-    actor_user: AbstractBaseUser | None = None,
+    actor_user: User | None = None,
     details: dict[str, Any] | None = None,
 ) -> LedgerEntry:
     """Insert one ledger row; the caller holds the account's row lock."""
@@ -44,7 +44,7 @@ def ledger_append(
 
 def activity_record(
     *,
-    user: AbstractBaseUser,
+    user: User,
     activity_type: ActivityType,
     title: str,
     description: str = "",

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from activities.selectors import activity_page
+from hrvstr.http import AuthenticatedHttpRequest
 from hrvstr.page_errors import page_errors
 
 
 @require_GET
 @login_required
 @page_errors
-def activity(request: HttpRequest) -> HttpResponse:
+def activity(request: AuthenticatedHttpRequest) -> HttpResponse:
     context = activity_page(
         user=request.user,
         show=request.GET.get("show", "feed"),

@@ -172,6 +172,13 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * UNITS[match.group(2)]
 
 
+def _wrk_figure(pattern: str, out: str) -> str:
+    match = re.search(pattern, out, re.M)
+    if not match:
+        raise ValueError(f"no {pattern!r} in wrk's output")
+    return match.group(1)
+
+
 def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
@@ -196,9 +203,9 @@ def wrk(
             command += ["-s", str(script)]
         command.append(url)
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    rps = float(_wrk_figure(r"Requests/sec:\s+([\d.]+)", out))
+    p50 = _ms(_wrk_figure(r"^\s+50%\s+(\S+)", out))
+    p99 = _ms(_wrk_figure(r"^\s+99%\s+(\S+)", out))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {

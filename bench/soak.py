@@ -550,7 +550,7 @@ def verify(stack: Stack) -> dict[str, int]:
     objects, order = state["objects"], state["order"]
     sessions = [objects[i] for i in order.get("checkout.session", [])]
     charges = [objects[i] for i in order.get("charge", [])]
-    found = collections.Counter()
+    found: collections.Counter[str] = collections.Counter()
     for account in CreditAccount.objects.select_related("user"):
         found["accounts"] += 1
         if ledger_drift(account=account):

@@ -281,10 +281,10 @@ def run(quick: bool = False) -> list[Row]:
         from activities.models import LedgerEntry
 
         for label, count, users, results in served:
-            got = audit(users, 1_000_000 // count, 0)
+            audited = audit(users, 1_000_000 // count, 0)
             spent = LedgerEntry.objects.filter(user__in=users, kind="spend").count()
-            clean = got["drifted"] == 0 and got["lost"] == spent
-            log(f"spend http {label}: {results}, {spent} spent, {got}")
+            clean = audited["drifted"] == 0 and audited["lost"] == spent
+            log(f"spend http {label}: {results}, {spent} spent, {audited}")
             # wrk re-sends a connection's last request when gunicorn's sync workers close it,
             # so about half of wrk's requests are replays of an Idempotency-Key (answered from
             # the ledger, charging nothing). Throughput is counted in ledger rows instead.

@@ -61,6 +61,7 @@ def query_counts(token: str) -> dict[str, int]:
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
     counts = {}
     client.get("/api/subscription/tier-info")  # warm the connection
+    headers: dict[str, str]
     for name, path, headers in (
         ("floor", "/api/bench/floor", {}),
         ("tier-info", "/api/subscription/tier-info", {}),

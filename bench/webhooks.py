@@ -192,6 +192,8 @@ def post_all(url: str, bodies: list[bytes]) -> dict:
     from stripe_emulator.webhooks import sign
 
     parts = urlsplit(url)
+    if parts.hostname is None:
+        raise ValueError(f"no host in {url!r}")
     host, port, path = parts.hostname, parts.port, parts.path or "/api/billing/webhook"
     latencies: list[float] = []
     failures: list[int] = []
@@ -262,7 +264,7 @@ def run(quick: bool = False) -> list[Row]:
     state, events = world_build(customers, wanted)
     users = database_reset(events)
     bodies = [json.dumps(e, separators=(",", ":")).encode() for e in events]
-    kinds = {}
+    kinds: dict[str, int] = {}
     for event in events:
         kinds[event["type"]] = kinds.get(event["type"], 0) + 1
     log(f"webhooks: {len(events)} events over {len(users)} customers: {kinds}")

@@ -3,7 +3,7 @@ where the ledger links into it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -13,6 +13,7 @@ from djstripe.models import Invoice, Session, WebhookEventTrigger
 
 from billing import services as billing_services
 from hrvstr.errors import DomainError
+from hrvstr.http import AuthenticatedHttpRequest
 from subscriptions.admin import SupportAction, reason_action, support_action_register
 from subscriptions.forms import ReasonForm
 from subscriptions.services import account_get
@@ -49,7 +50,7 @@ class SupportWebhookEventTriggerAdmin(WebhookEventTriggerAdmin):
         return request.user.has_perm("subscriptions.resync_billing")
 
     @admin.action(description="Replay failed webhook deliveries", permissions=["resync_billing"])
-    def replay(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def replay(self, request: AuthenticatedHttpRequest, queryset: QuerySet) -> HttpResponse | None:
         def apply(trigger: WebhookEventTrigger, data: dict[str, Any]) -> str:
             try:
                 replayed = billing_services.webhook_event_replay(
@@ -82,12 +83,20 @@ admin.site.unregister(Invoice)
 admin.site.unregister(Session)
 
 
-class ReadablePropertiesMixin:
+if TYPE_CHECKING:
+    _AdminMixinBase = admin.ModelAdmin  # what the mixin is mixed into, for the type checker
+else:
+    _AdminMixinBase = object
+
+
+class ReadablePropertiesMixin(_AdminMixinBase):
     """dj-stripe shows every model property on the detail page; some read ``stripe_data`` keys
     that today's API no longer sends (KeyError). Show the ones that can be read."""
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None):
-        fields = super().get_readonly_fields(request, obj)  # type: ignore[misc]
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Any = None
+    ) -> list[str] | tuple[str, ...]:
+        fields = super().get_readonly_fields(request, obj)
         if obj is None:
             return fields
         readable = []

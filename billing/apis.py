@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import selectors, services
-from hrvstr.api import ERRORS, RATE_LIMITED, AnyResponse, ok, valid
+from hrvstr.api import ERRORS, RATE_LIMITED, AnyResponse, AuthenticatedRequest, ok, valid
 from subscriptions import catalogue
 from subscriptions.selectors import available_tiers, bundles_for_sale
 
@@ -53,8 +53,8 @@ class CheckoutInput(serializers.Serializer):
                 raise serializers.ValidationError({"mode": ["Does not match the price"]})
             if entry.bundle is not None:
                 data["bundle"] = entry.bundle.key
-            else:
-                data["tier"], data["interval"] = entry.tier.key, entry.interval  # type: ignore[union-attr]
+            elif entry.tier is not None:  # a catalogue price sells a bundle or a tier
+                data["tier"], data["interval"] = entry.tier.key, entry.interval
         if bool(data.get("tier")) == bool(data.get("bundle")):
             raise serializers.ValidationError("Give either tier (+ interval) or bundle")
         data["interval"] = _interval(data.get("interval", "month"))
@@ -81,7 +81,7 @@ class CheckoutStartOut(serializers.Serializer):
 
 class CheckoutStartEnvelope(CheckoutStartOut):
     success = serializers.BooleanField()
-    data = CheckoutStartOut()
+    data = CheckoutStartOut()  # type: ignore[assignment]  # a field, not Serializer.data
 
 
 class PortalOut(serializers.Serializer):
@@ -90,7 +90,7 @@ class PortalOut(serializers.Serializer):
 
 class PortalEnvelope(PortalOut):
     success = serializers.BooleanField()
-    data = PortalOut()
+    data = PortalOut()  # type: ignore[assignment]  # a field, not Serializer.data
 
 
 @ratelimit_billing
@@ -99,7 +99,7 @@ class CheckoutSessionApi(APIView):
         request=CheckoutInput,
         responses={200: CheckoutStartEnvelope, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = valid(CheckoutInput, request)
         start = services.checkout_session_create(
             user=request.user,
@@ -116,7 +116,7 @@ class CheckoutSessionApi(APIView):
 @ratelimit_billing
 class CustomerPortalApi(APIView):
     @extend_schema(request=None, responses={200: PortalEnvelope, **ERRORS, **RATE_LIMITED})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         url = services.portal_session_create(user=request.user)
         return Response(PortalEnvelope({"success": True, "data": {"url": url}, "url": url}).data)
 
@@ -124,7 +124,7 @@ class CustomerPortalApi(APIView):
 @ratelimit_billing
 class ChangePlanApi(APIView):
     @extend_schema(request=PlanInput, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = valid(PlanInput, request)
         services.subscription_change_plan(
             user=request.user, tier=data["tier"], interval=data["interval"]
@@ -135,7 +135,7 @@ class ChangePlanApi(APIView):
 @ratelimit_billing
 class CancelSubscriptionApi(APIView):
     @extend_schema(request=CancelInput, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = valid(CancelInput, request) if request.data else {"immediate": False}
         services.subscription_cancel(user=request.user, immediate=data["immediate"])
         return ok({"immediate": data["immediate"]})
@@ -144,7 +144,7 @@ class CancelSubscriptionApi(APIView):
 @ratelimit_billing
 class ResumeSubscriptionApi(APIView):
     @extend_schema(request=None, responses={200: AnyResponse, **ERRORS, **RATE_LIMITED})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         services.subscription_resume(user=request.user)
         return ok({"resumed": True})
 
@@ -166,7 +166,7 @@ class SubscriptionEnvelope(serializers.Serializer):
     """``data`` is the subscription itself, or null (the original SPA's shape)."""
 
     success = serializers.BooleanField()
-    data = SubscriptionOut(allow_null=True)
+    data = SubscriptionOut(allow_null=True)  # type: ignore[assignment]  # a field, not Serializer.data
     subscription = SubscriptionOut(allow_null=True)
 
 
@@ -182,7 +182,7 @@ class InvoiceOut(serializers.Serializer):
 
 class InvoicesEnvelope(serializers.Serializer):
     success = serializers.BooleanField()
-    data = InvoiceOut(many=True)
+    data = InvoiceOut(many=True)  # type: ignore[assignment]  # a field, not Serializer.data
     invoices = InvoiceOut(many=True)
 
 
@@ -198,13 +198,13 @@ class PaymentMethodOut(serializers.Serializer):
 
 class PaymentMethodsEnvelope(serializers.Serializer):
     success = serializers.BooleanField()
-    data = PaymentMethodOut(many=True)
+    data = PaymentMethodOut(many=True)  # type: ignore[assignment]  # a field, not Serializer.data
     paymentMethods = PaymentMethodOut(many=True)
 
 
 class SubscriptionApi(APIView):
     @extend_schema(responses={200: SubscriptionEnvelope, **ERRORS})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         subscription = selectors.subscription_for_user(user=request.user)
         body = {"success": True, "data": subscription, "subscription": subscription}
         return Response(SubscriptionEnvelope(body).data)
@@ -212,7 +212,7 @@ class SubscriptionApi(APIView):
 
 class InvoicesApi(APIView):
     @extend_schema(responses={200: InvoicesEnvelope, **ERRORS})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         invoices = selectors.invoices_recent(user=request.user, limit=10)
         body = {"success": True, "data": invoices, "invoices": invoices}
         return Response(InvoicesEnvelope(body).data)
@@ -220,7 +220,7 @@ class InvoicesApi(APIView):
 
 class PaymentMethodsApi(APIView):
     @extend_schema(responses={200: PaymentMethodsEnvelope, **ERRORS})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         methods = selectors.payment_methods(user=request.user)
         body = {"success": True, "data": methods, "paymentMethods": methods}
         return Response(PaymentMethodsEnvelope(body).data)

@@ -29,11 +29,11 @@ def catalogue_sync() -> list[SyncedPrice]:
     """
     entries = catalogue.price_entries()
     existing = gateway.prices_by_lookup_keys([entry.lookup_key for entry in entries])
-    products = {
-        product.metadata.get("hrvstr_product"): product.id
-        for product in gateway.products_list()
-        if product.metadata and product.metadata.get("hrvstr_product")
-    }
+    products: dict[str, str] = {}
+    for product in gateway.products_list():
+        product_key = (to_dict(product).get("metadata") or {}).get("hrvstr_product")
+        if product_key:
+            products[product_key] = product.id
     synced: list[SyncedPrice] = []
     for entry in entries:
         price = existing.get(entry.lookup_key)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from billing import gateway, sync
 from billing.stripe_data import object_id, to_dict
@@ -22,7 +22,7 @@ from subscriptions.models import CreditAccount
 logger = logging.getLogger(__name__)
 
 
-def checkout_return_apply(*, user: AbstractBaseUser, session_id: str, now: datetime) -> bool:
+def checkout_return_apply(*, user: User, session_id: str, now: datetime) -> bool:
     """Apply the paid Checkout Session ``session_id`` if it is ``user``'s. Returns whether it
     was applied (False: not found, not theirs, not paid yet, or Stripe did not answer)."""
     if not session_id.startswith("cs_") or not gateway.is_configured():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from enum import Enum
+from typing import Literal
 
 from activities.models import LedgerEntry, LedgerKind
 from billing import gateway
@@ -58,11 +60,15 @@ def owed_cents(payment_intent_id: str) -> int | None:
     return refunded + max(withdrawn, 0)
 
 
-UNPAID = object()  # owed_cents' answer not asked yet
+class _NotAsked(Enum):
+    NOT_ASKED = "not asked"
+
+
+UNPAID = _NotAsked.NOT_ASKED  # owed_cents' answer not asked yet
 
 
 def purchase_clawback_sync(
-    *, payment_intent_id: str | None, owed: int | object | None = UNPAID
+    *, payment_intent_id: str | None, owed: int | Literal[_NotAsked.NOT_ASKED] | None = UNPAID
 ) -> LedgerEntry | None:
     """Bring a bundle's clawback in line with its payment's refunds and disputes on Stripe.
 
@@ -74,7 +80,7 @@ def purchase_clawback_sync(
         return None  # not a credit bundle (a subscription invoice), or not bought yet
 
     def target() -> int | None:
-        return owed_cents(payment_intent_id) if owed is UNPAID else owed  # type: ignore[return-value]
+        return owed_cents(payment_intent_id) if owed is UNPAID else owed
 
     return _settle(purchase, target)
 

@@ -71,11 +71,11 @@ def install() -> EmulatorClock | None:
     current = timezone.now
     real_now = getattr(current, "real_now", current)
     clock = EmulatorClock(settings.STRIPE_API_HOST, real_now)
-    timezone.now = clock  # type: ignore[assignment]
+    timezone.now = clock
     return clock
 
 
 def uninstall() -> None:
     clock = timezone.now
     if isinstance(clock, EmulatorClock):
-        timezone.now = clock.real_now  # type: ignore[assignment]
+        timezone.now = clock.real_now

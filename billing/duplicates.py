@@ -10,9 +10,10 @@ in the activity feed. Webhooks (``billing.sync``) and ``reconcile_billing --fix`
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from activities.models import ActivityType
 from activities.services import activity_record
@@ -23,7 +24,7 @@ from subscriptions.models import LIVE_STATUSES, CreditAccount
 logger = logging.getLogger(__name__)
 
 
-def kept_subscription(user: AbstractBaseUser, subscription: StripeDict) -> StripeDict:
+def kept_subscription(user: User, subscription: StripeDict) -> StripeDict:
     """One live subscription per customer: the subscription to apply for this one.
 
     Only asked when a live subscription other than the account's own shows up (a second
@@ -57,9 +58,7 @@ def live_in_keeping_order(live: list[dict[str, Any]], ours: str) -> list[dict[st
     return sorted(live, key=lambda s: (int(s.get("created") or 0), s["id"] != ours, s["id"]))
 
 
-def duplicates_end(
-    user: AbstractBaseUser, *, kept: StripeDict, duplicates: list[StripeDict]
-) -> int:
+def duplicates_end(user: User, *, kept: StripeDict, duplicates: Sequence[StripeDict]) -> int:
     """Cancel each duplicate subscription now and refund everything it was paid, in full.
 
     Every Stripe call carries a key derived from the duplicate's id, so a retried webhook or
@@ -74,12 +73,12 @@ def duplicates_end(
         if duplicate.get("status") in LIVE_STATUSES:
             gateway.subscription_cancel_now(dup_id, idempotency_key=f"duplicate-cancel:{dup_id}")
         dup_refund = 0
-        for invoice in gateway.invoices_for_subscription(dup_id):
-            invoice = to_dict(invoice)
+        for stripe_invoice in gateway.invoices_for_subscription(dup_id):
+            invoice = to_dict(stripe_invoice)
             if invoice.get("status") != "paid" or not invoice.get("amount_paid"):
                 continue
-            for payment in gateway.invoice_payments(invoice["id"]):
-                payment = to_dict(payment)
+            for stripe_payment in gateway.invoice_payments(invoice["id"]):
+                payment = to_dict(stripe_payment)
                 pi = (payment.get("payment") or {}).get("payment_intent")
                 if payment.get("status") != "paid" or not pi:
                     continue

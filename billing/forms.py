@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from subscriptions import catalogue
@@ -24,8 +26,9 @@ class CheckoutForm(forms.Form):
     interval = forms.ChoiceField(choices=INTERVAL_CHOICES, required=False)
     bundle = forms.CharField(max_length=64, required=False)
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if bool(data.get("tier")) == bool(data.get("bundle")):
             raise forms.ValidationError("Choose a plan or a credit bundle.")
         data["interval"] = data.get("interval") or "month"

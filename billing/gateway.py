@@ -90,7 +90,7 @@ def sdk_configure() -> None:
         if not ours_or_stock:
             return
     client = stripe.RequestsClient(timeout=timeout)
-    client.hrvstr_timeout = timeout  # type: ignore[attr-defined]
+    client.hrvstr_timeout = timeout  # type: ignore[attr-defined]  # our mark on the SDK's client
     stripe.default_http_client = client
 
 

@@ -8,7 +8,7 @@ from activities.models import ActivityType
 from activities.services import activity_record
 from billing.stripe_data import StripeDict, object_id, price_entry, subscription_price
 from billing.sync import user_for_customer
-from hrvstr.templatetags.money import cents
+from hrvstr.formatting import cents
 
 
 def payment_action_required_apply(invoice: StripeDict, *, event_id: str) -> None:

@@ -182,7 +182,7 @@ def account_repair(*, account: CreditAccount, reason: str = "resync") -> Resync:
     fields = {d.field for d in before}
     if "stripe_customer" in fields:
         customer_unlink(customer_id=account.stripe_customer_id or "", source=reason)
-    elif current is not None:
+    elif current is not None and account.stripe_customer_id:  # a state implies a customer
         if "live_subscriptions" in fields:
             live = _live_sorted(
                 [to_dict(s) for s in gateway.subscriptions_list(account.stripe_customer_id)],

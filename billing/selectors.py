@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.utils.dateparse import parse_datetime
 from djstripe import models as djstripe_models
 
 from activities.models import SPENDING_KINDS, LedgerEntry, LedgerKind
-from activities.selectors import ledger_daily
+from activities.selectors import LedgerDay, ledger_daily
 from billing import gateway
 from billing.stripe_data import (
     price_entry,
@@ -32,11 +32,11 @@ from subscriptions.selectors import tier_info, unlocks_active
 from subscriptions.services import account_get
 
 
-def _iso(value) -> str | None:
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def subscription_for_user(*, user: AbstractBaseUser) -> dict[str, Any] | None:
+def subscription_for_user(*, user: User) -> dict[str, Any] | None:
     """The current subscription in the SPA's field names, or None."""
     account = account_get(user=user)
     if not account.stripe_subscription_id:
@@ -64,7 +64,7 @@ def subscription_for_user(*, user: AbstractBaseUser) -> dict[str, Any] | None:
     }
 
 
-def invoices_recent(*, user: AbstractBaseUser, limit: int = 10) -> list[dict[str, Any]]:
+def invoices_recent(*, user: User, limit: int = 10) -> list[dict[str, Any]]:
     account = account_get(user=user)
     if not account.stripe_customer_id:
         return []
@@ -91,7 +91,7 @@ def invoices_recent(*, user: AbstractBaseUser, limit: int = 10) -> list[dict[str
     ]
 
 
-def payment_methods(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
+def payment_methods(*, user: User) -> list[dict[str, Any]]:
     account = account_get(user=user)
     if not account.stripe_customer_id:
         return []
@@ -129,7 +129,7 @@ def payment_methods(*, user: AbstractBaseUser) -> list[dict[str, Any]]:
 # the same one every API read does).
 
 
-def account_for(*, user: AbstractBaseUser, now: datetime) -> CreditAccount:
+def account_for(*, user: User, now: datetime) -> CreditAccount:
     return account_get(user=user, now=now)
 
 
@@ -172,7 +172,7 @@ def _time_left(delta: timedelta) -> str:
     return f"{minutes} min" if minutes else "less than a minute"
 
 
-def billing_overview(*, user: AbstractBaseUser, now: datetime) -> dict[str, Any]:
+def billing_overview(*, user: User, now: datetime) -> dict[str, Any]:
     """Everything /billing/ shows: the tier, its status, credits, unlocks and invoices."""
     account = account_for(user=user, now=now)
     info = tier_info(account=account, now=now)
@@ -271,7 +271,9 @@ def checkout_landed(*, session_id: str) -> bool:
     )
 
 
-def plan_change_preview(*, account: CreditAccount, tier: str, interval: str) -> dict[str, Any]:
+def plan_change_preview(
+    *, account: CreditAccount, tier: str, interval: catalogue.Interval
+) -> dict[str, Any]:
     """What switching to ``tier``/``interval`` means, told before the customer confirms.
 
     Mirrors billing.services.subscription_change_plan: a higher tier (or a yearly plan for a
@@ -290,7 +292,7 @@ def plan_change_preview(*, account: CreditAccount, tier: str, interval: str) -> 
         "current": current,
         "target": target,
         "interval": interval,
-        "price_cents": target.price_cents(interval),  # type: ignore[arg-type]
+        "price_cents": target.price_cents(interval),
         "same": same,
         "immediate": immediate,
         "renews_on": account.billing_period_end or account.period_end,
@@ -335,18 +337,20 @@ def mrr_cents() -> dict[str, Any]:
     return {"total_cents": total, "by_key": by_key, "unpriced": unpriced}
 
 
-def failed_webhook_events(*, limit: int = 20):
+def failed_webhook_events(
+    *, limit: int = 20
+) -> tuple[int, list[djstripe_models.WebhookEventTrigger]]:
     failed = djstripe_models.WebhookEventTrigger.objects.filter(Q(valid=False) | Q(processed=False))
     return failed.count(), list(failed.select_related("event").order_by("-created")[:limit])
 
 
-def accounts_in_grace(*, now: datetime):
+def accounts_in_grace(*, now: datetime) -> list[CreditAccount]:
     return list(
         CreditAccount.objects.in_grace(now).select_related("user").order_by("grace_until")[:50]
     )
 
 
-def credits_daily(*, now: datetime, days: int = 30):
+def credits_daily(*, now: datetime, days: int = 30) -> list[LedgerDay]:
     since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return ledger_daily(since=since, spending_kinds=SPENDING_KINDS)
 

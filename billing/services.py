@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import transaction
 from djstripe import models as djstripe_models
@@ -125,7 +125,7 @@ def checkout_price_entry(*, price: str) -> catalogue.PriceEntry:
                 stripe_price = None
             if stripe_price is not None:
                 djstripe_models.Price.sync_from_stripe_data(stripe_price)
-                lookup_key = stripe_price.get("lookup_key")
+                lookup_key = to_dict(stripe_price).get("lookup_key")
         entry = catalogue.PRICES_BY_LOOKUP_KEY.get(lookup_key or "")
     if entry is None:
         raise UnknownPlan("Not a catalogue price", priceId=price)
@@ -154,7 +154,7 @@ def _return_url(url: str | None, default: str) -> str:
     return url
 
 
-def customer_ensure(*, user: AbstractBaseUser) -> str:
+def customer_ensure(*, user: User) -> str:
     """The user's one Stripe customer, created on first need.
 
     No lock is held across the Stripe call: the account row locked while Stripe answered (up
@@ -188,7 +188,7 @@ def _plan_entry(tier: str, interval: str) -> catalogue.PriceEntry:
     tier_spec = catalogue.TIERS.get(tier)
     if tier_spec is None or not tier_spec.is_paid or interval not in catalogue.INTERVALS:
         raise UnknownPlan(tier=tier, interval=interval, available=_paid_tiers())
-    return catalogue.PRICES_BY_LOOKUP_KEY[tier_spec.lookup_key(interval)]  # type: ignore[arg-type]
+    return catalogue.PRICES_BY_LOOKUP_KEY[tier_spec.lookup_key(interval)]
 
 
 def _paid_tiers() -> list[str]:
@@ -197,7 +197,7 @@ def _paid_tiers() -> list[str]:
 
 def checkout_session_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     tier: str | None = None,
     interval: str = "month",
     bundle: str | None = None,
@@ -262,7 +262,7 @@ def checkout_session_create(
     return CheckoutStart(url=session.url, session_id=session.id)
 
 
-def _checkout_for_customer(user: AbstractBaseUser, customer_id: str, params: dict[str, Any]) -> Any:
+def _checkout_for_customer(user: User, customer_id: str, params: dict[str, Any]) -> Any:
     """Create the session; a subscription Checkout first expires the customer's other open
     subscription sessions, so two tabs cannot both be paid into two subscriptions (a race
     that slips through anyway is ended by ``billing.sync.kept_subscription``)."""
@@ -295,7 +295,7 @@ def _still_live_at_stripe(account: CreditAccount) -> bool:
     return False
 
 
-def portal_session_create(*, user: AbstractBaseUser, return_url: str | None = None) -> str:
+def portal_session_create(*, user: User, return_url: str | None = None) -> str:
     """A Stripe customer portal link (cards, invoices, plan and cancellation)."""
     account = account_get(user=user)
     if not account.stripe_customer_id:
@@ -333,7 +333,7 @@ def portal_configuration_id() -> str:
     return config_id
 
 
-def _live_subscription(user: AbstractBaseUser) -> dict[str, Any]:
+def _live_subscription(user: User) -> dict[str, Any]:
     """The user's live subscription as Stripe has it now.
 
     Our row can be a webhook behind Stripe (a cancel or a failed renewal that ended it is still
@@ -349,7 +349,7 @@ def _live_subscription(user: AbstractBaseUser) -> dict[str, Any]:
     return data
 
 
-def _live_subscription_id(user: AbstractBaseUser) -> str:
+def _live_subscription_id(user: User) -> str:
     return str(_live_subscription(user)["id"])
 
 
@@ -376,7 +376,7 @@ def change_applies_now(current: catalogue.PriceEntry | None, target: catalogue.P
     return kind == "upgrade"
 
 
-def subscription_change_plan(*, user: AbstractBaseUser, tier: str, interval: str) -> None:
+def subscription_change_plan(*, user: User, tier: str, interval: str) -> None:
     """Move the subscription to another plan, the way Stripe bills it.
 
     An upgrade is prorated and invoiced now with ``payment_behavior=pending_if_incomplete``:
@@ -431,13 +431,13 @@ def _downgrade_schedule(
             idempotency_key=_request_key("resume-for-change", subscription_id),
         )
     if not schedule_id:
-        schedule = gateway.subscription_schedule_create(
+        stripe_schedule = gateway.subscription_schedule_create(
             subscription_id=subscription_id,
             idempotency_key=_request_key("schedule", subscription_id),
         )
     else:
-        schedule = gateway.subscription_schedule_retrieve(schedule_id)
-    schedule = to_dict(schedule)
+        stripe_schedule = gateway.subscription_schedule_retrieve(schedule_id)
+    schedule = to_dict(stripe_schedule)
     current = schedule.get("current_phase") or {}
     phase = next(
         (p for p in schedule["phases"] if p.get("start_date") == current.get("start_date")),
@@ -464,7 +464,7 @@ def _downgrade_schedule(
     )
 
 
-def subscription_cancel(*, user: AbstractBaseUser, immediate: bool = False) -> None:
+def subscription_cancel(*, user: User, immediate: bool = False) -> None:
     """Cancel at the end of the paid period (default) or now."""
     data = _live_subscription(user)
     subscription_id = data["id"]
@@ -486,7 +486,7 @@ def subscription_cancel(*, user: AbstractBaseUser, immediate: bool = False) -> N
         )
 
 
-def subscription_resume(*, user: AbstractBaseUser) -> None:
+def subscription_resume(*, user: User) -> None:
     """Undo a cancellation at period end, while the period lasts."""
     subscription_id = _live_subscription_id(user)
     gateway.subscription_modify(
@@ -508,14 +508,14 @@ class StaffOnly(DomainError):
     message = "Only staff can do this"
 
 
-def _require_staff(user: AbstractBaseUser) -> None:
+def _require_staff(user: User) -> None:
     # The admin guards its own pages; the services guard themselves too, so a future caller
     # (a page, a command, an API) cannot hand a customer a staff action by forgetting to.
     if not (getattr(user, "is_active", False) and getattr(user, "is_staff", False)):
         raise StaffOnly()
 
 
-def webhook_event_replay(*, trigger: WebhookEventTrigger, staff_user: AbstractBaseUser) -> bool:
+def webhook_event_replay(*, trigger: WebhookEventTrigger, staff_user: User) -> bool:
     """Run a stored delivery that failed through processing again (e.g. after a fix).
 
     Only validly signed deliveries qualify; processing is idempotent by event id and by our
@@ -532,7 +532,7 @@ def webhook_event_replay(*, trigger: WebhookEventTrigger, staff_user: AbstractBa
     return True
 
 
-def account_resync_from_stripe(*, account: CreditAccount, staff_user: AbstractBaseUser) -> str:
+def account_resync_from_stripe(*, account: CreditAccount, staff_user: User) -> str:
     """Staff: bring one account in line with Stripe now; returns what changed."""
     _require_staff(staff_user)
     return account_resync(account=account, reason=f"staff-resync:{staff_user.pk}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from subscriptions import catalogue
 from subscriptions.catalogue import PriceEntry
@@ -25,6 +25,10 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dict(obj)
 
 
+@overload
+def timestamp(value: int) -> datetime: ...
+@overload
+def timestamp(value: None) -> None: ...
 def timestamp(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -43,7 +43,7 @@ PAID = {"paid", "no_payment_required"}
 CUSTOMER_GONE = "customer-gone:"
 
 
-def user_for_customer(customer_id: str | None) -> AbstractBaseUser | None:
+def user_for_customer(customer_id: str | None) -> User | None:
     if not customer_id:
         return None
     account = (
@@ -52,7 +52,7 @@ def user_for_customer(customer_id: str | None) -> AbstractBaseUser | None:
     return account.user if account else None
 
 
-def _user_for(obj: StripeDict) -> AbstractBaseUser | None:
+def _user_for(obj: StripeDict) -> User | None:
     """The user a Stripe object belongs to: by customer, else by the user id we put in metadata."""
     user = user_for_customer(object_id(obj.get("customer")))
     if user is not None:
@@ -68,7 +68,9 @@ def _user_for(obj: StripeDict) -> AbstractBaseUser | None:
     return None
 
 
-def subscription_state(subscription: StripeDict, *, observed_at: datetime):
+def subscription_state(
+    subscription: StripeDict, *, observed_at: datetime
+) -> services.SubscriptionState:
     """Our plain view of a Stripe subscription (tier None when its price is not ours)."""
     period = subscription_period(subscription)
     if period is None:
@@ -104,8 +106,8 @@ def subscription_paid_for(subscription: StripeDict) -> bool:
     customer_id = object_id(subscription.get("customer"))
     if customer_id:
         owed = 0
-        for item in gateway.invoice_items_pending(customer_id):
-            item = to_dict(item)
+        for stripe_item in gateway.invoice_items_pending(customer_id):
+            item = to_dict(stripe_item)
             parent = (item.get("parent") or {}).get("subscription_details") or {}
             if object_id(parent.get("subscription")) == subscription["id"]:
                 owed += int(item.get("amount") or 0)
@@ -134,12 +136,12 @@ def scheduled_tier(subscription: StripeDict) -> str:
 
 
 def state_for(
-    user: AbstractBaseUser,
+    user: User,
     subscription: StripeDict,
     *,
     observed_at: datetime,
     authoritative: bool = False,
-):
+) -> services.SubscriptionState:
     """The subscription's state with what Stripe says about payment and scheduled changes."""
     state = subscription_state(subscription, observed_at=observed_at)
     paid = True
@@ -162,7 +164,7 @@ def stripe_time_of(subscription: StripeDict) -> datetime:
     stamps.append(subscription.get("ended_at"))
     for item in (subscription.get("items") or {}).get("data") or []:
         stamps.append(item.get("current_period_start"))
-    return timestamp(max(int(s) for s in stamps if s is not None))  # type: ignore[return-value]
+    return timestamp(max(int(s) for s in stamps if s is not None))
 
 
 def subscription_apply(

@@ -31,7 +31,7 @@ from django.db import transaction
 from djstripe import signals as djstripe_signals
 from djstripe.models import WebhookEventTrigger
 from djstripe.settings import djstripe_settings
-from procrastinate import RetryStrategy
+from procrastinate import JobContext, RetryStrategy
 from procrastinate.contrib.django import app
 from procrastinate.exceptions import AlreadyEnqueued
 
@@ -176,7 +176,7 @@ STALLED_AFTER_SECONDS = 60
     queueing_lock="retry_stalled_jobs",
     pass_context=True,
 )
-async def retry_stalled_jobs(context, timestamp: int) -> None:
+async def retry_stalled_jobs(context: JobContext, timestamp: int) -> None:
     job_manager = context.app.job_manager
     stalled = await job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS)
     for job in stalled:

@@ -7,6 +7,7 @@ never repeats it.
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import login_required
@@ -23,6 +24,7 @@ from billing import services as billing_services
 from billing.apis import BILLING_RATE
 from billing.checkout_return import checkout_return_apply
 from billing.forms import CancelForm, CheckoutForm, PlanForm
+from hrvstr.http import AuthenticatedHttpRequest
 from hrvstr.page_errors import error_page, page_errors
 from subscriptions import catalogue
 
@@ -30,7 +32,7 @@ from subscriptions import catalogue
 ratelimit_billing = ratelimit(key="user_or_ip", rate=BILLING_RATE, method="POST", block=True)
 
 
-def _invalid(request: HttpRequest, form) -> HttpResponse:
+def _invalid(request: HttpRequest, form: forms.Form) -> HttpResponse:
     message = " ".join(str(e) for errors in form.errors.values() for e in errors)
     return error_page(request, code="invalid", message=message or "Invalid request", status=400)
 
@@ -59,7 +61,7 @@ def pricing(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 @page_errors
-def billing(request: HttpRequest) -> HttpResponse:
+def billing(request: AuthenticatedHttpRequest) -> HttpResponse:
     overview = selectors.billing_overview(user=request.user, now=timezone.now())
     return render(request, "billing/billing.html", overview)
 
@@ -68,7 +70,7 @@ def billing(request: HttpRequest) -> HttpResponse:
 @login_required
 @page_errors
 @ratelimit_billing
-def checkout(request: HttpRequest) -> HttpResponse:
+def checkout(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = CheckoutForm(request.POST)
     if not form.is_valid():
         return _invalid(request, form)
@@ -94,7 +96,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
 @login_required
 @page_errors
 @ratelimit_billing
-def change_plan(request: HttpRequest) -> HttpResponse:
+def change_plan(request: AuthenticatedHttpRequest) -> HttpResponse:
     """GET: what the change will cost and when (a plan change charges at once, so it is
     confirmed first). POST: ask Stripe for it."""
     form = PlanForm(request.POST if request.method == "POST" else request.GET)
@@ -122,7 +124,7 @@ def change_plan(request: HttpRequest) -> HttpResponse:
 @login_required
 @page_errors
 @ratelimit_billing
-def portal(request: HttpRequest) -> HttpResponse:
+def portal(request: AuthenticatedHttpRequest) -> HttpResponse:
     url = billing_services.portal_session_create(
         user=request.user, return_url=f"{settings.SITE_URL}/billing/"
     )
@@ -133,7 +135,7 @@ def portal(request: HttpRequest) -> HttpResponse:
 @login_required
 @page_errors
 @ratelimit_billing
-def subscription_cancel(request: HttpRequest) -> HttpResponse:
+def subscription_cancel(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = CancelForm(request.POST)
     immediate = form.is_valid() and form.cleaned_data["immediate"]
     billing_services.subscription_cancel(user=request.user, immediate=immediate)
@@ -150,7 +152,7 @@ def subscription_cancel(request: HttpRequest) -> HttpResponse:
 @login_required
 @page_errors
 @ratelimit_billing
-def subscription_resume(request: HttpRequest) -> HttpResponse:
+def subscription_resume(request: AuthenticatedHttpRequest) -> HttpResponse:
     billing_services.subscription_resume(user=request.user)
     messages.success(request, "Your subscription continues.")
     return redirect("billing")
@@ -159,7 +161,7 @@ def subscription_resume(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 @page_errors
-def checkout_success(request: HttpRequest) -> HttpResponse:
+def checkout_success(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Stripe sent the customer back. The page fetches the session from Stripe and applies it
     by the webhooks' rules (billing/checkout_return.py), so it does not wait on the webhook
     queue; if Stripe does not answer it says so, and polls tier-info to update itself."""

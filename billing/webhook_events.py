@@ -18,6 +18,7 @@ of another type is answered 200 without being stored or processed.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from djstripe import signals as djstripe_signals
 
@@ -27,7 +28,7 @@ SHOWN_TYPES = frozenset({"customer.updated", "customer.deleted"})
 OUR_MODULES = ("billing.", "subscriptions.", "activities.")
 
 
-def _ours(receiver) -> bool:
+def _ours(receiver: tuple[Any, ...]) -> bool:
     # Django keeps (lookup key, weak reference or function, is-async) per receiver.
     function = receiver[1]() if hasattr(receiver[1], "__callback__") else receiver[1]
     module = getattr(function, "__module__", "") or ""

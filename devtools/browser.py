@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Playwright
 
 CHROMIUM = Path(os.environ.get("HRVSTR_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -32,7 +36,7 @@ def chromium_available() -> bool:
     return True
 
 
-def launch(playwright):
+def launch(playwright: Playwright) -> Browser:
     """A headless Debian Chromium (``playwright`` is a started sync_playwright())."""
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True

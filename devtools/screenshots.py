@@ -20,6 +20,15 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from django.contrib.auth.models import User
+    from django.core.servers.basehttp import ThreadedWSGIServer
+
+    from stripe_emulator import Emulator
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 KEY = "sk_test_screenshotsEmulatorKey0000000000"
@@ -42,7 +51,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait(predicate, timeout: float = 20.0, what: str = "") -> None:
+def _wait(predicate: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -50,13 +59,13 @@ def _wait(predicate, timeout: float = 20.0, what: str = "") -> None:
         time.sleep(0.1)
 
 
-def _serve(port: int):
+def _serve(port: int) -> ThreadedWSGIServer:
     from django.contrib.staticfiles.handlers import StaticFilesHandler
     from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
     from django.core.wsgi import get_wsgi_application
 
     class QuietHandler(WSGIRequestHandler):
-        def log_message(self, *args) -> None:
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadedWSGIServer(("127.0.0.1", port), QuietHandler, allow_reuse_address=True)
@@ -65,7 +74,7 @@ def _serve(port: int):
     return server
 
 
-def _pay(emulator, user, **choice) -> None:
+def _pay(emulator: Emulator, user: User, **choice: Any) -> None:
     """Checkout as a customer would; returns once the webhook has changed the account."""
     from billing.services import checkout_session_create
     from subscriptions.models import CreditAccount
@@ -85,7 +94,7 @@ def _pay(emulator, user, **choice) -> None:
     emulator.flush(10)
 
 
-def demo_data(emulator) -> None:
+def demo_data(emulator: Emulator) -> None:
     import time_machine
     from django.contrib.auth import get_user_model
     from django.utils import timezone

@@ -6,7 +6,7 @@ Every app's ``apis.py`` imports these public names from here (none from another 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers, status
@@ -16,13 +16,25 @@ from rest_framework.response import Response
 from hrvstr.errors import InvalidAmount
 from hrvstr.parsing import ascii_int
 
-# The envelope every answer has, for the OpenAPI schema.
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+# The envelope every answer has, for the OpenAPI schema. Envelope serializers declare a field
+# named ``data``: DRF's metaclass moves declared fields off the class, so it does not replace
+# ``Serializer.data``, which the stubs cannot see (hence ``type: ignore[assignment]`` there).
 AnyResponse = inline_serializer(
     "Envelope", fields={"success": serializers.BooleanField(), "data": serializers.JSONField()}
 )
 ERRORS = {400: AnyResponse, 401: AnyResponse, 402: AnyResponse, 403: AnyResponse}
 # Views behind a rate limit also answer 429 (with Retry-After): the schema says so.
 RATE_LIMITED = {429: AnyResponse}
+
+
+class AuthenticatedRequest(Request):
+    """The request a view behind ``IsAuthenticated`` (the default permission) gets: its user is
+    signed in. An annotation for the type checker only; the view receives a plain ``Request``."""
+
+    user: User
 
 
 def ok(data: Any, *, code: int = status.HTTP_200_OK) -> Response:

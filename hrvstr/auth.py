@@ -6,9 +6,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.contrib.auth.models import User
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import connections, router
+from django.db.models import Field
 from django.db.models.query import get_related_populators
 from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -32,7 +33,7 @@ class EmailBackend(ModelBackend):
         password: str | None = None,
         email: str | None = None,
         **kwargs: Any,
-    ) -> AbstractBaseUser | None:
+    ) -> User | None:
         login = email or username
         if not login or password is None:
             return None
@@ -46,7 +47,9 @@ class AccountJWTAuthentication(JWTAuthentication):
     endpoint (and a 304 no dearer).
     """
 
-    def get_user(self, validated_token: Token) -> AbstractBaseUser:
+    # simplejwt annotates get_user with a TypeVar bound to nothing (AuthUser), which no concrete
+    # return type can override; ours returns the project's User.
+    def get_user(self, validated_token: Token) -> User:  # type: ignore[override]
         try:
             user_id = validated_token[api_settings.USER_ID_CLAIM]
         except KeyError as exc:
@@ -83,6 +86,7 @@ class _CompiledLookup:
     init_list: list[str]
     user_slice: slice
     populators: list[Any]
+    id_field: Field
 
 
 @functools.cache
@@ -106,6 +110,9 @@ def _compiled_lookup(alias: str) -> _CompiledLookup:
     sql, params = compiler.as_sql()
     if list(params) != [0]:  # pragma: no cover - a guard for a future Django
         raise RuntimeError(f"unexpected parameters {params!r} in the user lookup")
+    id_field = get_user_model()._meta.get_field(api_settings.USER_ID_FIELD)
+    if not isinstance(id_field, Field):  # pragma: no cover - a reverse relation is no id
+        raise ImproperlyConfigured(f"USER_ID_FIELD {api_settings.USER_ID_FIELD!r} is not a field")
     select, klass_info = compiler.select, compiler.klass_info
     fields = klass_info["select_fields"]
     return _CompiledLookup(
@@ -114,17 +121,19 @@ def _compiled_lookup(alias: str) -> _CompiledLookup:
         converters=compiler.get_converters([column for column, _, _ in select]),
         init_list=[column[0].target.attname for column in select[fields[0] : fields[-1] + 1]],
         user_slice=slice(fields[0], fields[-1] + 1),
-        populators=get_related_populators(klass_info, select, alias),
+        # django-stubs 6 describe Django 6.0's signature (a fetch_mode); 5.2 has none.
+        populators=get_related_populators(klass_info, select, alias),  # type: ignore[call-arg]
+        id_field=id_field,
     )
 
 
-def user_with_account(user_id: Any) -> AbstractBaseUser | None:
+def user_with_account(user_id: Any) -> User | None:
     """The user with ``credit_account`` already loaded (or known absent), in one query."""
     user_model = get_user_model()
     alias = router.db_for_read(user_model)
     lookup = _compiled_lookup(alias)
     connection = connections[alias]
-    field = user_model._meta.get_field(api_settings.USER_ID_FIELD)
+    field = lookup.id_field
     try:
         value = field.get_db_prep_value(field.to_python(user_id), connection)
     except ValidationError:  # a claim that cannot be an id names no user

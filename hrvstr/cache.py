@@ -17,6 +17,8 @@ from django.utils import timezone
 
 
 class AtomicDatabaseCache(DatabaseCache):
+    _table: str  # set by BaseDatabaseCache.__init__; django-stubs do not declare it
+
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         key = self.make_and_validate_key(key, version=version)
         db = router.db_for_write(self.cache_model_class)

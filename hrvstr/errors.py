@@ -76,9 +76,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response = Response(DatabaseUnavailable().payload(), status=503)
         response["Retry-After"] = "5"
         return response
-    response = exception_handler(exc, context)
-    if response is None:
+    handled = exception_handler(exc, context)
+    if handled is None:
         return None
+    response = handled
     detail = response.data
     if isinstance(exc, exceptions.ValidationError):
         response.data = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -353,7 +354,7 @@ STRIPE_WEBHOOK_REFUSED_RATE = os.environ.get("STRIPE_WEBHOOK_REFUSED_RATE", "30/
 MIGRATION_MODULES = {"djstripe": "billing.djstripe_migrations"}
 # STRIPE_API_VERSION is deliberately unset: it follows the pinned stripe-python (see README).
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},

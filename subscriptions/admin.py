@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -23,7 +23,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 
 from hrvstr.errors import DomainError
 from subscriptions.forms import AdjustCreditsForm, AllowanceForm, ReasonForm, action_token
@@ -87,8 +87,8 @@ class CreditAccountAdmin(admin.ModelAdmin):
 
 @admin.register(CreditHold)
 class CreditHoldAdmin(admin.ModelAdmin):
-    list_display = ("id", "user", "action", "quantity", "status", "expires_at")
-    list_filter = ("status",)
+    list_display: tuple[str, ...] = ("id", "user", "action", "quantity", "status", "expires_at")
+    list_filter: ClassVar[tuple[str, ...]] = ("status",)
     search_fields = ("user__email",)
     readonly_fields = [field.name for field in CreditHold._meta.fields]
 
@@ -332,7 +332,7 @@ class SupportUserAdmin(UserAdmin):
         return account.get_subscription_status_display() if account else "-"
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+        actions: dict[str, Any] = dict(super().get_actions(request))
         for action in SUPPORT_ACTIONS.values():
             if request.user.has_perm(action.permission):
                 actions[action.key] = (self._bulk_action(action.key), action.key, action.title)
@@ -363,7 +363,7 @@ class SupportUserAdmin(UserAdmin):
             # bringing the old tokens back.
             tokens_revoke_all(user_id=obj.pk, reason="deactivated")
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "<path:object_id>/support/<str:action>/",
@@ -385,7 +385,9 @@ class SupportUserAdmin(UserAdmin):
         # Adding a user sets a password: a password form like the others.
         return password_form(super().add_view)(request, form_url, extra_context)
 
-    def support_action_view(self, request: HttpRequest, object_id: str, action: str):
+    def support_action_view(
+        self, request: HttpRequest, object_id: str, action: str
+    ) -> HttpResponse:
         """The same actions from one user's page (a button under the user's name)."""
         if action not in SUPPORT_ACTIONS:
             return HttpResponseRedirect(reverse("admin:auth_user_changelist"))

@@ -19,7 +19,15 @@ from rest_framework.views import APIView
 
 from activities.models import LedgerEntry
 from activities.selectors import ledger_for_user
-from hrvstr.api import ERRORS, RATE_LIMITED, AnyResponse, bounded_int, ok, valid
+from hrvstr.api import (
+    ERRORS,
+    RATE_LIMITED,
+    AnyResponse,
+    AuthenticatedRequest,
+    bounded_int,
+    ok,
+    valid,
+)
 from hrvstr.parsing import ascii_int
 from subscriptions import catalogue, selectors, services
 from subscriptions.errors import InvalidAmount, UnknownComponent
@@ -69,7 +77,7 @@ def spend_as_json(entry: LedgerEntry) -> dict[str, Any]:
 
 class TierInfoApi(APIView):
     @extend_schema(responses={200: AnyResponse, 304: None, 401: AnyResponse})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         now = timezone.now()
         account = services.account_get(user=request.user, now=now)
         payload = {"success": True, "data": selectors.tier_info(account=account, now=now)}
@@ -96,7 +104,7 @@ class AvailableTiersApi(APIView):
 
 class UsageStatsApi(APIView):
     @extend_schema(responses={200: AnyResponse, 401: AnyResponse})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         now = timezone.now()
         account = services.account_get(user=request.user, now=now)
         return ok(selectors.usage_stats(account=account, now=now))
@@ -138,12 +146,12 @@ class BalanceOut(serializers.Serializer):
     balance = SpaBalanceOut()
     tierLimits = TierLimitsOut()
     creditCosts = serializers.DictField(child=serializers.IntegerField(), help_text="base costs")
-    data = CreditsSummaryOut()
+    data = CreditsSummaryOut()  # type: ignore[assignment]  # a field, not Serializer.data
 
 
 class BalanceApi(APIView):
     @extend_schema(responses={200: BalanceOut, 401: AnyResponse})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         now = timezone.now()
         account = services.account_get(user=request.user, now=now)
         return Response(BalanceOut(selectors.balance(account=account, now=now)).data)
@@ -164,7 +172,7 @@ class CostOut(CostDataOut):
     discountRate = serializers.FloatField()
     tier = serializers.CharField()
     hasAccess = serializers.BooleanField()
-    data = CostDataOut()
+    data = CostDataOut()  # type: ignore[assignment]  # a field, not Serializer.data
 
 
 class CostApi(APIView):
@@ -172,7 +180,7 @@ class CostApi(APIView):
         parameters=[OpenApiParameter("quantity", int, required=False)],
         responses={200: CostOut, **ERRORS},
     )
-    def get(self, request: Request, action: str) -> Response:
+    def get(self, request: AuthenticatedRequest, action: str) -> Response:
         raw = request.query_params.get("quantity", "1")
         quantity = ascii_int(raw)
         if quantity is None:
@@ -192,7 +200,7 @@ class TransactionsApi(APIView):
         ],
         responses={200: AnyResponse, **ERRORS},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         limit = bounded_int(request, "limit", default=20, low=1, high=100)
         offset = bounded_int(request, "offset", default=0, low=0, high=1_000_000)
         before = bounded_int(request, "before", default=0, low=0, high=2**62)
@@ -232,7 +240,7 @@ class SpendApi(APIView):
         request=QuantityInput,
         responses={200: AnyResponse, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = valid(QuantityInput, request)
         result = services.credits_spend(
             user=request.user,
@@ -262,7 +270,7 @@ class HoldCreateApi(APIView):
         request=QuantityInput,
         responses={201: AnyResponse, 409: AnyResponse, **ERRORS, **RATE_LIMITED},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = valid(QuantityInput, request)
         hold = services.credits_hold_create(
             user=request.user,
@@ -278,7 +286,7 @@ class HoldCaptureApi(APIView):
         request=None,
         responses={200: AnyResponse, 401: AnyResponse, 404: AnyResponse, 409: AnyResponse},
     )
-    def post(self, request: Request, hold_id: int) -> Response:
+    def post(self, request: AuthenticatedRequest, hold_id: int) -> Response:
         return ok(hold_as_json(services.credits_hold_capture(user=request.user, hold_id=hold_id)))
 
 
@@ -287,7 +295,7 @@ class HoldReleaseApi(APIView):
         request=None,
         responses={200: AnyResponse, 401: AnyResponse, 404: AnyResponse, 409: AnyResponse},
     )
-    def post(self, request: Request, hold_id: int) -> Response:
+    def post(self, request: AuthenticatedRequest, hold_id: int) -> Response:
         return ok(hold_as_json(services.credits_hold_release(user=request.user, hold_id=hold_id)))
 
 
@@ -327,13 +335,13 @@ class UnlockOut(serializers.Serializer):
     existingSession = serializers.BooleanField()
     timeRemaining = serializers.FloatField(help_text="hours, to a tenth")
     creditsRemaining = serializers.IntegerField()
-    data = UnlockDataOut()
+    data = UnlockDataOut()  # type: ignore[assignment]  # a field, not Serializer.data
 
 
 @ratelimit_unlock
 class UnlockComponentApi(APIView):
     @extend_schema(request=UnlockInput, responses={200: UnlockOut, **ERRORS, **RATE_LIMITED})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         # The SPA also sends ``cost``: ignored, the server prices (UnlockInput drops it).
         data = valid(UnlockInput, request)
         result = services.component_unlock(user=request.user, component=data["component"])
@@ -368,12 +376,12 @@ class ComponentAccessDataOut(serializers.Serializer):
 
 class ComponentAccessOut(ComponentAccessDataOut):
     success = serializers.BooleanField()
-    data = ComponentAccessDataOut()
+    data = ComponentAccessDataOut()  # type: ignore[assignment]  # a field, not Serializer.data
 
 
 class ComponentAccessApi(APIView):
     @extend_schema(responses={200: ComponentAccessOut, **ERRORS})
-    def get(self, request: Request, component: str) -> Response:
+    def get(self, request: AuthenticatedRequest, component: str) -> Response:
         if component not in catalogue.COMPONENTS:
             raise UnknownComponent(component=component, available=sorted(catalogue.COMPONENTS))
         now = timezone.now()
@@ -392,7 +400,7 @@ class ComponentAccessApi(APIView):
 
 class ActiveSessionsApi(APIView):
     @extend_schema(responses={200: AnyResponse, 401: AnyResponse})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         now = timezone.now()
         sessions = selectors.unlocks_active(user_id=request.user.pk, now=now)
         return ok({"sessions": [selectors.unlock_as_json(s, now=now) for s in sessions]})
@@ -409,12 +417,12 @@ class ExpirationsDataOut(serializers.Serializer):
 
 class ExpirationsOut(ExpirationsDataOut):
     success = serializers.BooleanField()
-    data = ExpirationsDataOut()
+    data = ExpirationsDataOut()  # type: ignore[assignment]  # a field, not Serializer.data
 
 
 class RecentExpirationsApi(APIView):
     @extend_schema(responses={200: ExpirationsOut, 401: AnyResponse})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         now = timezone.now()
         services.unlocks_record_expired(user_id=request.user.pk, now=now)
         expired = selectors.unlocks_recently_expired(user_id=request.user.pk, now=now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
 from django.utils.decorators import method_decorator
 from django_ratelimit.decorators import ratelimit
 from drf_spectacular.utils import extend_schema
@@ -14,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hrvstr.api import RATE_LIMITED, AnyResponse, valid
+from hrvstr.api import RATE_LIMITED, AnyResponse, AuthenticatedRequest, valid
 from hrvstr.auth import AccountJWTAuthentication
 from hrvstr.errors import DomainError
 from subscriptions.google_auth import google_id_token_verify, google_user_get_or_link
@@ -65,10 +66,10 @@ class SignedInOut(TokensOut):
 
 class SignedInEnvelope(SignedInOut):
     success = serializers.BooleanField()
-    data = SignedInOut()
+    data = SignedInOut()  # type: ignore[assignment]  # a field, not Serializer.data
 
 
-def user_as_json(user) -> dict[str, object]:
+def user_as_json(user: User) -> dict[str, object]:
     account = getattr(user, "credit_account", None)
     return {
         "id": user.pk,
@@ -78,7 +79,7 @@ def user_as_json(user) -> dict[str, object]:
     }
 
 
-def tokens_for(user) -> dict[str, object]:
+def tokens_for(user: User) -> dict[str, object]:
     return {**tokens_issue(user=user).as_json(), "user": user_as_json(user)}
 
 
@@ -188,7 +189,7 @@ class ProfileOut(UserOut):
 
 class ProfileApi(APIView):
     @extend_schema(responses={200: ProfileOut, 401: AnyResponse})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         user = request.user
         body = {
             "success": True,
@@ -216,9 +217,10 @@ class LogoutApi(APIView):
 
     @extend_schema(request=None, responses={200: LogoutOut, 401: AnyResponse})
     def post(self, request: Request) -> Response:
-        revoked = bool(request.user and request.user.is_authenticated)
-        if revoked:
-            tokens_revoke_all(user_id=request.user.pk, reason="logout")
+        user, revoked = request.user, False
+        if user and user.is_authenticated:
+            tokens_revoke_all(user_id=user.pk, reason="logout")
+            revoked = True
         return Response(LogoutOut({"success": True, "revoked": revoked}).data)
 
 

@@ -9,6 +9,7 @@ the balance once.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django import forms
 
@@ -24,7 +25,7 @@ class SignupForm(forms.Form):
         help_text="At least 8 characters, not a common password.",
     )
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["email"].widget.attrs["autocomplete"] = "email"
         self.fields["name"].widget.attrs["autocomplete"] = "name"

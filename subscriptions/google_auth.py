@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from google.auth import exceptions as google_exceptions
 from google.auth.transport import requests as google_requests
@@ -69,7 +69,7 @@ def google_id_token_verify(*, credential: str) -> dict[str, Any]:
     return dict(claims)
 
 
-def google_user_get_or_link(*, claims: dict[str, Any]) -> AbstractBaseUser:
+def google_user_get_or_link(*, claims: dict[str, Any]) -> User:
     """The user linked to this Google subject; on first sign-in, link by verified e-mail."""
     subject = str(claims["sub"])
     identity = GoogleIdentity.objects.select_related("user").filter(subject=subject).first()

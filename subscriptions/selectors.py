@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
@@ -103,12 +103,14 @@ def unlocks_active(*, user_id: int, now: datetime | None = None) -> QuerySet[Com
     )
 
 
-def unlocks_recently_expired(*, user_id: int, now: datetime | None = None, hours: int = 24):
+def unlocks_recently_expired(
+    *, user_id: int, now: datetime | None = None, hours: int = 24
+) -> QuerySet[ComponentUnlock]:
     now = now or timezone.now()
     return ComponentUnlock.objects.filter(
         user_id=user_id,
         expires_at__lte=now,
-        expires_at__gt=now - timezone.timedelta(hours=hours),
+        expires_at__gt=now - timedelta(hours=hours),
     ).order_by("-expires_at")
 
 

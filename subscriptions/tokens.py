@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -71,10 +71,10 @@ class IssuedTokens:
         }
 
 
-def generation_of(user: AbstractBaseUser) -> int:
+def generation_of(user: User) -> int:
     """The user's token generation as loaded with the user (no row: 0)."""
     try:
-        return user.token_generation.value  # type: ignore[attr-defined]
+        return user.token_generation.value
     except ObjectDoesNotExist:
         return 0
 
@@ -99,7 +99,7 @@ def _pair(*, user_id: int, generation: int, family: str, pair: str) -> IssuedTok
     )
 
 
-def tokens_issue(*, user: AbstractBaseUser) -> IssuedTokens:
+def tokens_issue(*, user: User) -> IssuedTokens:
     """A new sign-in: a new family and its first pair."""
     family = RefreshFamily.objects.create(
         id=uuid.uuid4().hex, user_id=user.pk, current_pair=uuid.uuid4().hex
@@ -112,13 +112,14 @@ def tokens_issue(*, user: AbstractBaseUser) -> IssuedTokens:
     )
 
 
-def token_read(*, raw: str, kind: str) -> tuple[Token, AbstractBaseUser]:
+def token_read(*, raw: str, kind: str) -> tuple[Token, User]:
     """Verify a token (signature, expiry, type, generation) and load its active user."""
     from hrvstr.auth import user_with_account
 
     token_class = AccessToken if kind == "access" else RefreshToken
     try:
-        token = token_class(raw)
+        # simplejwt annotates the encoded token as ``Token | None``; it takes (and decodes) a str.
+        token = token_class(raw)  # type: ignore[arg-type]
     except TokenError:
         raise TokenInvalid() from None
     claims = (api_settings.USER_ID_CLAIM, "gen", "fam", "pair")
@@ -132,7 +133,7 @@ def token_read(*, raw: str, kind: str) -> tuple[Token, AbstractBaseUser]:
     return token, user
 
 
-def tokens_refresh(*, raw: str, kind: str) -> tuple[IssuedTokens, AbstractBaseUser]:
+def tokens_refresh(*, raw: str, kind: str) -> tuple[IssuedTokens, User]:
     """Exchange the family's newest pair for a new one; an older pair revokes the family."""
     token, user = token_read(raw=raw, kind=kind)
     new_pair = uuid.uuid4().hex

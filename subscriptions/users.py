@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -26,7 +26,7 @@ class EmailTaken(DomainError):
     message = "An account with this e-mail already exists"
 
 
-def user_register(*, email: str, password: str, name: str = "") -> AbstractBaseUser:
+def user_register(*, email: str, password: str, name: str = "") -> User:
     """Create a user (the e-mail is the login) with a free credit account."""
     email = normalize_email(email)
     try:

@@ -4,12 +4,14 @@ API's auth endpoints, errors through ``hrvstr.page_errors.page_errors``)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,6 +22,7 @@ from django_ratelimit import ALL
 from django_ratelimit.decorators import ratelimit
 
 from hrvstr.errors import DomainError
+from hrvstr.http import AuthenticatedHttpRequest
 from hrvstr.page_errors import back_url, page_errors
 from subscriptions.auth_apis import AUTH_RATE, user_as_json
 from subscriptions.forms import SignupForm
@@ -34,7 +37,7 @@ ratelimit_auth = ratelimit(key="ip", rate=AUTH_RATE, method="POST", block=True)
 ratelimit_auth_any_method = ratelimit(key="ip", rate=AUTH_RATE, method=ALL, block=True)
 
 
-def password_form(view):
+def password_form(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """A password form's view, rate limited per address, with a 429 page when over."""
     return page_errors(ratelimit_auth(view))
 
@@ -71,7 +74,7 @@ class LoginView(auth_views.LoginView):
             return reverse("spa-handoff")
         return super().get_default_redirect_url()
 
-    def form_invalid(self, form):
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
 
@@ -83,7 +86,7 @@ SPA_DEFAULT_PATH = "/user-home"
 @require_GET
 @never_cache
 @login_required
-def spa_handoff(request: HttpRequest) -> HttpResponse:
+def spa_handoff(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Hand the signed-in user to the SPA: a page that writes the SPA's four localStorage keys
     (``auth_token``, ``refresh_token``, ``token_expiry`` in ms, ``user``) and goes on to
     ``next`` (a path of this site), so the unmodified SPA works with e-mail and password."""

@@ -15,9 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import stripe
+from django.contrib.auth.models import User
 from django.test import Client
 
 from stripe_emulator import Emulator
+from subscriptions.models import CreditAccount
 
 WEBHOOK_SECRET = "whsec_hrvstr_tests_0123456789"
 SECRET_KEY = "sk_test_hrvstrTests0123456789abcdef"
@@ -70,6 +73,20 @@ class StripeHarness:
 
     def types(self) -> list[str]:
         return [delivery.event["type"] for delivery in self.queued]
+
+
+def payment_intent_of(session_id: str) -> str:
+    """The id of the PaymentIntent that paid a Checkout Session in payment mode."""
+    intent = stripe.checkout.Session.retrieve(session_id, api_key=SECRET_KEY).payment_intent
+    assert isinstance(intent, str), f"{session_id} has no payment intent"
+    return intent
+
+
+def stripe_customer_of(user: User) -> str:
+    """The Stripe customer id of the user's account (one has been made)."""
+    customer = CreditAccount.objects.get(user=user).stripe_customer_id
+    assert customer, f"{user} has no Stripe customer"
+    return customer
 
 
 def checkout_and_pay(client, harness, body, card="4242424242424242"):

@@ -36,6 +36,7 @@ def test_the_apps_clock_follows_the_emulators_advance(emulator_host, monkeypatch
 def test_an_unreachable_emulator_keeps_the_last_offset(emulator_host, monkeypatch, settings):
     monkeypatch.setattr(devclock, "REFRESH_SECONDS", 0)
     clock = devclock.install()
+    assert clock is not None
     emulator_host.advance_clock(86400)
     assert clock.refresh() == 86400
     clock.status_url = "http://127.0.0.1:9/_emulator"  # nothing listens there

@@ -7,7 +7,7 @@ import pytest
 import stripe
 
 from activities.models import ActivityType, LedgerEntry, LedgerKind
-from billing.tests.harness import SECRET_KEY, checkout, spend, subscribe_pro
+from billing.tests.harness import SECRET_KEY, checkout, payment_intent_of, spend, subscribe_pro
 from stripe_emulator.api import REFUND_SETTLE_SECONDS
 from stripe_emulator.checkout import ASYNC_SETTLE_SECONDS
 from subscriptions.models import CreditAccount
@@ -41,8 +41,9 @@ def buy(api, harness, card="4242424242424242", order="sent"):
 
 
 def dispute_of(session_id):
-    session = stripe.checkout.Session.retrieve(session_id, api_key=SECRET_KEY)
-    [dispute] = stripe.Dispute.list(payment_intent=session.payment_intent, api_key=SECRET_KEY).data
+    [dispute] = stripe.Dispute.list(
+        payment_intent=payment_intent_of(session_id), api_key=SECRET_KEY
+    ).data
     return dispute
 
 
@@ -106,8 +107,7 @@ def test_a_won_dispute_gives_back_only_what_was_taken(api, owner, pro):
     session_id = checkout(api, pro, {"bundle": "credits_250"})
     pro.deliver()
     spend(api, 600)  # 500 monthly + 100 purchased: 150 purchased left
-    session = stripe.checkout.Session.retrieve(session_id, api_key=SECRET_KEY)
-    charge = stripe.PaymentIntent.retrieve(session.payment_intent, api_key=SECRET_KEY)
+    charge = stripe.PaymentIntent.retrieve(payment_intent_of(session_id), api_key=SECRET_KEY)
     dispute = pro.emulator.dispute_charge(charge.latest_charge, "fraudulent")
     pro.deliver()
     assert purchased(owner) == 0
@@ -120,8 +120,7 @@ def test_a_won_dispute_gives_back_only_what_was_taken(api, owner, pro):
 
 def test_a_refund_that_fails_later_restores_the_credits(api, owner, pro):
     session_id = buy(api, pro, card=REFUND_FAILS)
-    session = stripe.checkout.Session.retrieve(session_id, api_key=SECRET_KEY)
-    stripe.Refund.create(payment_intent=session.payment_intent, api_key=SECRET_KEY)
+    stripe.Refund.create(payment_intent=payment_intent_of(session_id), api_key=SECRET_KEY)
     pro.deliver()
     assert purchased(owner) == 0
     pro.emulator.advance_clock(REFUND_SETTLE_SECONDS + 1)
@@ -151,8 +150,7 @@ def test_a_returned_bank_debit_grants_nothing_and_says_so(api, owner, pro):
 
 def test_an_inquiry_on_an_earlier_purchase_takes_nothing(api, owner, pro):
     session_id = buy(api, pro)
-    session = stripe.checkout.Session.retrieve(session_id, api_key=SECRET_KEY)
-    charge = stripe.PaymentIntent.retrieve(session.payment_intent, api_key=SECRET_KEY)
+    charge = stripe.PaymentIntent.retrieve(payment_intent_of(session_id), api_key=SECRET_KEY)
     pro.emulator.dispute_charge(charge.latest_charge, "general", inquiry=True)
     pro.deliver()
     assert purchased(owner) == 250

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from billing.tests.harness import buy_bundle, checkout, spend, subscribe_pro, tier_info
+from billing.tests.harness import (
+    SECRET_KEY,
+    buy_bundle,
+    checkout,
+    payment_intent_of,
+    spend,
+    subscribe_pro,
+    tier_info,
+)
 from subscriptions.models import CreditAccount
 
 DAY = 86400
@@ -201,12 +209,7 @@ def test_refund_of_a_bundle_claws_back_unspent_credits(api, owner, stripe_harnes
     subscribe_pro(api, stripe_harness)
     session_id = buy_bundle(api, stripe_harness)
     spend(api, 600)  # 500 monthly + 100 purchased
-    session = stripe.checkout.Session.retrieve(
-        session_id, api_key="sk_test_hrvstrTests0123456789abcdef"
-    )
-    stripe.Refund.create(
-        payment_intent=session.payment_intent, api_key="sk_test_hrvstrTests0123456789abcdef"
-    )
+    stripe.Refund.create(payment_intent=payment_intent_of(session_id), api_key=SECRET_KEY)
     stripe_harness.deliver()
     account = CreditAccount.objects.get(user=owner)
     assert account.purchased_balance == 0
@@ -281,6 +284,8 @@ def test_one_stripe_customer_per_user(api, owner, stripe_harness):
 
 
 def test_a_yearly_plan_renews_the_allowance_every_month(api, owner, stripe_harness):
+    from datetime import timedelta
+
     import time_machine
     from django.utils import timezone
 
@@ -291,7 +296,7 @@ def test_a_yearly_plan_renews_the_allowance_every_month(api, owner, stripe_harne
     stripe_harness.emulator.advance_clock(32 * DAY)
     stripe_harness.deliver()  # no invoice in a yearly plan's second month...
     assert not [e for e in stripe_harness.delivered if e.event["type"] == "invoice.paid"][1:]
-    with time_machine.travel(timezone.now() + timezone.timedelta(days=32)):
+    with time_machine.travel(timezone.now() + timedelta(days=32)):
         from conftest import bearer_client
 
         data = bearer_client(owner).get("/api/subscription/tier-info").json()["data"]

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.utils.timezone import now as timezone_now
 
 from activities.models import Activity, LedgerEntry
-from billing.tests.harness import SECRET_KEY, post, sign
+from billing.tests.harness import SECRET_KEY, post, sign, stripe_customer_of
 from subscriptions.models import CreditAccount
 
 DAY = 86400
@@ -203,7 +203,7 @@ def test_2_b_a_second_live_subscription_is_cancelled_and_refunded_in_full(
 ):
     """Two sessions made at the same instant (a race no expiry can see), both paid."""
     subscribe(api, stripe_harness)
-    customer = CreditAccount.objects.get(user=owner).stripe_customer_id
+    customer = stripe_customer_of(owner)
     session = stripe.checkout.Session.create(
         api_key=SECRET_KEY,
         mode="subscription",
@@ -309,9 +309,9 @@ def test_3_c_forged_refund_and_dispute_take_nothing(client, api, owner, stripe_h
     stripe_harness.deliver()
     purchase = LedgerEntry.objects.get(user=owner, kind="purchase")
     pi = purchase.details["payment_intent"]
-    charge = {"id": "ch_forged", "object": "charge", "payment_intent": pi}
+    charge: dict[str, object] = {"id": "ch_forged", "object": "charge", "payment_intent": pi}
     charge |= {"amount": 1000, "amount_refunded": 1000, "refunded": True}
-    dispute = {"id": "dp_forged", "object": "dispute", "charge": "ch_forged"}
+    dispute: dict[str, object] = {"id": "dp_forged", "object": "dispute", "charge": "ch_forged"}
     dispute |= {"payment_intent": pi, "amount": 1000, "status": "needs_response"}
     body = forged("charge.refunded", charge)
     assert post(client, body, sign(body)).status_code == 200
@@ -328,7 +328,7 @@ def test_4_a_deleted_customer_is_unlinked_and_the_next_checkout_makes_a_new_one(
     api, owner, stripe_harness
 ):
     subscribe(api, stripe_harness)
-    old = CreditAccount.objects.get(user=owner).stripe_customer_id
+    old = stripe_customer_of(owner)
     stripe.Customer.delete(old, api_key=SECRET_KEY)
     stripe_harness.deliver()
     account = CreditAccount.objects.get(user=owner)
@@ -349,7 +349,7 @@ def test_4_a_deleted_customer_is_unlinked_and_the_next_checkout_makes_a_new_one(
 
 def test_4_b_a_missing_customer_met_at_checkout_is_replaced(api, owner, stripe_harness):
     subscribe(api, stripe_harness)
-    old = CreditAccount.objects.get(user=owner).stripe_customer_id
+    old = stripe_customer_of(owner)
     stripe.Customer.delete(old, api_key=SECRET_KEY)
     stripe_harness.queued.clear()  # the webhooks are lost
     response = api.post("/api/billing/create-checkout-session", {"tier": "pro"}, format="json")
@@ -364,9 +364,7 @@ def test_4_c_resync_clears_a_deleted_customer(api, owner, staff, stripe_harness)
     from billing.services import account_resync_from_stripe
 
     subscribe(api, stripe_harness)
-    stripe.Customer.delete(
-        CreditAccount.objects.get(user=owner).stripe_customer_id, api_key=SECRET_KEY
-    )
+    stripe.Customer.delete(stripe_customer_of(owner), api_key=SECRET_KEY)
     stripe_harness.queued.clear()
     account = CreditAccount.objects.get(user=owner)
     account_resync_from_stripe(account=account, staff_user=staff)
@@ -412,7 +410,6 @@ def test_5_b_reconcile_counts_only_what_it_repaired(api, owner, stripe_harness, 
 # --- 6. free after the grace period while Stripe still retries ---------------------------------
 def test_6_free_after_grace_while_stripe_retries_is_not_drift(api, owner, stripe_harness):
     import time_machine
-    from django.utils import timezone
 
     from conftest import bearer_client
 
@@ -420,7 +417,8 @@ def test_6_free_after_grace_while_stripe_retries_is_not_drift(api, owner, stripe
     stripe_harness.emulator.advance_clock(31 * DAY + 2 * 3600)  # renewals are charged an hour in
     stripe_harness.deliver()
     account = CreditAccount.objects.get(user=owner)
-    with time_machine.travel(account.grace_until + timezone.timedelta(minutes=1)):
+    assert account.grace_until is not None  # the renewal failed: grace started
+    with time_machine.travel(account.grace_until + timedelta(minutes=1)):
         data = bearer_client(owner).get("/api/subscription/tier-info").json()["data"]
         reconcile = run("reconcile_billing")
     report("6 after grace", {"tier": data["tier"], "reconcile": reconcile.strip()})
@@ -456,7 +454,7 @@ def test_7_b_a_portal_upgrade_whose_charge_fails_is_not_granted(api, owner, stri
 # --- reconcile_billing: the new checks -----------------------------------------------------------
 def test_reconcile_lists_and_ends_a_second_live_subscription(api, owner, stripe_harness):
     subscribe(api, stripe_harness)
-    customer = CreditAccount.objects.get(user=owner).stripe_customer_id
+    customer = stripe_customer_of(owner)
     stripe_harness.emulator.advance_clock(60)  # a minute later: the first stays the oldest
     session = stripe.checkout.Session.create(
         api_key=SECRET_KEY,
@@ -536,6 +534,7 @@ def test_the_deploy_check_knows_our_portal_configuration(stripe_harness):
 
     assert stripe_portal_check() == []
     config = portal_configuration_find()
+    assert config is not None
     stripe.billing_portal.Configuration.modify(
         config["id"],
         features={"subscription_update": {"proration_behavior": "none"}},
@@ -572,7 +571,7 @@ def test_a_free_account_whose_customer_is_deleted_gets_no_fresh_allowance(
 ):
     api.post("/api/billing/create-checkout-session", {"tier": "pro"}, format="json")
     stripe_harness.deliver()
-    customer = CreditAccount.objects.get(user=owner).stripe_customer_id
+    customer = stripe_customer_of(owner)
     rows = LedgerEntry.objects.filter(user=owner).count()
     stripe.Customer.delete(customer, api_key=SECRET_KEY)
     stripe_harness.deliver()

@@ -139,6 +139,7 @@ def check(harness, user) -> None:
     sub = live_subscription(emu, account.stripe_customer_id)
     if account.tier == "free" or sub is None or sub["status"] != "active":
         return  # free, ended, or in dunning (the grace period grants nothing new)
+    assert account.stripe_customer_id  # it has a live subscription
     paid = paid_allowance(emu, account.stripe_customer_id)
     assert account.monthly_allowance <= paid, (account.tier, account.monthly_allowance, paid)
     stripe_tier = sub["items"]["data"][0]["price"]["lookup_key"].split("_")[0]

@@ -26,7 +26,7 @@ import time_machine
 from django.test import Client
 
 from activities.models import Activity, ActivityType, LedgerEntry, LedgerKind
-from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET
+from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, payment_intent_of, stripe_customer_of
 from conftest import bearer_client
 from stripe_emulator import Emulator
 from stripe_emulator.client import EmulatorHTTPClient
@@ -103,13 +103,21 @@ class Life:
     def check_ledger(self) -> None:
         assert ledger_drift(account=self.account()) == {}
 
+    def customer(self) -> str:
+        return stripe_customer_of(self.user)
+
     def stripe_subscription(self) -> dict | None:
-        account = self.account()
-        subs = stripe.Subscription.list(
-            customer=account.stripe_customer_id, status="all", api_key=SECRET_KEY
-        ).data
+        customer = self.account().stripe_customer_id
+        if not customer:
+            return None
+        subs = stripe.Subscription.list(customer=customer, status="all", api_key=SECRET_KEY).data
         live = [s for s in subs if s.status in ("active", "trialing", "past_due")]
         return live[0].to_dict() if live else None
+
+    def live_subscription(self) -> dict:
+        sub = self.stripe_subscription()
+        assert sub is not None, "no live subscription at Stripe"
+        return sub
 
     def check_against_stripe(self, *, purchased: int) -> None:
         """Tier from Stripe's live subscription; the allowance the catalogue gives that tier;
@@ -123,14 +131,16 @@ class Life:
         else:
             lookup_key = sub["items"]["data"][0]["price"]["lookup_key"]
             entry = catalogue.PRICES_BY_LOOKUP_KEY[lookup_key]
-            assert account.tier == entry.tier.key
+            assert entry.tier is not None and account.tier == entry.tier.key
             assert account.subscription_status == sub["status"]
             paid = [
                 inv
                 for inv in stripe.Invoice.list(
-                    customer=account.stripe_customer_id, status="paid", api_key=SECRET_KEY
+                    customer=self.customer(), status="paid", api_key=SECRET_KEY
                 ).data
                 if inv.billing_reason in ("subscription_create", "subscription_cycle")
+                and inv.parent is not None
+                and inv.parent.subscription_details is not None
                 and inv.parent.subscription_details.subscription == sub["id"]
             ]
             latest = max(paid, key=lambda inv: inv.period_end)
@@ -180,10 +190,6 @@ def life_of(user, realistic_stripe) -> Life:
     return Life(user, emulator, traveller)
 
 
-def payment_intent_of(session_id: str) -> str:
-    return stripe.checkout.Session.retrieve(session_id, api_key=SECRET_KEY).payment_intent
-
-
 @pytest.mark.parametrize("realistic_stripe", SEEDS, indirect=True)
 def test_a_subscribers_life(owner, realistic_stripe):
     """Subscribe, buy credits, upgrade, a failed renewal and its recovery, a refund, a
@@ -198,7 +204,7 @@ def test_a_subscribers_life(owner, realistic_stripe):
     life.spend(100)  # from the monthly allowance: purchased credits stay whole
 
     life.post("change-plan", {"tier": "elite", "interval": "month"})
-    customer = life.account().stripe_customer_id
+    customer = life.customer()
     life.emu.set_renewal_outcome(customer, "fail")
     # No settling: the upgrade's held-back events may land after the renewal's.
     life.wait(31 * DAY + 2 * HOUR)  # the renewal (an hour into the period) fails
@@ -305,7 +311,7 @@ def test_a_trial_that_converts_then_cancels(owner, realistic_stripe):
     life = life_of(owner, realistic_stripe)
     trial_checkout(life, 14)
     life.settle()
-    assert life.stripe_subscription()["status"] == "trialing"
+    assert life.live_subscription()["status"] == "trialing"
     life.check_against_stripe(purchased=0)
     assert (life.account().tier, life.tier_info()["credits"]["remaining"]) == ("pro", 500)
     life.spend(200)
@@ -314,7 +320,7 @@ def test_a_trial_that_converts_then_cancels(owner, realistic_stripe):
     assert notice.title == "Your Pro trial ends soon" and "charged $19 then" in notice.description
     life.wait(3 * DAY + HOUR)  # the trial ends; the first charge an hour later
     life.check_against_stripe(purchased=0)
-    assert life.stripe_subscription()["status"] == "active"
+    assert life.live_subscription()["status"] == "active"
     assert Activity.objects.filter(user=owner, activity_type=ActivityType.TRIAL_ENDING).count() == 1
     assert life.tier_info()["credits"]["remaining"] == 500
     life.post("cancel-subscription")
@@ -345,7 +351,7 @@ def test_coupons_never_change_credits(owner, realistic_stripe):
     stripe.Refund.create(payment_intent=payment_intent_of(half_price), api_key=SECRET_KEY)
     life.wait(32 * DAY)  # and a discounted renewal
     life.check_against_stripe(purchased=250)
-    invoices = stripe.Invoice.list(customer=life.account().stripe_customer_id, api_key=SECRET_KEY)
+    invoices = stripe.Invoice.list(customer=life.customer(), api_key=SECRET_KEY)
     assert {inv.amount_paid for inv in invoices.data} == {950}
     assert life.tier_info()["credits"]["remaining"] == 500 + 250
 
@@ -361,10 +367,10 @@ def test_other_billing_reasons_and_a_switch_to_yearly(owner, realistic_stripe):
     life.checkout({"tier": "pro", "interval": "month"})
     life.settle()
     life.spend(100)
-    customer = life.account().stripe_customer_id
-    sub_id = life.stripe_subscription()["id"]
+    customer = life.customer()
+    sub_id = life.live_subscription()["id"]
     stripe.InvoiceItem.create(
-        customer=customer, price=price_id_for("credits_250"), subscription=sub_id,
+        customer=customer, pricing={"price": price_id_for("credits_250")}, subscription=sub_id,
         api_key=SECRET_KEY,
     )  # fmt: skip
     manual = stripe.Invoice.create(
@@ -373,7 +379,7 @@ def test_other_billing_reasons_and_a_switch_to_yearly(owner, realistic_stripe):
     stripe.Invoice.finalize_invoice(manual.id, api_key=SECRET_KEY)
     stripe.Invoice.pay(manual.id, api_key=SECRET_KEY)
     stripe.InvoiceItem.create(
-        customer=customer, price=price_id_for("credits_250"), subscription=sub_id,
+        customer=customer, pricing={"price": price_id_for("credits_250")}, subscription=sub_id,
         api_key=SECRET_KEY,
     )  # fmt: skip
     life.emu.handle("POST", f"/_emulator/subscriptions/{sub_id}/threshold_invoice", {}, b"")
@@ -387,7 +393,7 @@ def test_other_billing_reasons_and_a_switch_to_yearly(owner, realistic_stripe):
     life.wait(10 * DAY)
     life.post("change-plan", {"tier": "pro", "interval": "year"})
     life.settle()
-    sub = life.stripe_subscription()
+    sub = life.live_subscription()
     item = sub["items"]["data"][0]
     assert item["price"]["lookup_key"] == "pro_yearly"
     assert item["current_period_end"] - item["current_period_start"] >= 365 * DAY
@@ -416,9 +422,7 @@ def test_a_renewal_that_needs_3d_secure(owner, realistic_stripe):
     assert life.tier_info()["credits"]["remaining"] == 200
     notice = Activity.objects.get(user=owner, title="Confirm your payment")
     assert "/invoices/in_" in notice.description
-    [waiting] = stripe.PaymentIntent.list(
-        customer=life.account().stripe_customer_id, api_key=SECRET_KEY
-    ).data[:1]
+    [waiting] = stripe.PaymentIntent.list(customer=life.customer(), api_key=SECRET_KEY).data[:1]
     assert waiting.status == "requires_action"
     life.emu.handle("POST", f"/authenticate/{waiting.id}", {}, b"outcome=complete")
     life.settle()

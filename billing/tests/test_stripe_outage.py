@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 import stripe
@@ -59,7 +60,8 @@ def paused_stripe(settings, transactional_db):
 def test_the_sdk_is_bounded_by_the_settings(paused_stripe, settings):
     gateway._configure()
     assert stripe.max_network_retries == RETRIES
-    assert stripe.default_http_client._timeout == TIMEOUT
+    client = stripe.default_http_client
+    assert isinstance(client, stripe.RequestsClient) and client._timeout == TIMEOUT
 
 
 def test_checkout_answers_stripe_unavailable_within_the_timeout_and_spends_go_on(
@@ -67,7 +69,7 @@ def test_checkout_answers_stripe_unavailable_within_the_timeout_and_spends_go_on
 ):
     services.credits_purchase_add(user=owner, credits=20, idempotency_key="grant")
     remaining = CreditAccount.objects.get(user=owner).remaining
-    checkout: dict[str, object] = {}
+    checkout: dict[str, Any] = {}
 
     def start_checkout() -> None:
         started = time.monotonic()

@@ -81,7 +81,9 @@ def link(user):
 
 
 def test_periods_are_read_from_the_subscription_item():
-    start, end = stripe_data.subscription_period(subscription())
+    period = stripe_data.subscription_period(subscription())
+    assert period is not None
+    start, end = period
     assert start == datetime.fromtimestamp(NOW, tz=UTC)
     assert (end - start).days == 30
 
@@ -107,7 +109,8 @@ def test_invoice_period_skips_proration_lines():
             ]
         }
     }
-    assert stripe_data.invoice_subscription_period(invoice)[0].timestamp() == NOW
+    period = stripe_data.invoice_subscription_period(invoice)
+    assert period is not None and period[0].timestamp() == NOW
 
 
 def test_an_unknown_price_keeps_the_paying_tier_and_flags_it(owner):
@@ -216,7 +219,7 @@ def test_bundle_credits_come_from_the_catalogue_not_the_amount_paid(owner):
     link(owner)
     session = paid_bundle_session(quantity=2) | {"amount_total": 1}
     entry = sync.checkout_completed_apply(session, event_id="evt_1")
-    assert entry.purchased_delta == 500
+    assert entry is not None and entry.purchased_delta == 500
     assert entry.details["payment_intent"] == "pi_cs_1"
 
 
@@ -257,6 +260,7 @@ def test_a_failed_refund_gives_back_what_its_clawback_took(owner, stripe_payment
     assert CreditAccount.objects.get(user=owner).purchased_balance == 150
     stripe_payments["refunds"]["pi_cs_1"] = [refund(400, "failed")]
     entry = sync.refund_changed_apply(refund(400), event_id="evt_3")
+    assert entry is not None
     assert (entry.kind, entry.purchased_delta) == ("clawback_reversal", 100)
     assert sync.refund_changed_apply(refund(400), event_id="evt_3") is None
     assert CreditAccount.objects.get(user=owner).purchased_balance == 250
@@ -276,11 +280,12 @@ def test_a_dispute_claws_back_the_disputed_share(owner, stripe_payments):
     chargeback = dispute_with(-1000)
     stripe_payments["disputes"]["pi_cs_1"] = [chargeback]
     entry = sync.dispute_apply(chargeback, event_id="evt_4")
-    assert entry.details["taken"] == 250
+    assert entry is not None and entry.details["taken"] == 250
     assert sync.dispute_apply(chargeback, event_id="evt_4") is None
     assert sync.dispute_apply(chargeback | {"payment_intent": "pi_other"}, event_id="e") is None
     stripe_payments["disputes"]["pi_cs_1"] = [dispute_with(-1000, 1000, status="won")]
     entry = sync.dispute_apply(chargeback, event_id="evt_5")  # the event is stale: Stripe won
+    assert entry is not None
     assert (entry.kind, entry.purchased_delta) == ("clawback_reversal", 250)
     assert CreditAccount.objects.get(user=owner).purchased_balance == 250
 

@@ -125,6 +125,7 @@ def test_dj_stripes_own_url_is_behind_the_same_checks(stripe_harness, caplog):
     """dj-stripe's /stripe/webhook/<uuid>/ stored any post with a Stripe-Signature header,
     and our endpoint's uuid is derived from a public string."""
     endpoint = webhook_endpoint_ensure()
+    assert endpoint is not None  # the test settings have a webhook secret
     url = f"/stripe/webhook/{endpoint.djstripe_uuid}/"
     body = event_body("invoice.paid", description="x" * PADDING)
     client = Client()

@@ -16,12 +16,21 @@ from __future__ import annotations
 
 import pytest
 import stripe
+from django.contrib.auth.models import User
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activities.models import LedgerEntry
-from billing.tests.harness import SECRET_KEY, Delivery, buy_bundle, checkout, subscribe_pro
+from billing.tests.harness import (
+    SECRET_KEY,
+    Delivery,
+    buy_bundle,
+    checkout,
+    payment_intent_of,
+    stripe_customer_of,
+    subscribe_pro,
+)
 from hrvstr.testing import proof_size
 from subscriptions.models import CreditAccount
 from subscriptions.selectors import ledger_drift
@@ -77,10 +86,11 @@ def live_customer_life(api, harness) -> None:
     response = api.post("/api/billing/change-plan", {"tier": "elite"}, format="json")
     assert response.status_code == 200, response.json()
     harness.deliver()
-    session = stripe.checkout.Session.retrieve(session_id, api_key=SECRET_KEY)
-    stripe.Refund.create(payment_intent=session.payment_intent, amount=500, api_key=SECRET_KEY)
+    stripe.Refund.create(
+        payment_intent=payment_intent_of(session_id), amount=500, api_key=SECRET_KEY
+    )
     harness.deliver()
-    customer = CreditAccount.objects.get(user__email="owner@example.com").stripe_customer_id
+    customer = stripe_customer_of(User.objects.get(email="owner@example.com"))
     harness.emulator.set_renewal_outcome(customer, "fail")
     harness.emulator.advance_clock(31 * DAY)  # the second renewal fails: past_due
     harness.deliver()
@@ -97,8 +107,7 @@ def downgrade_and_lapse_life(api, harness) -> None:
     checkout(api, harness, {"tier": "elite", "interval": "month"})
     harness.deliver()
     session_id = buy_bundle(api, harness)
-    session = stripe.checkout.Session.retrieve(session_id, api_key=SECRET_KEY)
-    stripe.Refund.create(payment_intent=session.payment_intent, api_key=SECRET_KEY)
+    stripe.Refund.create(payment_intent=payment_intent_of(session_id), api_key=SECRET_KEY)
     harness.deliver()
     response = api.post("/api/billing/change-plan", {"tier": "pro"}, format="json")
     assert response.status_code == 200, response.json()
@@ -209,8 +218,9 @@ def test_a_refund_delivered_before_its_checkout_still_claws_back(api, owner, str
     """Found by the property above: the refund found no purchase yet and was dropped."""
     subscribe_pro(api, stripe_harness)
     session_id = checkout(api, stripe_harness, {"bundle": "credits_250"})
-    session = stripe.checkout.Session.retrieve(session_id, api_key=SECRET_KEY)
-    stripe.Refund.create(payment_intent=session.payment_intent, amount=500, api_key=SECRET_KEY)
+    stripe.Refund.create(
+        payment_intent=payment_intent_of(session_id), amount=500, api_key=SECRET_KEY
+    )
     batch, stripe_harness.queued = stripe_harness.queued, []
     batch.sort(key=lambda d: d.event["type"].startswith("checkout.session."))  # refund first
     for delivery in batch + batch:

@@ -41,8 +41,11 @@ def run_worker(queues=(tasks.PRIORITY_QUEUE, tasks.QUEUE)) -> None:
     """One worker until its queues are empty, on its own connection, as
     `manage.py procrastinate worker` runs it."""
     from procrastinate.contrib.django import app
+    from procrastinate.contrib.django.django_connector import DjangoConnector
 
-    with app.replace_connector(app.connector.get_worker_connector()):
+    connector = app.connector
+    assert isinstance(connector, DjangoConnector)
+    with app.replace_connector(connector.get_worker_connector()):
         app.run_worker(
             queues=list(queues), wait=False, install_signal_handlers=False, listen_notify=False
         )

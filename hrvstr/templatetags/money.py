@@ -5,19 +5,12 @@ from __future__ import annotations
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
 
+from hrvstr.formatting import cents
+
 register = template.Library()
 
 
-@register.filter
-def cents(value: int | None, currency: str = "usd") -> str:
-    """1900 -> "$19", 1950 -> "$19.50" (USD; other currencies get their code)."""
-    if value is None:
-        return ""
-    whole, part = divmod(int(value), 100)
-    amount = f"{intcomma(whole)}" + (f".{part:02d}" if part else "")
-    if (currency or "usd").lower() == "usd":
-        return f"${amount}"
-    return f"{amount} {currency.upper()}"
+register.filter("cents", cents)
 
 
 @register.filter

@@ -17,7 +17,7 @@ def test_it_loads_the_user_and_the_account_in_one_query(owner):
     user_with_account(owner.pk)  # compile once
     with CaptureQueriesContext(connection) as queries:
         user = user_with_account(str(owner.pk))
-        assert user == owner and user.email == owner.email and user.is_active
+        assert user is not None and user == owner and user.email == owner.email and user.is_active
         account = user.credit_account
         assert account.user is user
         assert account.period_end.tzinfo is not None

@@ -91,7 +91,11 @@ def kernel_modules() -> set[str]:
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Import):
                     kernel |= {a.name for a in node.names if top(a.name) == "hrvstr"}
-                elif isinstance(node, ast.ImportFrom) and top(node.module or "") == "hrvstr":
+                elif (
+                    isinstance(node, ast.ImportFrom)
+                    and node.module
+                    and top(node.module) == "hrvstr"
+                ):
                     # ``from hrvstr import auth`` imports the module hrvstr.auth.
                     kernel |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
     return kernel

@@ -111,7 +111,7 @@ def send(client: APIClient, method: str, path: str, query: str, body: bytes, kin
 
 def test_the_nastiest_inputs_to_every_route_get_4xx_and_change_nothing(callers):
     before = snapshot()
-    failures = []
+    failures: list[tuple[str, str, str, bytes | str, int]] = []
     for caller in ("visitor", "customer"):
         client = callers(caller)
         for path in ROUTES:

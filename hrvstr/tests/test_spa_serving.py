@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from django.http import StreamingHttpResponse
 from django.test import Client
 
 from conftest import logged_in
@@ -42,6 +43,7 @@ def test_hashed_assets_are_cached_for_good_and_other_files_are_served(spa, db):
     client = Client()
     asset = client.get("/assets/index-AbC_12-z.js")
     assert asset.status_code == 200
+    assert isinstance(asset, StreamingHttpResponse)  # a file, streamed
     assert b"".join(asset.streaming_content) == b"console.log('spa')"
     assert "immutable" in asset["Cache-Control"] and "max-age=315360000" in asset["Cache-Control"]
     logo = client.get("/hrvstr_logo.png")
@@ -76,6 +78,7 @@ def handoff_data(response) -> dict:
         r'<script id="spa-handoff" type="application/json">(.*?)</script>',
         response.content.decode(),
     )
+    assert match, "no hand-off data on the page"
     return json.loads(match.group(1))
 
 
@@ -125,7 +128,9 @@ def test_the_hand_over_script_writes_the_spas_four_keys():
 
     from django.contrib.staticfiles import finders
 
-    script = Path(finders.find("hrvstr/spa_handoff.js")).read_text()
+    found = finders.find("hrvstr/spa_handoff.js")
+    assert isinstance(found, str)
+    script = Path(found).read_text()
     for key in ("auth_token", "refresh_token", "token_expiry", "user"):
         assert f'localStorage.setItem("{key}"' in script
     assert "window.location.replace(data.next)" in script

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -28,7 +28,7 @@ from subscriptions.services.tiers import fall_to_free_locked
 logger = logging.getLogger(__name__)
 
 
-def account_create(*, user: AbstractBaseUser, now: datetime | None = None) -> CreditAccount:
+def account_create(*, user: User, now: datetime | None = None) -> CreditAccount:
     """Open the free credit account that every user has from sign-up."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -61,10 +61,10 @@ def account_create(*, user: AbstractBaseUser, now: datetime | None = None) -> Cr
     return account
 
 
-def account_get(*, user: AbstractBaseUser, now: datetime | None = None) -> CreditAccount:
+def account_get(*, user: User, now: datetime | None = None) -> CreditAccount:
     """The user's account, brought up to date (period roll, expired holds, ended grace)."""
     try:
-        account = user.credit_account  # type: ignore[attr-defined]
+        account = user.credit_account
     except CreditAccount.DoesNotExist:
         account = account_create(user=user, now=now)
     return account_refresh(account=account, now=now)
@@ -112,12 +112,13 @@ def refresh_locked(account: CreditAccount, now: datetime) -> None:
     """Do what fell due, in order, on an account whose row lock the caller holds."""
     if _holds_due(account, now):
         holds_expire_locked(account, now)
-    if account.grace_over(now):
+    grace_until = account.grace_until
+    if grace_until is not None and account.grace_over(now):  # grace_over implies a grace_until
         fall_to_free_locked(
             account,
             now=now,
             status=SubscriptionStatus.PAST_DUE,
-            idempotency_key=f"grace-ended:{account.user_id}:{account.grace_until.isoformat()}",
+            idempotency_key=f"grace-ended:{account.user_id}:{grace_until.isoformat()}",
             reason="Payment grace period ended",
             source=account.stripe_subscription_id,
         )
@@ -202,7 +203,7 @@ def allowances_grant_due(*, now: datetime | None = None, batch_size: int = 500) 
 
 def allowance_period_start(
     *,
-    user: AbstractBaseUser,
+    user: User,
     period_start: datetime,
     period_end: datetime,
     interval: str,

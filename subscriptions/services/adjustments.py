@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from activities.models import ActivityType, Actor, LedgerEntry, LedgerKind
@@ -25,7 +25,7 @@ from subscriptions.services.core import (
 
 def credits_purchase_add(
     *,
-    user: AbstractBaseUser,
+    user: User,
     credits: int,
     idempotency_key: str,
     source: str = "",
@@ -70,7 +70,7 @@ def credits_purchase_add(
 
 def credits_clawback(
     *,
-    user: AbstractBaseUser,
+    user: User,
     credits: int,
     idempotency_key: str,
     source: str = "",
@@ -110,7 +110,7 @@ def credits_clawback(
     return entry
 
 
-def _refuse_own_account(user: AbstractBaseUser, staff_user: AbstractBaseUser | None) -> None:
+def _refuse_own_account(user: User, staff_user: User | None) -> None:
     # Separation of duties: a grant is recorded with who made it, but recording is not
     # preventing. Support staff can change any account but their own; a second staff member
     # has to do it (and is then the one on the ledger row).
@@ -120,7 +120,7 @@ def _refuse_own_account(user: AbstractBaseUser, staff_user: AbstractBaseUser | N
 
 def credits_clawback_settle(
     *,
-    user: AbstractBaseUser,
+    user: User,
     source: str,
     target: Callable[[], int],
     reason: str,
@@ -210,10 +210,10 @@ def credits_clawback_settle(
 
 def credits_adjust(
     *,
-    user: AbstractBaseUser,
+    user: User,
     amount: int,
     reason: str,
-    staff_user: AbstractBaseUser | None,
+    staff_user: User | None,
     idempotency_key: str,
 ) -> LedgerEntry:
     """Support grants (positive, as never-expiring credits) or removes (negative) credits.
@@ -265,10 +265,10 @@ def credits_adjust(
 
 def allowance_override_set(
     *,
-    user: AbstractBaseUser,
+    user: User,
     allowance: int | None,
     reason: str,
-    staff_user: AbstractBaseUser | None,
+    staff_user: User | None,
     idempotency_key: str,
 ) -> LedgerEntry:
     """Size an institutional customer's monthly allowance (None: back to the tier default)."""

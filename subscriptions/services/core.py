@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError
 from django.db.models import F
 from django.utils import timezone
@@ -69,7 +69,7 @@ def apply_change(
     used: int | None = None,
     reason: str = "",
     source: str = "",
-    actor_user: AbstractBaseUser | None = None,
+    actor_user: User | None = None,
     details: dict[str, Any] | None = None,
     **fields: Any,
 ) -> LedgerEntry:

@@ -15,7 +15,7 @@ from subscriptions.services.core import apply_change
 
 def hold_close_locked(
     account: CreditAccount, hold: CreditHold, *, status: HoldStatus, now: datetime
-):
+) -> None:
     hold.status = status
     hold.resolved_at = now
     hold.save(update_fields=["status", "resolved_at"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -37,6 +39,8 @@ from subscriptions.services.core import (
     split_cost,
 )
 from subscriptions.services.holds import hold_close_locked
+
+T = TypeVar("T")
 
 
 def action_get(*, action: str, quantity: int = 1) -> catalogue.CreditAction:
@@ -71,7 +75,7 @@ def _check_replay(entry: LedgerEntry, *, action: str, quantity: int) -> SpendRes
 
 def credits_spend(
     *,
-    user: AbstractBaseUser,
+    user: User,
     action: str,
     quantity: int,
     idempotency_key: str,
@@ -139,7 +143,7 @@ def credits_spend(
     return SpendResult(entry=entry, replayed=False)
 
 
-def _in_savepoint_if_nested(run):
+def _in_savepoint_if_nested(run: Callable[[], T]) -> T:
     """Run one statement: alone it is its own transaction (no BEGIN/COMMIT round trips); in
     a caller's transaction, in a savepoint, so a failed INSERT does not poison it."""
     if connection.in_atomic_block:
@@ -150,7 +154,7 @@ def _in_savepoint_if_nested(run):
 
 def credits_hold_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     action: str,
     quantity: int,
     idempotency_key: str,
@@ -194,23 +198,17 @@ def credits_hold_create(
     return hold
 
 
-def credits_hold_capture(
-    *, user: AbstractBaseUser, hold_id: int, now: datetime | None = None
-) -> CreditHold:
+def credits_hold_capture(*, user: User, hold_id: int, now: datetime | None = None) -> CreditHold:
     """The operation finished: the held credits are spent for good."""
     return _hold_resolve(user=user, hold_id=hold_id, capture=True, now=now)
 
 
-def credits_hold_release(
-    *, user: AbstractBaseUser, hold_id: int, now: datetime | None = None
-) -> CreditHold:
+def credits_hold_release(*, user: User, hold_id: int, now: datetime | None = None) -> CreditHold:
     """The operation was abandoned: the held credits go back where they came from."""
     return _hold_resolve(user=user, hold_id=hold_id, capture=False, now=now)
 
 
-def _hold_resolve(
-    *, user: AbstractBaseUser, hold_id: int, capture: bool, now: datetime | None
-) -> CreditHold:
+def _hold_resolve(*, user: User, hold_id: int, capture: bool, now: datetime | None) -> CreditHold:
     now = now or timezone.now()
     with transaction.atomic():
         account = lock_account(user.pk)
@@ -235,9 +233,7 @@ class UnlockResult:
     entry: LedgerEntry | None
 
 
-def component_unlock(
-    *, user: AbstractBaseUser, component: str, now: datetime | None = None
-) -> UnlockResult:
+def component_unlock(*, user: User, component: str, now: datetime | None = None) -> UnlockResult:
     """Buy time-limited access to a research component; an active unlock is never re-charged.
 
     Two devices unlocking at once both wait for the account's row lock; the second one finds

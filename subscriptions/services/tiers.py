@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 
@@ -57,7 +57,7 @@ class SubscriptionState:
 
 
 def subscription_sync(
-    *, user: AbstractBaseUser, state: SubscriptionState, idempotency_key: str, source: str = ""
+    *, user: User, state: SubscriptionState, idempotency_key: str, source: str = ""
 ) -> LedgerEntry | None:
     """Apply Stripe's view of a subscription to the account's tier and allowance.
 

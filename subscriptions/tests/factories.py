@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+from typing import Any
+
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
 from subscriptions.services import account_create
 
 PASSWORD = "correct horse battery staple"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
+    """``UserFactory.create(...)`` (typed: a ``User``) makes a user with its credit account."""
+
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
@@ -18,18 +23,18 @@ class UserFactory(factory.django.DjangoModelFactory):
     username = factory.LazyAttribute(lambda user: user.email)
 
     @factory.post_generation
-    def password(self, create, extracted, **kwargs):
+    def password(self: User, create: bool, extracted: str | None, **kwargs: Any) -> None:
         self.set_password(extracted or PASSWORD)
         if create:
             self.save(update_fields=["password"])
 
     @factory.post_generation
-    def credit_account(self, create, extracted, **kwargs):
+    def credit_account(self: User, create: bool, extracted: Any, **kwargs: Any) -> None:
         if create:
             account_create(user=self)
 
 
-def allowance_spent(user) -> None:
+def allowance_spent(user: User) -> None:
     """Spend this month's allowance (free accounts open with one), so purchases are what is left."""
     from subscriptions.models import CreditAccount
     from subscriptions.services import credits_spend

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from subscriptions import services
 from subscriptions.models import CreditAccount
@@ -18,7 +19,7 @@ def account_of(user) -> CreditAccount:
 
 
 def state(**overrides) -> services.SubscriptionState:
-    values = dict(
+    values: dict[str, Any] = dict(
         subscription_id="sub_1",
         status="active",
         tier="pro",

@@ -95,7 +95,9 @@ def test_password_reset_mails_a_link_that_sets_a_new_password(client, owner):
     response = client.post("/password-reset/", {"email": owner.email})
     assert response.status_code == 302
     assert len(mail.outbox) == 1
-    link = re.search(r"http://testserver(/reset/\S+)", mail.outbox[0].body).group(1)
+    found = re.search(r"http://testserver(/reset/\S+)", str(mail.outbox[0].body))
+    assert found, mail.outbox[0].body
+    link = found.group(1)
     form = client.get(link, follow=True)
     assert "Choose a new password" in form.content.decode()
     done = client.post(

@@ -23,7 +23,7 @@ pytestmark = [
 
 @pytest.fixture
 def user():
-    user = UserFactory()
+    user = UserFactory.create()
     services.account_get(user=user)
     services.credits_purchase_add(user=user, credits=100, idempotency_key=f"cs_{user.pk}")
     return user
@@ -78,7 +78,7 @@ def test_an_unlock_is_one_lookup_and_one_statement_and_never_charged_twice(user)
     with CaptureQueriesContext(connection) as queries:
         first = services.component_unlock(user=user, component="chart")
     assert len(queries) == 2, [q["sql"][:80] for q in queries]
-    assert first.charged and first.entry.total_delta == -10
+    assert first.charged and first.entry is not None and first.entry.total_delta == -10
     assert Activity.objects.get(ledger_entry_id=first.entry.pk).title == "Price chart unlocked"
     assert LedgerEntry.objects.get(pk=first.entry.pk).details["unlock_id"] == first.unlock.pk
     with CaptureQueriesContext(connection) as queries:

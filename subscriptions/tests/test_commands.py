@@ -74,7 +74,7 @@ def test_credits_adjust_refuses_what_it_cannot_do(owner):
 
 
 def test_grant_monthly_allowances_is_idempotent(db):
-    user = UserFactory()
+    user = UserFactory.create()
     with time_machine.travel(timezone.now() + timedelta(days=40), tick=False):
         assert "brought up to date: 1" in run("grant_monthly_allowances")
         assert "brought up to date: 0" in run("grant_monthly_allowances")

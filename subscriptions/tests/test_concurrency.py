@@ -28,7 +28,7 @@ pytestmark = [
 
 def user_with_credits(credits: int):
     """A user whose account holds exactly ``credits`` (the free allowance topped up)."""
-    user = UserFactory()
+    user = UserFactory.create()
     top_up = credits - services.account_get(user=user).remaining
     services.credits_purchase_add(user=user, credits=top_up, idempotency_key="seed")
     return user
@@ -96,7 +96,7 @@ def test_a_double_unlock_from_two_devices_charges_once(settings):
 
 
 def test_concurrent_purchase_deliveries_add_credits_once():
-    user = UserFactory()
+    user = UserFactory.create()
 
     def deliver(index: int) -> int:
         entry = services.credits_purchase_add(
@@ -111,7 +111,7 @@ def test_concurrent_purchase_deliveries_add_credits_once():
 def test_concurrent_clawback_settlements_converge_on_the_target_read_last():
     """Twenty deliveries settle one bundle's clawback at once, half reading a refund and half
     its failure: whichever reads last (under the lock) decides, and nothing is taken twice."""
-    user = UserFactory()
+    user = UserFactory.create()
     services.credits_purchase_add(user=user, credits=250, idempotency_key="bundle")
     state = {"target": 250}
     lock = threading.Lock()

@@ -115,10 +115,10 @@ def test_require_tier_answers_one_shape_and_passes_when_allowed():
     }
     with pytest.raises(TierRequired, match=r"^Research bundle needs the Pro plan$"):
         require_tier("elite", catalogue.CREDIT_ACTIONS["research_bundle"])  # pro only, not above
-    with pytest.raises(BundleRequiresPaidTier) as excinfo:
+    with pytest.raises(BundleRequiresPaidTier) as refused:
         require_tier(TIERS["free"], catalogue.BUNDLES["credits_250"], error=BundleRequiresPaidTier)
-    assert excinfo.value.status == 403
-    assert set(excinfo.value.extra) == {"feature", "tier", "requiredTiers"}
+    assert refused.value.status == 403
+    assert set(refused.value.extra) == {"feature", "tier", "requiredTiers"}
 
 
 @pytest.mark.parametrize(

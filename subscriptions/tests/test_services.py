@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("at_t0")
 
 @pytest.fixture
 def pro(db):
-    user = UserFactory()
+    user = UserFactory.create()
     subscribe(user)
     return user
 
@@ -284,7 +284,7 @@ def test_a_replaced_subscription_ending_leaves_the_current_one_alone(pro):
 
 def test_free_accounts_renew_monthly_from_sign_up_when_read(db):
     with time_machine.travel(T0, tick=False):
-        user = UserFactory()
+        user = UserFactory.create()
     with time_machine.travel(T0 + timedelta(days=29), tick=False):
         account = services.account_get(user=user)
     assert account.period_start == datetime(2026, 2, 28, 12, tzinfo=UTC)
@@ -292,7 +292,7 @@ def test_free_accounts_renew_monthly_from_sign_up_when_read(db):
 
 
 def test_yearly_plans_get_a_monthly_allowance_each_month(db):
-    user = UserFactory()
+    user = UserFactory.create()
     subscribe(
         user, interval="year", period_end=T0 + timedelta(days=365), price_lookup_key="pro_yearly"
     )
@@ -312,7 +312,7 @@ def test_monthly_paid_plans_wait_for_the_paid_invoice(pro):
 
 
 def test_custom_institutional_allowance(db, staff):
-    user = UserFactory()
+    user = UserFactory.create()
     subscribe(user, "institutional")
     services.allowance_override_set(
         user=user, allowance=12000, reason="contract", staff_user=staff, idempotency_key="o1"
@@ -395,7 +395,7 @@ TIER_SEQUENCE = st.lists(st.sampled_from(["pro", "elite", "institutional", "pro"
 )
 @given(tiers=TIER_SEQUENCE, spends=st.lists(st.integers(1, 400), max_size=8))
 def test_no_plan_change_sequence_yields_more_than_the_highest_allowance(db, tiers, spends):
-    user = UserFactory()
+    user = UserFactory.create()
     subscribe(user, "pro")
     granted_max = 500
     spent = 0

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("at_t0")
 
 
 def test_a_user_without_an_account_gets_one_on_first_read(db):
-    user = UserFactory()
+    user = UserFactory.create()
     CreditAccount.objects.filter(user=user).delete()
     fresh = type(user).objects.get(pk=user.pk)
     assert services.account_get(user=fresh).tier == "free"
@@ -154,7 +154,7 @@ def test_an_unlock_bought_again_before_the_sweep_closes_the_ended_one_first(db):
     from subscriptions.models import ComponentUnlock
     from subscriptions.tests.factories import UserFactory
 
-    user = UserFactory()
+    user = UserFactory.create()
     services.account_get(user=user)
     services.credits_purchase_add(user=user, credits=100, idempotency_key=f"cs_{user.pk}")
     start = timezone.now()

@@ -215,13 +215,15 @@ def test_component_access_answers_has_access_and_the_session_in_hours(api, anon,
 
 
 def test_recent_expirations_answer_component_expired_at_description(api, anon, owner):
+    from datetime import timedelta
+
     import time_machine
     from django.utils import timezone
 
     preflight(anon, "/api/credits/recent-expirations", "GET", JSON_HEADERS)
     assert spa_get(api, "/api/credits/recent-expirations").json()["expirations"] == []
     api.post("/api/credits/unlock-component", {"component": "chart"}, format="json")
-    with time_machine.travel(timezone.now() + timezone.timedelta(minutes=31)):
+    with time_machine.travel(timezone.now() + timedelta(minutes=31)):
         body = spa_get(api, "/api/credits/recent-expirations").json()
     assert body["success"] is True
     [expiration] = body["expirations"]

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Exists, OuterRef, Q
 
 from activities.models import LedgerEntry, LedgerKind
@@ -20,11 +21,11 @@ class Command(BaseCommand):
         "repairs it with --fix (through the ledger) and counts what a second look finds fixed."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--fix", action="store_true", help="repair what differs")
         parser.add_argument("--email", help="only this account")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         purchases = LedgerEntry.objects.filter(
             user_id=OuterRef("user_id"), kind=LedgerKind.PURCHASE
         )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.catalogue_sync import catalogue_sync, portal_configuration_sync
@@ -9,7 +11,7 @@ from hrvstr.errors import DomainError
 class Command(BaseCommand):
     help = "Create or find the Stripe products and prices of the catalogue (by lookup key)."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             synced = catalogue_sync()
             portal = portal_configuration_sync()

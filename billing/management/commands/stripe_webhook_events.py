@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
 from billing.webhook_events import enabled_events
@@ -11,5 +13,5 @@ class Command(BaseCommand):
         "comma-separated (for the dashboard, `stripe listen --events` or the offline Stripe)."
     )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write(",".join(enabled_events()))

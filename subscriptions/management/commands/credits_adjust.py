@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from hrvstr.auth import normalize_email
 from hrvstr.errors import DomainError
@@ -13,7 +14,7 @@ from subscriptions.services import account_get, credits_adjust
 class Command(BaseCommand):
     help = "Grant (positive) or remove (negative) credits, through the ledger, with a reason."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--email", required=True)
         parser.add_argument("--amount", required=True, type=int)
         parser.add_argument("--reason", required=True)
@@ -22,7 +23,7 @@ class Command(BaseCommand):
             "--key", help="idempotency key: running the command again with it changes nothing"
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
         try:
             user = user_model.objects.get(username=normalize_email(options["email"]))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
 from subscriptions.services import allowances_grant_due, unlocks_record_expired
@@ -11,7 +13,7 @@ class Command(BaseCommand):
         "holds and record expired unlocks. Idempotent: safe to run every minute."
     )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         renewed = allowances_grant_due()
         expired = unlocks_record_expired()
         self.stdout.write(f"accounts brought up to date: {renewed}; unlocks expired: {expired}")
