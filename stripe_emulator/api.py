@@ -60,7 +60,7 @@ def created_filter(items: list[dict], created: dict[str, int] | None) -> list[di
 @routes("GET", "/v1/account")
 def get_account(emu: Emulator, req: Request) -> dict:
     req.parse({})
-    return objects.account()
+    return objects.account(emu.display_name)
 
 
 @routes("GET", f"/v1/accounts/{ID}")
@@ -68,7 +68,7 @@ def get_account_by_id(emu: Emulator, req: Request, oid: str) -> dict:
     req.parse({})
     if oid != "acct_emulator":
         raise not_found("account", oid)
-    return objects.account()
+    return objects.account(emu.display_name)
 
 
 # --- customers --------------------------------------------------------------------------

@@ -120,7 +120,10 @@ def settle_payment(emu: Emulator, pi: dict, ok: bool) -> dict:
     at = emu.now_for(pi["customer"])
     amount, currency, pm_id = pi["amount"], pi["currency"], pi["payment_method"]
     pm = emu.store.get(pm_id) if pm_id else None
-    ch = objects.charge(emu.new_id("ch_"), at, pi=pi, pm=pm, ok=ok)
+    ch = objects.charge(
+        emu.new_id("ch_"), at, pi=pi, pm=pm, ok=ok,
+        calculated_statement_descriptor=emu.statement_descriptor,
+    )  # fmt: skip
     if ok:
         txn = objects.balance_transaction(
             emu.new_id("txn_"), at, amount=amount, currency=currency, source=ch["id"], kind="charge"
@@ -222,6 +225,7 @@ def create_invoice(
     inv = objects.invoice(
         iid,
         at,
+        account_name=emu.display_name,
         customer=cus["id"],
         customer_email=cus["email"],
         customer_name=cus["name"],

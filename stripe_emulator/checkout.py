@@ -484,7 +484,10 @@ def _complete_with_bank_debit(
     emu.store.add(pi)
     emu.emit("payment_intent.created", pi)
     emu.emit("payment_intent.processing", pi)
-    ch = objects.charge(emu.new_id("ch_"), at, pi=pi, pm=None, ok=True)
+    ch = objects.charge(
+        emu.new_id("ch_"), at, pi=pi, pm=None, ok=True,
+        calculated_statement_descriptor=emu.statement_descriptor,
+    )  # fmt: skip
     pmd = objects.new("charge.payment_method_details", type="us_bank_account")
     pmd["us_bank_account"] = objects.new(
         "charge.payment_method_details.us_bank_account",

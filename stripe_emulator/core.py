@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import threading
 import time
@@ -32,6 +33,10 @@ Handler = Callable[..., Any]
 # kind -> fn(emu, object_id, **args), registered by the modules with ``@task(kind)``.
 TASKS: dict[str, Handler] = {}
 DEFAULT_BASE_URL = "http://127.0.0.1:12111"
+# The business the emulated account belongs to (the dashboard's public business name): shown on
+# the hosted pages, as ``account.settings.dashboard.display_name`` and ``invoice.account_name``.
+DEFAULT_ACCOUNT_NAME = "Example Business"
+ACCOUNT_NAME_ENV = "STRIPE_EMULATOR_ACCOUNT_NAME"
 IDEMPOTENCY_TTL = 24 * 3600  # seconds Stripe keeps an idempotency key
 
 # How a missing object is named in "No such <name>: 'id'"
@@ -109,7 +114,9 @@ class Emulator:
 
     ``clock`` is a callable returning Unix time (default ``time.time``); ``delivery`` is ``"sync"``
     (events are delivered before the API call returns) or ``"background"`` (a thread with
-    retries); ``state_path`` enables JSON snapshots written after every mutation.
+    retries); ``state_path`` enables JSON snapshots written after every mutation. ``account_name``
+    is the business the account belongs to (default: ``$STRIPE_EMULATOR_ACCOUNT_NAME``, else
+    ``DEFAULT_ACCOUNT_NAME``).
     """
 
     def __init__(
@@ -124,6 +131,7 @@ class Emulator:
         final_failed_renewal: str | None = None,
         dunning: dict[str, Any] | None = None,
         workers: int = 4,
+        account_name: str | None = None,
     ) -> None:
         from . import (  # route modules
             admin,
@@ -143,6 +151,9 @@ class Emulator:
         self.store = Store(seed)
         self._clock = clock or time.time
         self.base_url = base_url.rstrip("/")
+        self.account_name = (
+            account_name or os.environ.get(ACCOUNT_NAME_ENV) or DEFAULT_ACCOUNT_NAME
+        ).strip()
         self.state_path = state_path
         self.dispatcher = Dispatcher(self, delivery, retry_delays=retry_delays, workers=workers)
         self._local = threading.local()
@@ -166,6 +177,18 @@ class Emulator:
             self.set_dunning(**(dunning or {}), **(
                 {"subscription": final_failed_renewal} if final_failed_renewal else {}
             ))  # fmt: skip
+
+    @property
+    def display_name(self) -> str:
+        """The account's name as Stripe shows it (marked as the emulator's)."""
+        return f"{self.account_name} (Stripe emulator)"
+
+    @property
+    def statement_descriptor(self) -> str:
+        """Stripe's rule: 5-22 characters, none of ``<>\\'"*``; the dashboard's default is the
+        business name in capitals."""
+        kept = "".join(ch for ch in self.account_name.upper() if ch not in "<>\\'\"*")
+        return kept[:22].strip().ljust(5, ".")
 
     @property
     def dunning(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def list_object(url: str, data: list[dict[str, Any]], has_more: bool = False) ->
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
-def account() -> dict[str, Any]:
+def account(display_name: str) -> dict[str, Any]:
     obj = new(
         "account",
         id="acct_emulator",
@@ -49,7 +49,7 @@ def account() -> dict[str, Any]:
     )
     obj["settings"] = settings = new("account.settings")
     settings["dashboard"] = new(
-        "account.settings.dashboard", display_name="HRVSTR (Stripe emulator)", timezone="Etc/UTC"
+        "account.settings.dashboard", display_name=display_name, timezone="Etc/UTC"
     )
     settings["branding"] = new("account.settings.branding")
     obj["business_profile"] = None
@@ -244,7 +244,6 @@ def invoice(iid: str, created: int, **fields: Any) -> dict[str, Any]:
         id=iid,
         created=created,
         account_country="US",
-        account_name="HRVSTR (Stripe emulator)",
         auto_advance=True,
         collection_method="charge_automatically",
         customer_tax_exempt="none",
@@ -490,7 +489,6 @@ def charge(cid: str, created: int, *, pi: dict, pm: dict | None, ok: bool, **fie
         refunded=False,
         amount_refunded=0,
         receipt_url=f"https://pay.stripe.com/receipts/emulator/{cid}",
-        calculated_statement_descriptor="HRVSTR",
         **fields,
     )
 

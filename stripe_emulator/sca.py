@@ -100,7 +100,7 @@ def authentication_page(emu: Emulator, req: Request, oid: str) -> Response:
             )
         body = f"""
 <h1>3-D Secure test payment</h1>
-<p>Confirm a payment of {money(pi["amount"], pi["currency"])} to HRVSTR.</p>
+<p>Confirm a payment of {money(pi["amount"], pi["currency"])} to {escape(emu.account_name)}.</p>
 <form method="post" action="/authenticate/{escape(oid)}">
 <button name="outcome" value="complete" type="submit">Complete authentication</button>
 <button name="outcome" value="fail" type="submit" class="secondary">Fail authentication</button>

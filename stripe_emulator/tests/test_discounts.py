@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import pytest
 import stripe
-
 from stripe_emulator.errors import StripeError
-
-from .conftest import subscribe
-from .tests_helpers import bundle_session
+from tests_helpers import bundle_session, subscribe
 
 DAY = 86400
 

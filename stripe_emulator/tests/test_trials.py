@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import stripe
-
-from .conftest import START, subscribe
+from tests_helpers import START, subscribe
 
 DAY = 86400
 
