@@ -4,9 +4,11 @@ Do not edit by hand; regenerate after upgrading stripe-python.
 """
 
 # fmt: off
+from typing import Any
+
 SDK_VERSION = '15.6.2'
 API_VERSION = '2026-08-26.dahlia'
-SKELETONS: dict = {'account': {'business_profile': None,
+SKELETONS: dict[str, Any] = {'account': {'business_profile': None,
              'business_type': None,
              'capabilities': None,
              'charges_enabled': None,

@@ -92,7 +92,7 @@ def charge(
     description: str | None,
     metadata: dict[str, str] | None = None,
     purpose: str = "one_off",
-) -> tuple[dict, dict | None, bool]:
+) -> tuple[dict[str, Any], dict[str, Any] | None, bool]:
     """Create a PaymentIntent and try to charge it; emits the payment events."""
     at = emu.now_for(customer)
     pi = objects.payment_intent(
@@ -115,7 +115,7 @@ def charge(
     return pi, settle_payment(emu, pi, ok), ok
 
 
-def settle_payment(emu: Emulator, pi: dict, ok: bool) -> dict:
+def settle_payment(emu: Emulator, pi: dict[str, Any], ok: bool) -> dict[str, Any]:
     """The charge for a PaymentIntent: succeeded or declined, with its events."""
     at = emu.now_for(pi["customer"])
     amount, currency, pm_id = pi["amount"], pi["currency"], pi["payment_method"]
@@ -159,16 +159,16 @@ def settle_payment(emu: Emulator, pi: dict, ok: bool) -> dict:
 # --- invoices ---------------------------------------------------------------------------
 def create_invoice(
     emu: Emulator,
-    sub: dict,
+    sub: dict[str, Any],
     reason: str,
     *,
     period_start: int,
     period_end: int,
     with_sub_lines: bool = True,
-    pending: list[dict] | None = None,
+    pending: list[dict[str, Any]] | None = None,
     iid: str | None = None,
     trial: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """A draft invoice for ``sub`` with its items (new period) and pending invoice items.
 
     ``trial``: the first invoice of a trial, one free line per item for the trial period.
@@ -258,7 +258,7 @@ def create_invoice(
     return inv
 
 
-def finalize_invoice(emu: Emulator, inv: dict) -> None:
+def finalize_invoice(emu: Emulator, inv: dict[str, Any]) -> None:
     cus = emu.get("customer", inv["customer"])
     at = emu.now_for(cus)
     inv["number"] = f"{cus['invoice_prefix']}-{cus['next_invoice_sequence']:04d}"
@@ -275,7 +275,7 @@ def finalize_invoice(emu: Emulator, inv: dict) -> None:
     emu.emit("invoice.finalized", inv)
 
 
-def pay_invoice(emu: Emulator, inv: dict, purpose: str, pm_id: str | None = None) -> bool:
+def pay_invoice(emu: Emulator, inv: dict[str, Any], purpose: str, pm_id: str | None = None) -> bool:
     """Attempt to collect an open invoice; emits payment and invoice events."""
     cus = emu.get("customer", inv["customer"])
     sub_id = inv["parent"]["subscription_details"]["subscription"] if inv["parent"] else None
@@ -313,7 +313,7 @@ def pay_invoice(emu: Emulator, inv: dict, purpose: str, pm_id: str | None = None
     attempts = inv["attempt_count"]
     delays = [int(days * DAY) for days in emu.dunning["retry_days"]]
     # A pending update's invoice is not retried: Stripe lets the update expire instead.
-    pending = bool(sub) and emu.store.note(inv["id"]).get("pending_update_of") == sub["id"]
+    pending = sub is not None and emu.store.note(inv["id"]).get("pending_update_of") == sub["id"]
     inv["next_payment_attempt"] = (
         at + delays[attempts - 1] if sub and attempts <= len(delays) and not pending else None
     )
@@ -331,7 +331,9 @@ def pay_invoice(emu: Emulator, inv: dict, purpose: str, pm_id: str | None = None
     return False
 
 
-def invoice_paid(emu: Emulator, inv: dict, payment: dict, before: dict) -> None:
+def invoice_paid(
+    emu: Emulator, inv: dict[str, Any], payment: dict[str, Any], before: dict[str, Any]
+) -> None:
     """An invoice's payment succeeded: the invoice and its subscription catch up."""
     at = emu.now_for(inv["customer"])
     inv.update(
@@ -355,11 +357,11 @@ def invoice_paid(emu: Emulator, inv: dict, payment: dict, before: dict) -> None:
         set_status(emu, sub, "active")
 
 
-def _diff(before: dict, after: dict) -> dict:
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(before.get(k)) for k in after if before.get(k) != after[k]}
 
 
-def after_failed_payment(emu: Emulator, sub: dict, inv: dict) -> None:
+def after_failed_payment(emu: Emulator, sub: dict[str, Any], inv: dict[str, Any]) -> None:
     if sub["status"] == "active":
         set_status(emu, sub, "past_due")
     if inv["next_payment_attempt"] is None:  # the last retry failed: the dunning settings
@@ -377,7 +379,7 @@ def after_failed_payment(emu: Emulator, sub: dict, inv: dict) -> None:
             set_status(emu, sub, "unpaid")
 
 
-def set_status(emu: Emulator, sub: dict, status: str) -> None:
+def set_status(emu: Emulator, sub: dict[str, Any], status: str) -> None:
     before = copy.deepcopy(sub)
     sub["status"] = status
     emu.emit("customer.subscription.updated", sub, _diff(before, sub))
@@ -386,15 +388,15 @@ def set_status(emu: Emulator, sub: dict, status: str) -> None:
 # --- subscriptions ----------------------------------------------------------------------
 def create_subscription(
     emu: Emulator,
-    cus: dict,
-    items: list[tuple[dict, int]],
+    cus: dict[str, Any],
+    items: list[tuple[dict[str, Any], int]],
     *,
     metadata: dict[str, str],
     pm_id: str | None,
     description: str | None = None,
     trial_end: int | None = None,
-    discount: tuple[dict, dict | None, str | None] | None = None,
-) -> tuple[dict, dict]:
+    discount: tuple[dict[str, Any], dict[str, Any] | None, str | None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Subscribe ``cus`` and collect the first invoice (used by Checkout).
 
     With ``trial_end`` the subscription is ``trialing`` until then: its first invoice is a
@@ -452,7 +454,9 @@ def trial_will_end(emu: Emulator, sub_id: str) -> None:
         emu.emit("customer.subscription.trial_will_end", sub)
 
 
-def cancel_now(emu: Emulator, sub: dict, reason: str = "cancellation_requested", **details) -> None:
+def cancel_now(
+    emu: Emulator, sub: dict[str, Any], reason: str = "cancellation_requested", **details: Any
+) -> None:
     at = emu.now_for(sub)
     schedule = emu.store.get(sub["schedule"]) if sub.get("schedule") else None
     if schedule is not None and schedule["status"] == "active":
@@ -467,12 +471,12 @@ def cancel_now(emu: Emulator, sub: dict, reason: str = "cancellation_requested",
     emu.emit("customer.subscription.deleted", sub)
 
 
-def _sub_of(inv: dict) -> str | None:
+def _sub_of(inv: dict[str, Any]) -> str | None:
     parent = inv.get("parent") or {}
     return (parent.get("subscription_details") or {}).get("subscription")
 
 
-def renew(emu: Emulator, sub: dict) -> None:
+def renew(emu: Emulator, sub: dict[str, Any]) -> None:
     """Start the next period: advance item periods, invoice it and try to collect."""
     from .schedules import at_period_end
 
@@ -522,7 +526,7 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
     """Run renewals, retries and scheduled cancellations due up to ``until``, in time order."""
     clock = emu.store.get(clock_id) if clock_id else None
     for _ in range(10_000):
-        due: list[tuple[int, int, str, dict]] = []
+        due: list[tuple[int, int, str, dict[str, Any]]] = []
         for sub in emu.store.all("subscription"):
             if sub["test_clock"] != clock_id or sub["status"] not in (
                 "active",
@@ -581,8 +585,14 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
 
 
 def proration_items(
-    emu: Emulator, sub: dict, item: dict, new_price: dict, qty: int, when: int, credit_only: bool
-) -> list[dict]:
+    emu: Emulator,
+    sub: dict[str, Any],
+    item: dict[str, Any],
+    new_price: dict[str, Any],
+    qty: int,
+    when: int,
+    credit_only: bool,
+) -> list[dict[str, Any]]:
     """Credit for unused time on the old price and (unless the period restarts) a charge for
     the remaining time on the new one. Stored pending; the caller emits the events."""
     start, end = item["current_period_start"], item["current_period_end"]
@@ -653,7 +663,7 @@ PENDING_UPDATE_PARAMS = {
 PENDING_UPDATE_HOURS = 23
 
 
-def apply_pending_update(emu: Emulator, sub: dict) -> None:
+def apply_pending_update(emu: Emulator, sub: dict[str, Any]) -> None:
     """The pending update's invoice was paid: its changes take effect now."""
     pending = sub.get("pending_update")
     if not pending:
@@ -667,7 +677,7 @@ def apply_pending_update(emu: Emulator, sub: dict) -> None:
     emu.emit("customer.subscription.updated", sub, _diff(before, sub))
 
 
-def expire_pending_update(emu: Emulator, sub: dict) -> None:
+def expire_pending_update(emu: Emulator, sub: dict[str, Any]) -> None:
     """Nobody paid the pending update's invoice in time: its changes are discarded."""
     if not sub.get("pending_update"):
         return
@@ -676,7 +686,7 @@ def expire_pending_update(emu: Emulator, sub: dict) -> None:
     emu.emit("customer.subscription.pending_update_expired", sub, _diff(before, sub))
 
 
-def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
+def update_subscription(emu: Emulator, sub: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
     """Apply a subscription update (API, portal): validate everything, then mutate."""
     behavior = p.get("proration_behavior", "create_prorations")
     if behavior not in PRORATION_BEHAVIORS:
@@ -775,7 +785,7 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
         sub["cancellation_details"].update(reason="cancellation_requested", **details)
     elif details and not p.get("cancel_at_period_end"):
         sub["cancellation_details"].update(details)
-    pending: list[dict] = []
+    pending: list[dict[str, Any]] = []
     reset_period = False
     for item, price, quantity, spec in changes:
         if price["id"] != item["price"]["id"] or quantity != item["quantity"]:
@@ -830,7 +840,13 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
     return sub
 
 
-def _make_pending(emu: Emulator, sub: dict, before: dict, changed: list, inv: dict) -> None:
+def _make_pending(
+    emu: Emulator,
+    sub: dict[str, Any],
+    before: dict[str, Any],
+    changed: list[Any],
+    inv: dict[str, Any],
+) -> None:
     """The update's payment failed: the subscription goes back to what it was and keeps the
     changes in ``pending_update`` until the invoice is paid (or the update expires)."""
     at = emu.now_for(sub)
@@ -851,20 +867,20 @@ def _make_pending(emu: Emulator, sub: dict, before: dict, changed: list, inv: di
 
 
 @routes("GET", f"/v1/subscriptions/{ID}")
-def get_subscription(emu: Emulator, req: Request, oid: str) -> dict:
+def get_subscription(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("subscription", oid)
 
 
 @routes("POST", f"/v1/subscriptions/{ID}")
-def post_subscription(emu: Emulator, req: Request, oid: str) -> dict:
+def post_subscription(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(SUB_UPDATE_SPEC)
     p.pop("expand", None)
     return update_subscription(emu, emu.get("subscription", oid), p)
 
 
 @routes("DELETE", f"/v1/subscriptions/{ID}")
-def delete_subscription(emu: Emulator, req: Request, oid: str) -> dict:
+def delete_subscription(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(
         {
             "invoice_now": "bool",
@@ -880,7 +896,7 @@ def delete_subscription(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/subscriptions/{ID}/resume")
-def resume_subscription(emu: Emulator, req: Request, oid: str) -> dict:
+def resume_subscription(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     """Resume a paused subscription; the emulator also lets it undo a scheduled cancellation."""
     req.parse({"billing_cycle_anchor": "str", "proration_behavior": "str", "proration_date": "int"})
     sub = emu.get("subscription", oid)
@@ -894,7 +910,7 @@ def resume_subscription(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/subscriptions")
-def list_subscriptions(emu: Emulator, req: Request) -> dict:
+def list_subscriptions(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {**LIST_SPEC, "customer": "str", "status": "str", "price": "str", "test_clock": "str"}
     )
@@ -914,7 +930,7 @@ def list_subscriptions(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/subscription_items/{ID}")
-def get_subscription_item(emu: Emulator, req: Request, oid: str) -> dict:
+def get_subscription_item(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     item = emu.subscription_item(oid)
     if item is None:
@@ -925,7 +941,7 @@ def get_subscription_item(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/subscription_items")
-def list_subscription_items(emu: Emulator, req: Request) -> dict:
+def list_subscription_items(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "subscription": "str"})
     if "subscription" not in p:
         raise missing("subscription")
@@ -937,13 +953,13 @@ def list_subscription_items(emu: Emulator, req: Request) -> dict:
 
 # --- invoices ---------------------------------------------------------------------------
 @routes("GET", f"/v1/invoices/{ID}")
-def get_invoice(emu: Emulator, req: Request, oid: str) -> dict:
+def get_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("invoice", oid)
 
 
 @routes("GET", "/v1/invoices")
-def list_invoices(emu: Emulator, req: Request) -> dict:
+def list_invoices(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {**LIST_SPEC, "customer": "str", "subscription": "str", "status": "str", "created": "range"}
     )
@@ -956,14 +972,14 @@ def list_invoices(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/invoices/{ID}/lines")
-def list_invoice_lines(emu: Emulator, req: Request, oid: str) -> dict:
+def list_invoice_lines(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(LIST_SPEC)
     inv = emu.get("invoice", oid)
     return paginate(list(inv["lines"]["data"]), p, f"/v1/invoices/{oid}/lines")
 
 
 @routes("POST", f"/v1/invoices/{ID}/pay")
-def post_pay_invoice(emu: Emulator, req: Request, oid: str) -> dict:
+def post_pay_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"payment_method": "str", "paid_out_of_band": "bool", "off_session": "bool"})
     inv = emu.get("invoice", oid)
     if inv["status"] == "draft":
@@ -983,13 +999,13 @@ def post_pay_invoice(emu: Emulator, req: Request, oid: str) -> dict:
     return inv
 
 
-def _last_pi(emu: Emulator, inv: dict) -> str:
+def _last_pi(emu: Emulator, inv: dict[str, Any]) -> str:
     pays = [p for p in emu.store.all("invoice_payment") if p["invoice"] == inv["id"]]
-    return pays[0]["payment"]["payment_intent"]
+    return str(pays[0]["payment"]["payment_intent"])
 
 
 @routes("POST", f"/v1/invoices/{ID}/finalize")
-def post_finalize_invoice(emu: Emulator, req: Request, oid: str) -> dict:
+def post_finalize_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({"auto_advance": "bool"})
     inv = emu.get("invoice", oid)
     if inv["status"] != "draft":
@@ -999,7 +1015,7 @@ def post_finalize_invoice(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/invoices/{ID}/void")
-def post_void_invoice(emu: Emulator, req: Request, oid: str) -> dict:
+def post_void_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     inv = emu.get("invoice", oid)
     if inv["status"] != "open":
@@ -1011,7 +1027,7 @@ def post_void_invoice(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/invoices/{ID}/mark_uncollectible")
-def post_mark_uncollectible(emu: Emulator, req: Request, oid: str) -> dict:
+def post_mark_uncollectible(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     inv = emu.get("invoice", oid)
     if inv["status"] != "open":
@@ -1024,7 +1040,7 @@ def post_mark_uncollectible(emu: Emulator, req: Request, oid: str) -> dict:
 
 # --- test clocks ------------------------------------------------------------------------
 @routes("POST", "/v1/test_helpers/test_clocks")
-def create_test_clock(emu: Emulator, req: Request) -> dict:
+def create_test_clock(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({"frozen_time": "int", "name": "str"})
     if "frozen_time" not in p:
         raise missing("frozen_time")
@@ -1037,26 +1053,26 @@ def create_test_clock(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/test_helpers/test_clocks/{ID}")
-def get_test_clock(emu: Emulator, req: Request, oid: str) -> dict:
+def get_test_clock(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("test_helpers.test_clock", oid)
 
 
 @routes("GET", "/v1/test_helpers/test_clocks")
-def list_test_clocks(emu: Emulator, req: Request) -> dict:
+def list_test_clocks(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(LIST_SPEC)
     return paginate(emu.store.all("test_helpers.test_clock"), p, "/v1/test_helpers/test_clocks")
 
 
 @routes("POST", f"/v1/test_helpers/test_clocks/{ID}/advance")
-def advance_test_clock(emu: Emulator, req: Request, oid: str) -> dict:
+def advance_test_clock(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"frozen_time": "int"})
     if "frozen_time" not in p:
         raise missing("frozen_time")
     return advance_clock(emu, oid, p["frozen_time"])
 
 
-def advance_clock(emu: Emulator, clock_id: str, frozen_time: int) -> dict:
+def advance_clock(emu: Emulator, clock_id: str, frozen_time: int) -> dict[str, Any]:
     """Advance a test clock, running everything due on it. Returns the 'advancing' snapshot."""
     clock = emu.get("test_helpers.test_clock", clock_id)
     if frozen_time <= clock["frozen_time"]:
@@ -1077,7 +1093,7 @@ def advance_clock(emu: Emulator, clock_id: str, frozen_time: int) -> dict:
 
 
 @routes("DELETE", f"/v1/test_helpers/test_clocks/{ID}")
-def delete_test_clock(emu: Emulator, req: Request, oid: str) -> dict:
+def delete_test_clock(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     clock = emu.get("test_helpers.test_clock", oid)
     emu.store.remove(oid)

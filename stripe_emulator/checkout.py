@@ -66,7 +66,7 @@ TEST_CARDS = {
 
 
 @routes("POST", "/v1/checkout/sessions")
-def create_session(emu: Emulator, req: Request) -> dict:
+def create_session(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(SESSION_SPEC)
     mode = p.get("mode")
     if mode is None:
@@ -194,13 +194,13 @@ def create_session(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/checkout/sessions/{ID}")
-def get_session(emu: Emulator, req: Request, oid: str) -> dict:
+def get_session(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("checkout.session", oid)
 
 
 @routes("GET", f"/v1/checkout/sessions/{ID}/line_items")
-def get_line_items(emu: Emulator, req: Request, oid: str) -> dict:
+def get_line_items(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(LIST_SPEC)
     emu.get("checkout.session", oid)
     items = list(emu.store.note(oid).get("line_items", []))
@@ -208,7 +208,7 @@ def get_line_items(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/checkout/sessions/{ID}/expire")
-def expire_session(emu: Emulator, req: Request, oid: str) -> dict:
+def expire_session(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     session = emu.get("checkout.session", oid)
     if session["status"] != "open":
@@ -221,7 +221,7 @@ def expire_session(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/checkout/sessions")
-def list_sessions(emu: Emulator, req: Request) -> dict:
+def list_sessions(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             **LIST_SPEC,
@@ -242,7 +242,7 @@ def list_sessions(emu: Emulator, req: Request) -> dict:
 
 
 def success_url(session: dict[str, Any]) -> str:
-    return session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
+    return str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", session["id"])
 
 
 def normalise_card(number: str) -> str:
@@ -261,7 +261,7 @@ def complete(
     bank_account: str | None = None,
     promotion_code: str | None = None,
     three_d_secure: str = "complete",
-) -> dict:
+) -> dict[str, Any]:
     """Pay an open session with a test card (or, with ``bank_account``, a US bank account).
 
     Declines raise a 402 and leave it open. A bank debit completes the session unpaid; the
@@ -361,13 +361,14 @@ def complete(
         url=None,
     )
     if session["discounts"]:
-        coupon, promo = _chosen(emu, session)
-        redeem(emu, coupon, promo)
+        redeem(emu, *_chosen(emu, session))
     emu.emit("checkout.session.completed", session)
     return session
 
 
-def apply_to_session(emu: Emulator, session: dict, coupon: dict, promo: dict | None) -> None:
+def apply_to_session(
+    emu: Emulator, session: dict[str, Any], coupon: dict[str, Any], promo: dict[str, Any] | None
+) -> None:
     """Discount a session: its total (payment mode) now; a subscription's invoices later."""
     session["discounts"] = [
         {
@@ -396,14 +397,16 @@ def apply_to_session(emu: Emulator, session: dict, coupon: dict, promo: dict | N
     }
 
 
-def _chosen(emu: Emulator, session: dict) -> tuple[dict, dict | None]:
+def _chosen(emu: Emulator, session: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     entry = session["discounts"][0]
     promo = emu.get("promotion_code", entry["promotion_code"]) if entry["promotion_code"] else None
     coupon_id = promo["promotion"]["coupon"] if promo else entry["coupon"]
     return emu.get("coupon", coupon_id), promo
 
 
-def _session_discount(emu: Emulator, session: dict) -> tuple[dict, dict | None, str] | None:
+def _session_discount(
+    emu: Emulator, session: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None, str] | None:
     if not session["discounts"]:
         return None
     coupon, promo = _chosen(emu, session)
@@ -425,8 +428,13 @@ ASYNC_SETTLE_SECONDS = 4 * 86400
 
 
 def _complete_with_bank_debit(
-    emu: Emulator, session: dict, account_number: str, *, email: str | None, name: str | None
-) -> dict:
+    emu: Emulator,
+    session: dict[str, Any],
+    account_number: str,
+    *,
+    email: str | None,
+    name: str | None,
+) -> dict[str, Any]:
     number = normalise_card(account_number)
     if session["mode"] != "payment":
         raise invalid(

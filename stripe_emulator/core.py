@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import objects
@@ -27,6 +27,9 @@ from .objects import API_VERSION
 from .params import check, decode
 from .state import Store, kind_of
 from .webhooks import Dispatcher, Target, is_loopback_url, matches
+
+if TYPE_CHECKING:
+    from .server import EmulatorServer
 
 Handler = Callable[..., Any]
 # Work that falls due later on a clock (a refund that fails, a bank debit that settles):
@@ -61,7 +64,8 @@ class Request:
 
     def parse(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Check the parameters against ``spec`` (``expand`` is always allowed)."""
-        return check(self.params, {**spec, "expand": "strs"})
+        checked: dict[str, Any] = check(self.params, {**spec, "expand": "strs"})
+        return checked
 
 
 @dataclass
@@ -168,15 +172,16 @@ class Emulator:
         self._resume_timer: threading.Timer | None = None
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         modules = (api, checkout, billing, disputes, discounts, invoicing, sca, admin, pages)
-        modules += (portal, schedules)
+        modules += (portal, schedules)  # type: ignore[assignment]  # a longer tuple of modules
         for module in modules:
             self.routes.extend(module.routes.table)
         if state_path:
             self.store.load(state_path)
         if dunning or final_failed_renewal:
-            self.set_dunning(**(dunning or {}), **(
-                {"subscription": final_failed_renewal} if final_failed_renewal else {}
-            ))  # fmt: skip
+            settings = {**(dunning or {})}
+            if final_failed_renewal:
+                settings["subscription"] = final_failed_renewal
+            self.set_dunning(**settings)
 
     @property
     def display_name(self) -> str:
@@ -283,7 +288,7 @@ class Emulator:
         sub = self.store.get(sub_id) if sub_id else None
         for item in (sub or {}).get("items", {}).get("data", []):
             if item["id"] == item_id:
-                return item
+                return item  # type: ignore[no-any-return]
         return None
 
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -473,7 +478,7 @@ class Emulator:
                     seen = None  # Stripe prunes keys after 24 hours
                 if seen is None:
                     if key in self._in_progress:
-                        err = StripeError(
+                        busy = StripeError(
                             409,
                             "There is currently another in-progress request using this "
                             f"Idempotent Key (that probably means you submitted twice, and the "
@@ -481,18 +486,18 @@ class Emulator:
                             "later.",
                             code="idempotency_key_in_use",
                         )
-                        return Response.of_json(409, err.body(req.request_id), base)
+                        return Response.of_json(409, busy.body(req.request_id), base)
                     self._in_progress.add(key)
             if seen is not None:
                 if seen["fingerprint"] != fingerprint:
-                    err = StripeError(
+                    reused = StripeError(
                         400,
                         "Keys for idempotent requests can only be used with the same parameters "
                         "they were first used with. Try using a key other than "
                         f"'{key}' if you meant to execute a different request.",
                         type="idempotency_error",
                     )
-                    return Response.of_json(400, err.body(req.request_id), base)
+                    return Response.of_json(400, reused.body(req.request_id), base)
                 headers = {**base, "Idempotent-Replayed": "true", "Idempotency-Key": key}
                 return Response(
                     seen["status"], seen["body"].encode(), {**seen["headers"], **headers}
@@ -536,7 +541,8 @@ class Emulator:
         paths = req.params.get("expand") or []
         if isinstance(paths, str):
             paths = [paths]
-        return self.expand(result, list(paths))
+        expanded: dict[str, Any] = self.expand(result, list(paths))
+        return expanded
 
     def _authenticate(self, req: Request) -> None:
         auth = req.headers.get("authorization", "")
@@ -599,7 +605,7 @@ class Emulator:
         )
         self.store.add(endpoint)
         self.store.note(wid)["secret"] = secret or "whsec_" + uuid.uuid4().hex
-        shown = copy.deepcopy(endpoint)
+        shown: dict[str, Any] = copy.deepcopy(endpoint)
         shown["secret"] = self.store.note(wid)["secret"]
         return shown
 
@@ -712,7 +718,7 @@ class Emulator:
         port: int = 0,
         tick: float | None = None,
         latency: float = 0.0,
-    ):
+    ) -> EmulatorServer:
         """Start the loopback HTTP server in a thread; returns it (``.url``, ``.shutdown()``).
 
         ``tick`` (seconds) also runs due renewals/retries/expiries as wall-clock time passes;

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .billing import create_invoice, finalize_invoice, pay_invoice
@@ -28,7 +28,7 @@ HOUR = 3600
 
 
 @routes("POST", "/v1/invoiceitems")
-def create_invoice_item(emu: Emulator, req: Request) -> dict:
+def create_invoice_item(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             "customer": "str",
@@ -79,8 +79,8 @@ def create_invoice_item(emu: Emulator, req: Request) -> dict:
     return item
 
 
-def _pending(emu: Emulator, customer_id: str, sub_id: str | None) -> list[dict]:
-    def sub_of(ii: dict) -> str | None:
+def _pending(emu: Emulator, customer_id: str, sub_id: str | None) -> list[dict[str, Any]]:
+    def sub_of(ii: dict[str, Any]) -> str | None:
         return ((ii["parent"] or {}).get("subscription_details") or {}).get("subscription")
 
     return [
@@ -90,13 +90,13 @@ def _pending(emu: Emulator, customer_id: str, sub_id: str | None) -> list[dict]:
     ]
 
 
-def _stand_in(cus: dict, currency: str) -> dict:
+def _stand_in(cus: dict[str, Any], currency: str) -> dict[str, Any]:
     """What ``create_invoice`` reads of a subscription, for an invoice without one."""
     return {"id": None, "customer": cus["id"], "currency": currency, "metadata": {}, "items": {}}
 
 
 @routes("POST", "/v1/invoices")
-def create_manual_invoice(emu: Emulator, req: Request) -> dict:
+def create_manual_invoice(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             "customer": "str",
@@ -146,7 +146,7 @@ def manual_auto_advance(emu: Emulator, invoice_id: str) -> None:
 
 
 @routes("POST", r"/_emulator/subscriptions/(?P<oid>[^/]+)/threshold_invoice")
-def threshold_invoice(emu: Emulator, req: Request, oid: str) -> dict:
+def threshold_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     """Billing thresholds crossed: invoice the subscription's pending items now and charge."""
     with emu.transaction():
         sub = emu.get("subscription", oid)

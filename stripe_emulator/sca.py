@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .core import Request, Response, Routes
@@ -38,7 +38,7 @@ def needs_authentication(emu: Emulator, pm_id: str | None, purpose: str) -> bool
     return number == AUTH_ALWAYS and purpose in OFF_SESSION
 
 
-def require_action(emu: Emulator, pi: dict) -> None:
+def require_action(emu: Emulator, pi: dict[str, Any]) -> None:
     action = objects.new("payment_intent.next_action", type="redirect_to_url")
     action["redirect_to_url"] = {
         "return_url": None,
@@ -48,7 +48,7 @@ def require_action(emu: Emulator, pi: dict) -> None:
     emu.emit("payment_intent.requires_action", pi)
 
 
-def authenticate(emu: Emulator, pi_id: str, outcome: str) -> dict:
+def authenticate(emu: Emulator, pi_id: str, outcome: str) -> dict[str, Any]:
     """The customer completes (``complete``) or fails (``fail``) 3-D Secure for ``pi_id``."""
     from .billing import _diff, invoice_paid, settle_payment
 
@@ -65,7 +65,7 @@ def authenticate(emu: Emulator, pi_id: str, outcome: str) -> dict:
         p for p in emu.store.all("invoice_payment") if p["payment"]["payment_intent"] == pi_id
     ]
     inv = emu.store.get(payments[0]["invoice"], "invoice") if payments else None
-    before = copy.deepcopy(inv) if inv else None
+    before = copy.deepcopy(inv) if inv else {}
     if outcome == "complete":
         settle_payment(emu, pi, True)
         if inv is not None and inv["status"] == "open":
@@ -123,7 +123,7 @@ def authentication_submit(emu: Emulator, req: Request, oid: str) -> Response:
 
 
 @routes("POST", r"/_emulator/payment_intents/(?P<oid>pi_[^/]+)/authenticate")
-def authenticate_admin(emu: Emulator, req: Request, oid: str) -> dict:
+def authenticate_admin(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"outcome": "str"})
     with emu.transaction():
         return copy.deepcopy(authenticate(emu, oid, p.get("outcome", "complete")))
