@@ -4,6 +4,7 @@ events, webhook endpoints, billing portal sessions, invoice items and invoice pa
 from __future__ import annotations
 
 import copy
+import re
 from typing import TYPE_CHECKING, Any
 
 from . import objects
@@ -26,6 +27,8 @@ TEST_PM_TOKENS = {
     "pm_card_visa_chargeDeclined": "4000000000000002",
     "pm_card_chargeDeclined": "4000000000000002",
     "pm_card_chargeCustomerFail": "4000000000000341",
+    "pm_card_authenticationRequired": "4000002760003184",
+    "pm_card_authenticationRequiredOnSetup": "4000002500003155",
 }
 
 
@@ -88,9 +91,21 @@ CUSTOMER_SPEC = {
 }
 
 
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def check_email(email: str | None) -> None:
+    """Stripe refuses a malformed address (an empty one unsets it)."""
+    if email and not EMAIL.fullmatch(email):
+        raise StripeError(
+            400, f"Invalid email address: {email}", code="email_invalid", param="email"
+        )
+
+
 @routes("POST", "/v1/customers")
 def create_customer(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(CUSTOMER_SPEC)
+    check_email(p.get("email"))
     clock = p.get("test_clock")
     if clock:
         emu.get("test_helpers.test_clock", clock, "test_clock")
@@ -165,6 +180,7 @@ def delete_customer(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
 @routes("POST", f"/v1/customers/{ID}")
 def update_customer(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({k: v for k, v in CUSTOMER_SPEC.items() if k != "test_clock"})
+    check_email(p.get("email"))
     cus = emu.get("customer", oid)
     before = copy.deepcopy(cus)
     for key in ("email", "name", "description", "phone"):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import calendar
 import copy
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import objects
@@ -21,6 +23,7 @@ from .errors import StripeError, card_declined, invalid, missing
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
 from .sca import needs_authentication, require_action
+from .tax_ids import invoice_tax_ids
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -108,11 +111,20 @@ def charge(
     )
     emu.store.add(pi)
     emu.emit("payment_intent.created", pi)
-    if needs_authentication(emu, pm_id, purpose):
+    ch, ok = attempt_payment(emu, pi, purpose)
+    return pi, ch, ok
+
+
+def attempt_payment(
+    emu: Emulator, pi: dict[str, Any], purpose: str
+) -> tuple[dict[str, Any] | None, bool]:
+    """Confirm a PaymentIntent with its payment method: 3-D Secure first if the card asks for
+    it (``requires_action``, no charge yet), else the charge succeeds or is declined."""
+    if needs_authentication(emu, pi["payment_method"], purpose):
         require_action(emu, pi)  # the customer must confirm (3-D Secure) first
-        return pi, None, False
-    ok = card_succeeds(emu, pm_id, purpose, customer)
-    return pi, settle_payment(emu, pi, ok), ok
+        return None, False
+    ok = card_succeeds(emu, pi["payment_method"], purpose, pi["customer"])
+    return settle_payment(emu, pi, ok), ok
 
 
 def settle_payment(emu: Emulator, pi: dict[str, Any], ok: bool) -> dict[str, Any]:
@@ -211,7 +223,7 @@ def create_invoice(
                 currency=ii["currency"],
                 description=ii["description"],
                 price_obj=price,
-                quantity=1,
+                quantity=ii["quantity"],
                 start=ii["period"]["start"],
                 end=ii["period"]["end"],
                 sub_id=sub["id"],
@@ -228,6 +240,7 @@ def create_invoice(
         account_name=emu.display_name,
         customer=cus["id"],
         customer_email=cus["email"],
+        customer_tax_ids=invoice_tax_ids(emu, cus["id"]),
         customer_name=cus["name"],
         customer_address=None,
         currency=sub["currency"],
@@ -262,6 +275,7 @@ def finalize_invoice(emu: Emulator, inv: dict[str, Any]) -> None:
     cus = emu.get("customer", inv["customer"])
     at = emu.now_for(cus)
     inv["number"] = f"{cus['invoice_prefix']}-{cus['next_invoice_sequence']:04d}"
+    inv["customer_tax_ids"] = invoice_tax_ids(emu, cus["id"])  # frozen from now on
     cus["next_invoice_sequence"] += 1
     inv.update(
         status="open",
@@ -522,6 +536,19 @@ def auto_advance(emu: Emulator, invoice_id: str) -> None:
     pay_invoice(emu, inv, "renewal")
 
 
+@contextmanager
+def at_time(emu: Emulator, clock: dict[str, Any] | None, at: int) -> Iterator[None]:
+    """Run the block at time ``at``: on the test ``clock`` (left there), or the global clock."""
+    if clock is not None:
+        clock["frozen_time"] = at
+    else:
+        emu._local.now = at
+    try:
+        yield
+    finally:
+        emu._local.now = None
+
+
 def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
     """Run renewals, retries and scheduled cancellations due up to ``until``, in time order."""
     clock = emu.store.get(clock_id) if clock_id else None
@@ -559,11 +586,7 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
         if not due:
             break
         at, _, action, obj = min(due, key=lambda d: (d[0], d[1]))
-        if clock is not None:
-            clock["frozen_time"] = at
-        else:
-            emu._local.now = at
-        try:
+        with at_time(emu, clock, at):
             if action == "cancel":
                 cancel_now(emu, obj)
             elif action == "renew":
@@ -578,8 +601,6 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
                 emu.emit("checkout.session.expired", obj)
             else:
                 pay_invoice(emu, obj, "retry")
-        finally:
-            emu._local.now = None
     if clock is not None:
         clock["frozen_time"] = until
 
@@ -686,8 +707,12 @@ def expire_pending_update(emu: Emulator, sub: dict[str, Any]) -> None:
     emu.emit("customer.subscription.pending_update_expired", sub, _diff(before, sub))
 
 
-def update_subscription(emu: Emulator, sub: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
-    """Apply a subscription update (API, portal): validate everything, then mutate."""
+def update_subscription(
+    emu: Emulator, sub: dict[str, Any], p: dict[str, Any], *, collect: bool = True
+) -> dict[str, Any]:
+    """Apply a subscription update (API, portal): validate everything, then mutate.
+
+    ``collect=False`` (an invoice preview) leaves an invoice the update bills now in draft."""
     behavior = p.get("proration_behavior", "create_prorations")
     if behavior not in PRORATION_BEHAVIORS:
         raise invalid("proration_behavior", f"Invalid proration_behavior: {behavior}")
@@ -827,6 +852,8 @@ def update_subscription(emu: Emulator, sub: dict[str, Any], p: dict[str, Any]) -
             pending=pending,
         )
         sub["latest_invoice"] = inv["id"]
+        if not collect:
+            return sub
         finalize_invoice(emu, inv)
         if payment_behavior == "pending_if_incomplete":
             emu.store.note(inv["id"])["pending_update_of"] = sub["id"]
@@ -992,10 +1019,25 @@ def post_pay_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
         emu.emit("invoice.paid", inv)
         return inv
     pm_id = p.get("payment_method")
-    if pm_id:
-        emu.get("payment_method", pm_id, "payment_method")
+    if pm_id and emu.get("payment_method", pm_id, "payment_method")["customer"] != inv["customer"]:
+        raise invalid(
+            "payment_method",
+            f"The PaymentMethod {pm_id} does not belong to the invoice's customer "
+            f"{inv['customer']}; attach it first.",
+            "resource_missing",
+        )
     if not pay_invoice(emu, inv, "retry" if pm_id is None else "manual", pm_id):
-        raise card_declined(charge=emu.get("payment_intent", _last_pi(emu, inv))["latest_charge"])
+        pi = emu.get("payment_intent", _last_pi(emu, inv))
+        if pi["status"] == "requires_action":
+            raise StripeError(
+                402,
+                "This payment requires additional user action before it can be completed "
+                "successfully. Payment can be completed using the hosted invoice page.",
+                type="card_error",
+                code="invoice_payment_intent_requires_action",
+                extra={"payment_intent": copy.deepcopy(pi)},
+            )
+        raise card_declined(charge=pi["latest_charge"], payment_intent=copy.deepcopy(pi))
     return inv
 
 

@@ -3,6 +3,7 @@ the admin API and ``Emulator.complete_checkout``)."""
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 from . import objects
@@ -13,10 +14,18 @@ from .api import (
     filtered,
     set_default_payment_method,
 )
-from .billing import DECLINE_CARD, charge, create_subscription
+from .billing import (
+    DECLINE_CARD,
+    charge,
+    create_invoice,
+    create_subscription,
+    finalize_invoice,
+    invoice_paid,
+)
 from .core import Request, Routes, task
 from .discounts import amount_off, by_code, redeem, resolve
 from .errors import StripeError, card_declined, invalid, missing
+from .invoicing import one_time_item, stand_in
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
 from .sca import AUTH_ALWAYS, AUTH_ON_SESSION, SCA_CARDS
@@ -51,6 +60,10 @@ SESSION_SPEC = {
     "locale": "str",
     "expires_at": "int",
     "ui_mode": "str",
+    "invoice_creation": {
+        "enabled": "bool",
+        "invoice_data": {"description": "str", "metadata": "meta", "footer": "str"},
+    },
 }
 TEST_CARDS = {
     "4242424242424242": "succeeds",
@@ -101,6 +114,16 @@ def create_session(emu: Emulator, req: Request) -> dict[str, Any]:
         )
     if not p.get("line_items"):
         raise missing("line_items")
+    invoicing = p.get("invoice_creation", {})
+    if invoicing and "enabled" not in invoicing:
+        raise missing("invoice_creation[enabled]")
+    if invoicing and mode != "payment":
+        raise invalid("invoice_creation", "invoice_creation can only be used in payment mode.")
+    if invoicing.get("enabled") and (p.get("discounts") or p.get("allow_promotion_codes")):
+        raise invalid(
+            "invoice_creation",
+            "The emulator does not combine invoice_creation with discounts or promotion codes.",
+        )
     if p.get("discounts") and p.get("allow_promotion_codes"):
         raise StripeError(
             400,
@@ -166,7 +189,7 @@ def create_session(emu: Emulator, req: Request) -> dict[str, Any]:
         allow_promotion_codes=p.get("allow_promotion_codes"),
         url=f"{emu.base_url}/checkout/{sid}",
         payment_method_collection="always" if mode == "subscription" else None,
-        invoice_creation=None,
+        invoice_creation=_invoice_creation(invoicing) if mode == "payment" else None,
     )
     if "expires_at" in p:
         session["expires_at"] = p["expires_at"]
@@ -191,6 +214,53 @@ def create_session(emu: Emulator, req: Request) -> dict[str, Any]:
     note["subscription_data"] = p.get("subscription_data", {})
     note["payment_intent_data"] = p.get("payment_intent_data", {})
     return session
+
+
+def _invoice_creation(spec: dict[str, Any]) -> dict[str, Any]:
+    """``session.invoice_creation`` as Stripe shows it (disabled unless asked for)."""
+    data = spec.get("invoice_data", {})
+    return {
+        "enabled": bool(spec.get("enabled")),
+        "invoice_data": {
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "description": data.get("description"),
+            "footer": data.get("footer"),
+            "issuer": None,
+            "metadata": merge_metadata({}, data.get("metadata")),
+            "rendering_options": None,
+        },
+    }
+
+
+def post_payment_invoice(
+    emu: Emulator, session: dict[str, Any], cus: dict[str, Any], pi: dict[str, Any]
+) -> dict[str, Any]:
+    """``invoice_creation``: once the payment succeeds, a paid invoice (the receipt) for what
+    was bought, one line per line item described by its product, linked to the session."""
+    data = session["invoice_creation"]["invoice_data"]
+    at = emu.now_for(cus)
+    items = [
+        one_time_item(emu, cus, line["price"], line["quantity"], line["description"])
+        for line in emu.store.note(session["id"])["line_items"]
+    ]
+    inv = create_invoice(
+        emu, stand_in(cus, session["currency"]), "manual", period_start=at, period_end=at,
+        with_sub_lines=False, pending=items,
+    )  # fmt: skip
+    inv.update(
+        description=data["description"],
+        footer=data["footer"],
+        metadata=dict(data["metadata"]),
+        auto_advance=False,
+    )
+    finalize_invoice(emu, inv)
+    before = copy.deepcopy(inv)
+    inv.update(attempted=True, attempt_count=1)
+    payment = objects.invoice_payment(emu.new_id("inpay_"), at, invoice_id=inv["id"], pi=pi)
+    emu.store.add(payment)
+    invoice_paid(emu, inv, payment, before)
+    return inv
 
 
 @routes("GET", f"/v1/checkout/sessions/{ID}")
@@ -299,9 +369,10 @@ def complete(
     note = emu.store.note(session_id)
     email = email or session["customer_email"]
     cus = emu.store.get(session["customer"]) if session["customer"] else None
+    receipt = bool((session["invoice_creation"] or {}).get("enabled"))
     if cus is None and (
-        session["mode"] == "subscription" or session["customer_creation"] == "always"
-    ):
+        session["mode"] == "subscription" or session["customer_creation"] == "always" or receipt
+    ):  # an invoice needs a customer
         cus = create_customer_record(
             emu, email=email or "customer@example.invalid", name=name, metadata={}
         )
@@ -334,7 +405,7 @@ def complete(
         pass  # fully discounted: nothing to charge (no_payment_required)
     else:
         pi_data = note.get("payment_intent_data", {})
-        pi, _, _ = charge(
+        pi, _, paid = charge(
             emu,
             customer=cus["id"] if cus else None,
             amount=session["amount_total"],
@@ -345,6 +416,9 @@ def complete(
             purpose="checkout",
         )
         session["payment_intent"] = pi["id"]
+        if paid and receipt:
+            assert cus is not None
+            session["invoice"] = post_payment_invoice(emu, session, cus, pi)["id"]
     details = objects.new(
         "checkout.session.customer_details",
         email=(cus or {}).get("email") or email,

@@ -146,9 +146,12 @@ class Emulator:
             disputes,
             invoicing,
             pages,
+            payments,
             portal,
+            previews,
             sca,
             schedules,
+            tax_ids,
         )
 
         self.lock = threading.RLock()
@@ -172,7 +175,7 @@ class Emulator:
         self._resume_timer: threading.Timer | None = None
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         modules = (api, checkout, billing, disputes, discounts, invoicing, sca, admin, pages)
-        modules += (portal, schedules)  # type: ignore[assignment]  # a longer tuple of modules
+        modules += (portal, schedules, payments, tax_ids, previews)  # type: ignore[assignment]
         for module in modules:
             self.routes.extend(module.routes.table)
         if state_path:
@@ -306,7 +309,11 @@ class Emulator:
                 [copy.deepcopy(s) for s in subs if s["status"] != "canceled"],
             )
         if kind == "customer" and fieldname == "tax_ids":
-            return objects.list_object(f"/v1/customers/{obj['id']}/tax_ids", [])
+            from .tax_ids import tax_ids_of
+
+            return objects.list_object(
+                f"/v1/customers/{obj['id']}/tax_ids", copy.deepcopy(tax_ids_of(self, obj["id"]))
+            )
         if kind == "checkout.session" and fieldname == "line_items":
             items = copy.deepcopy(self.store.note(obj["id"]).get("line_items", []))
             return objects.list_object(f"/v1/checkout/sessions/{obj['id']}/line_items", items)
@@ -328,6 +335,18 @@ class Emulator:
 
     def expand(self, data: Any, paths: list[str]) -> Any:
         return expand(data, paths, self.lookup, self.include)
+
+    @contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """Run the block (under the lock) as if it happened, then forget it: the state, the ids
+        and the events it queued are as before (Stripe's previews change nothing)."""
+        with self.lock:
+            queued = len(self._outbox)
+            try:
+                with self.store.sandbox():
+                    yield
+            finally:
+                del self._outbox[queued:]
 
     # --- events --------------------------------------------------------------------------
     def emit(
@@ -385,22 +404,27 @@ class Emulator:
     def transaction(self, request: Request | None = None) -> Iterator[None]:
         """Hold the state lock; on the outermost exit persist and deliver queued events."""
         batch: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        with self.lock:
-            depth = getattr(self._local, "depth", 0)
-            self._local.depth = depth + 1
-            if request is not None and depth == 0:
-                self._local.request = request
-            try:
-                yield
-                self._dirty = True
-            finally:
-                self._local.depth = depth
-                if depth == 0:
-                    self._local.request = None
-                    batch, self._outbox = self._outbox, []
-                    self._persist()
-        if depth == 0:  # also delivers what the clock made due
-            self.dispatcher.dispatch(batch)
+        depth = -1
+        try:
+            with self.lock:
+                depth = getattr(self._local, "depth", 0)
+                self._local.depth = depth + 1
+                if request is not None and depth == 0:
+                    self._local.request = request
+                try:
+                    yield
+                finally:
+                    # A request that fails part-way (a declined card) keeps what it did and
+                    # sends its events (payment_intent.payment_failed), as Stripe does.
+                    self._dirty = True
+                    self._local.depth = depth
+                    if depth == 0:
+                        self._local.request = None
+                        batch, self._outbox = self._outbox, []
+                        self._persist()
+        finally:
+            if depth == 0:  # also delivers what the clock made due
+                self.dispatcher.dispatch(batch)
 
     def _persist(self) -> None:
         if self.state_path and self._dirty:

@@ -270,7 +270,6 @@ def invoice(iid: str, created: int, **fields: Any) -> dict[str, Any]:
         auto_advance=True,
         collection_method="charge_automatically",
         customer_tax_exempt="none",
-        customer_tax_ids=[],
         metadata={},
         status="draft",
         starting_balance=0,
@@ -307,7 +306,9 @@ def invoice_line(
     proration: bool = False,
 ) -> dict[str, Any]:
     parent = new("line_item.parent")
-    if invoice_item:
+    # A subscription item's own invoice items (its prorations) are subscription item lines that
+    # name the invoice item, as Stripe shows them; other invoice items are invoice item lines.
+    if invoice_item and not si_id:
         parent["type"] = "invoice_item_details"
         parent["invoice_item_details"] = {
             "invoice_item": invoice_item,
@@ -322,7 +323,7 @@ def invoice_line(
             subscription=sub_id,
             subscription_item=si_id,
             proration=proration,
-            invoice_item=None,
+            invoice_item=invoice_item,
         )
     pricing = new("line_item.pricing", type="price_details")
     pricing["price_details"] = new(
@@ -423,17 +424,14 @@ def invoice_payment(
 
 
 def payment_intent(pid: str, created: int, **fields: Any) -> dict[str, Any]:
-    return new(
-        "payment_intent",
-        id=pid,
-        created=created,
-        client_secret=f"{pid}_secret_emulator",
-        capture_method="automatic_async",
-        confirmation_method="automatic",
-        payment_method_types=["card"],
-        status="requires_payment_method",
-        **fields,
-    )
+    defaults = {
+        "client_secret": f"{pid}_secret_emulator",
+        "capture_method": "automatic_async",
+        "confirmation_method": "automatic",
+        "payment_method_types": ["card"],
+        "status": "requires_payment_method",
+    }
+    return new("payment_intent", id=pid, created=created, **{**defaults, **fields})
 
 
 def card_details(number: str, exp_month: int, exp_year: int) -> dict[str, Any]:

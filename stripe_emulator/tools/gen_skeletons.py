@@ -86,6 +86,9 @@ TARGETS = [
     "event",
     "webhook_endpoint",
     "test_helpers.test_clock",
+    "tax_id",
+    "tax_id.owner",
+    "tax_id.verification",
 ]
 
 LIST = {"object": "list", "data": [], "has_more": False, "url": ""}
