@@ -379,3 +379,31 @@ def test_customer_tax_ids(client, emu, catalog, sink):
     # The next invoice carries them: the upcoming one, and the renewal when it is finalized.
     upcoming = client.v1.invoices.create_preview(params={"subscription": sub.id})
     assert [t.value for t in upcoming.customer_tax_ids] == ["GB000000000", "DE123456789"]
+
+
+def test_the_module_level_api_the_app_uses(client, emu, catalog, monkeypatch):
+    """stripe.Invoice.create_preview / Customer.create_tax_id / PaymentIntent.create, as the app
+    (and dj-stripe) call them, through the module-level transport."""
+    from stripe_emulator.client import EmulatorHTTPClient
+    from tests_helpers import KEY
+
+    monkeypatch.setattr(stripe, "default_http_client", EmulatorHTTPClient(emu))
+    monkeypatch.setattr(stripe, "api_key", KEY)
+    monkeypatch.setattr(stripe, "max_network_retries", 0)
+    session, sub = subscribe(client, emu, catalog["basic_monthly"].id)
+    upcoming = stripe.Invoice.create_preview(customer=session.customer, subscription=sub.id)
+    assert upcoming.amount_due == 1000
+    tax_id = stripe.Customer.create_tax_id(session.customer, type="au_abn", value="12345678912")
+    assert [t.id for t in stripe.Customer.list_tax_ids(session.customer).data] == [tax_id.id]
+    assert stripe.Customer.delete_tax_id(session.customer, tax_id.id).deleted is True
+    cus = stripe.Customer.retrieve(session.customer)
+    pi = stripe.PaymentIntent.create(
+        amount=500,
+        currency="usd",
+        customer=cus.id,
+        payment_method=cus.invoice_settings.default_payment_method,
+        off_session=True,
+        confirm=True,
+        idempotency_key="auto-top-up-1",
+    )
+    assert pi.status == "succeeded"
