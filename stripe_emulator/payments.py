@@ -32,7 +32,6 @@ MINIMUM_AMOUNTS = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "chf":
 CONFIRM_SPEC: dict[str, Any] = {
     "payment_method": "str",
     "off_session": "str",
-    "return_url": "str",
     "error_on_requires_action": "bool",
 }
 CREATE_SPEC: dict[str, Any] = {
@@ -88,6 +87,10 @@ def create_payment_intent(emu: Emulator, req: Request) -> dict[str, Any]:
             f"Amount must be at least {minimum} in the smallest {currency} unit.",
             "amount_too_small",
         )
+    if p.get("setup_future_usage") not in (None, "on_session", "off_session"):
+        raise invalid(
+            "setup_future_usage", f"Invalid setup_future_usage: {p['setup_future_usage']}"
+        )
     off_session = _off_session(p.get("off_session"))
     if off_session and not p.get("confirm"):
         raise invalid("off_session", "off_session can only be used when confirm=true.")
@@ -113,6 +116,7 @@ def create_payment_intent(emu: Emulator, req: Request) -> dict[str, Any]:
         payment_method=pm_id,
         receipt_email=p.get("receipt_email"),
         setup_future_usage=p.get("setup_future_usage"),
+        statement_descriptor_suffix=p.get("statement_descriptor_suffix"),
         status="requires_confirmation" if pm_id else "requires_payment_method",
     )
     emu.store.add(pi)
