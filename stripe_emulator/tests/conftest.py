@@ -1,7 +1,6 @@
 """Shared fixtures: an emulator on a fake clock, a stripe-python client bound to it in-process,
 a catalog, and a webhook sink that verifies every signature with stripe-python (the sink, the
-clock and the helpers live in ``tests_helpers.py``: this folder is on ``sys.path``, not a package,
-so the tests import the installed ``stripe_emulator``)."""
+clock and the helpers the tests import live in ``tests_helpers.py``)."""
 
 from __future__ import annotations
 
@@ -9,9 +8,11 @@ from typing import Any
 
 import pytest
 import stripe
+
 from stripe_emulator import Emulator
 from stripe_emulator.client import EmulatorHTTPClient
-from tests_helpers import KEY, SECRET, FakeClock, Sink
+
+from .tests_helpers import KEY, SECRET, FakeClock, Sink
 
 
 @pytest.fixture

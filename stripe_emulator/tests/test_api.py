@@ -6,9 +6,11 @@ import json
 
 import pytest
 import stripe
+
 from stripe_emulator.client import EmulatorHTTPClient
 from stripe_emulator.objects import API_VERSION
-from tests_helpers import KEY, START
+
+from .tests_helpers import KEY, START
 
 
 def raw(emu, method, path, body="", key=KEY, **headers):
@@ -316,7 +318,7 @@ def test_sdk_retries_are_kept(emu):
 
 
 def test_delete_customer_cancels_subscriptions(client, emu, catalog, sink):
-    from tests_helpers import subscribe
+    from .tests_helpers import subscribe
 
     session, sub = subscribe(client, emu, catalog["pro_monthly"].id)
     sink.events.clear()
@@ -332,7 +334,7 @@ def test_delete_customer_cancels_subscriptions(client, emu, catalog, sink):
 
 
 def test_expand_depth_limit(client, emu, catalog):
-    from tests_helpers import subscribe
+    from .tests_helpers import subscribe
 
     session, _ = subscribe(client, emu, catalog["pro_monthly"].id)
     deep = client.v1.checkout.sessions.retrieve(

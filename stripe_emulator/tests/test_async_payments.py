@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+
 from stripe_emulator.api import REFUND_SETTLE_SECONDS
 from stripe_emulator.checkout import ASYNC_SETTLE_SECONDS
 from stripe_emulator.errors import StripeError
-from tests_helpers import bundle_session
+
+from .tests_helpers import bundle_session
 
 
 def paid_charge(client, emu, catalog, card):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 import stripe
-from tests_helpers import START, subscribe
-from tests_helpers import bundle_session as payment_session
+
+from .tests_helpers import START, subscribe
+from .tests_helpers import bundle_session as payment_session
 
 DAY = 86400
 FEB_1 = 1_769_904_000
@@ -385,7 +386,8 @@ def test_the_module_level_api_the_app_uses(client, emu, catalog, monkeypatch):
     """stripe.Invoice.create_preview / Customer.create_tax_id / PaymentIntent.create, as the app
     (and dj-stripe) call them, through the module-level transport."""
     from stripe_emulator.client import EmulatorHTTPClient
-    from tests_helpers import KEY
+
+    from .tests_helpers import KEY
 
     monkeypatch.setattr(stripe, "default_http_client", EmulatorHTTPClient(emu))
     monkeypatch.setattr(stripe, "api_key", KEY)

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 import stripe
+
 from stripe_emulator import shape_check
 from stripe_emulator.client import EmulatorHTTPClient
-from tests_helpers import KEY, START, subscribe
+
+from .tests_helpers import KEY, START, subscribe
 
 # The top-level field names of Stripe's own example objects (stripe/openapi fixtures3.json),
 # kept in our tree so a fresh clone runs this test; refresh it from a newer fixtures3.json with

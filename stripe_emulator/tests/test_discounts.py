@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import stripe
+
 from stripe_emulator.errors import StripeError
-from tests_helpers import bundle_session, subscribe
+
+from .tests_helpers import bundle_session, subscribe
 
 DAY = 86400
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import stripe
+
 from stripe_emulator.errors import StripeError
 
 

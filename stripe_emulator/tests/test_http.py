@@ -12,10 +12,12 @@ from urllib.parse import urlencode
 
 import pytest
 import stripe
+
 from stripe_emulator import Emulator
 from stripe_emulator.server import EmulatorServer
 from stripe_emulator.testing import WebhookSink, running_emulator
-from tests_helpers import SECRET
+
+from .tests_helpers import SECRET
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -217,7 +219,7 @@ def test_internal_errors_become_500(served, monkeypatch):
 
 
 def test_ticker_runs_due_work_as_time_passes():
-    from tests_helpers import FakeClock
+    from .tests_helpers import FakeClock
 
     clock = FakeClock()
     emu = Emulator(clock=clock)

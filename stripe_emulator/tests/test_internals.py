@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stripe._encode import _api_encode
+
 from stripe_emulator.errors import StripeError
 from stripe_emulator.params import check, decode, merge_metadata
 

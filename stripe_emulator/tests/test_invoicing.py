@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import stripe
-from tests_helpers import subscribe
+
+from .tests_helpers import subscribe
 
 
 def test_a_manual_invoice_for_pending_items(client, emu, catalog, sink):

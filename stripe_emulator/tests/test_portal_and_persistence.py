@@ -7,9 +7,11 @@ import os
 from urllib.parse import unquote, urlencode
 
 import stripe
+
 from stripe_emulator import Emulator
 from stripe_emulator.client import EmulatorHTTPClient
-from tests_helpers import KEY, START, FakeClock, subscribe
+
+from .tests_helpers import KEY, START, FakeClock, subscribe
 
 FEB_1 = 1_769_904_000
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from stripe_emulator.errors import StripeError
-from tests_helpers import subscribe
+
+from .tests_helpers import subscribe
 
 DAY, HOUR = 86400, 3600
 ALWAYS = "4000002760003184"

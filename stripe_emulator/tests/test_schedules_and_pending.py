@@ -6,7 +6,8 @@ from urllib.parse import urlencode
 
 import pytest
 import stripe
-from tests_helpers import subscribe
+
+from .tests_helpers import subscribe
 
 DAY = 86400
 

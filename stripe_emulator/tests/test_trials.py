@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import stripe
-from tests_helpers import START, subscribe
+
+from .tests_helpers import START, subscribe
 
 DAY = 86400
 

@@ -9,10 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import stripe
+
 from stripe_emulator import Emulator, sign
 from stripe_emulator.client import EmulatorHTTPClient
 from stripe_emulator.webhooks import is_loopback_url
-from tests_helpers import SECRET, START, FakeClock, Sink
+
+from .tests_helpers import SECRET, START, FakeClock, Sink
 
 
 def test_signature_matches_stripe_python(emu, client, sink, clock):

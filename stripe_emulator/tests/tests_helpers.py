@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import stripe
+
 from stripe_emulator import Emulator
 
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
