@@ -94,6 +94,18 @@ def test_upcoming_invoice_without_changes_gives_next_amount_and_date(client, emu
     assert info.value.code == "invoice_upcoming_none"
 
 
+def test_preview_on_a_test_clock_leaves_the_clock_where_it_was(client, emu, catalog):
+    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": START})
+    cus = client.v1.customers.create(params={"email": "c@example.com", "test_clock": clock.id})
+    _, sub = subscribe(client, emu, catalog["pro_monthly"].id, customer=cus.id)
+    upcoming = client.v1.invoices.create_preview(params={"subscription": sub.id})
+    assert upcoming.amount_due == 3000 and upcoming.next_payment_attempt == FEB_1 + 3600
+    assert client.v1.test_helpers.test_clocks.retrieve(clock.id).frozen_time == START
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": FEB_1 + 7200})
+    renewal = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    assert renewal.amount_paid == upcoming.amount_due  # the preview was the real next invoice
+
+
 def test_preview_refuses_what_the_update_refuses(client, emu, catalog):
     _, sub = subscribe(client, emu, catalog["basic_monthly"].id)
     with pytest.raises(stripe.InvalidRequestError) as info:
