@@ -1,4 +1,4 @@
-"""Offline, stateful emulator of the parts of the Stripe API that HRVSTR Billing uses.
+"""Offline, stateful emulator of the parts of the Stripe API a subscription business uses.
 
 Stdlib only at runtime. ``stripe_emulator.client`` (the in-process transport) and
 ``stripe_emulator.shape_check`` import stripe-python; nothing else does.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 
-from .core import Emulator
+from .core import ACCOUNT_NAME_ENV, DEFAULT_ACCOUNT_NAME, Emulator
 from .webhooks import is_loopback_host
 
 
@@ -28,10 +29,18 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="added to every API call (Stripe's real API answers in 150-400 ms)",
     )
+    parser.add_argument(
+        "--account-name",
+        default=os.environ.get(ACCOUNT_NAME_ENV),
+        help=f"the business the account belongs to (${ACCOUNT_NAME_ENV}; "
+        f"default {DEFAULT_ACCOUNT_NAME!r})",
+    )
     args = parser.parse_args(argv)
     if not is_loopback_host(args.host):
         parser.error(f"refusing --host {args.host}: the emulator only listens on loopback")
-    emulator = Emulator(delivery=args.delivery, state_path=args.state)
+    emulator = Emulator(
+        delivery=args.delivery, state_path=args.state, account_name=args.account_name
+    )
     server = emulator.serve(args.host, args.port, tick=1.0, latency=args.latency_ms / 1000)
     events = [e.strip() for e in args.events.split(",") if e.strip()]
     known = {e["url"] for e in emulator.store.all("webhook_endpoint")}

@@ -4,9 +4,11 @@ Do not edit by hand; regenerate after upgrading stripe-python.
 """
 
 # fmt: off
+from typing import Any
+
 SDK_VERSION = '15.6.2'
 API_VERSION = '2026-08-26.dahlia'
-SKELETONS: dict = {'account': {'business_profile': None,
+SKELETONS: dict[str, Any] = {'account': {'business_profile': None,
              'business_type': None,
              'capabilities': None,
              'charges_enabled': None,
@@ -1137,6 +1139,23 @@ SKELETONS: dict = {'account': {'business_profile': None,
                                         'price': '',
                                         'quantity': None,
                                         'tax_rates': None},
+ 'tax_id': {'country': None,
+            'created': 0,
+            'customer': None,
+            'customer_account': None,
+            'id': '',
+            'livemode': False,
+            'object': 'tax_id',
+            'owner': None,
+            'type': 'ad_nrt',
+            'value': '',
+            'verification': None},
+ 'tax_id.owner': {'account': None,
+                  'application': None,
+                  'customer': None,
+                  'customer_account': None,
+                  'type': 'account'},
+ 'tax_id.verification': {'status': 'pending', 'verified_address': None, 'verified_name': None},
  'test_helpers.test_clock': {'created': 0,
                              'deletes_after': 0,
                              'frozen_time': 0,

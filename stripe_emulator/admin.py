@@ -6,7 +6,7 @@ Parameters may be sent as a query string or a form body.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import billing
 from .checkout import TEST_CARDS, complete
@@ -25,7 +25,7 @@ OUTCOME_CARDS = {
 
 
 @routes("GET", "/_emulator")
-def index(emu: Emulator, req: Request) -> dict:
+def index(emu: Emulator, req: Request) -> dict[str, Any]:
     return {
         "emulator": "stripe_emulator",
         "base_url": emu.base_url,
@@ -40,13 +40,13 @@ def index(emu: Emulator, req: Request) -> dict:
 
 
 @routes("POST", "/_emulator/reset")
-def reset(emu: Emulator, req: Request) -> dict:
+def reset(emu: Emulator, req: Request) -> dict[str, Any]:
     emu.reset()
     return {"reset": True}
 
 
 @routes("GET", "/_emulator/webhook_endpoints")
-def list_endpoints(emu: Emulator, req: Request) -> dict:
+def list_endpoints(emu: Emulator, req: Request) -> dict[str, Any]:
     with emu.lock:
         out = []
         for endpoint in emu.store.all("webhook_endpoint"):
@@ -57,7 +57,7 @@ def list_endpoints(emu: Emulator, req: Request) -> dict:
 
 
 @routes("POST", "/_emulator/webhook_endpoints")
-def add_endpoint(emu: Emulator, req: Request) -> dict:
+def add_endpoint(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({"url": "str", "secret": "str", "events": "strs", "api_version": "str"})
     if "url" not in p:
         raise missing("url")
@@ -67,7 +67,7 @@ def add_endpoint(emu: Emulator, req: Request) -> dict:
 
 
 @routes("POST", r"/_emulator/checkout/(?P<oid>[^/]+)/complete")
-def complete_session(emu: Emulator, req: Request, oid: str) -> dict:
+def complete_session(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(
         {"card": "str", "outcome": "str", "email": "str", "name": "str", "bank_account": "str"}
     )
@@ -89,7 +89,7 @@ def complete_session(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", r"/_emulator/customers/(?P<oid>[^/]+)/renewal_outcome")
-def renewal_outcome(emu: Emulator, req: Request, oid: str) -> dict:
+def renewal_outcome(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"outcome": "str"})
     outcome = p.get("outcome", "fail")
     if outcome not in ("fail", "succeed"):
@@ -99,13 +99,13 @@ def renewal_outcome(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", r"/_emulator/charges/(?P<oid>[^/]+)/dispute")
-def dispute(emu: Emulator, req: Request, oid: str) -> dict:
+def dispute(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"reason": "str", "inquiry": "bool"})
     return emu.dispute_charge(oid, p.get("reason", "fraudulent"), inquiry=p.get("inquiry", False))
 
 
 @routes("POST", r"/_emulator/disputes/(?P<oid>[^/]+)/resolve")
-def resolve(emu: Emulator, req: Request, oid: str) -> dict:
+def resolve(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"outcome": "str"})
     if "outcome" not in p:
         raise missing("outcome")
@@ -113,12 +113,12 @@ def resolve(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/_emulator/dunning")
-def get_dunning(emu: Emulator, req: Request) -> dict:
+def get_dunning(emu: Emulator, req: Request) -> dict[str, Any]:
     return emu.dunning
 
 
 @routes("POST", "/_emulator/dunning")
-def set_dunning(emu: Emulator, req: Request) -> dict:
+def set_dunning(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({"retry_days": "strs", "subscription": "str", "invoice": "str"})
     try:
         days = [float(d) for d in p["retry_days"]] if "retry_days" in p else None
@@ -130,7 +130,7 @@ def set_dunning(emu: Emulator, req: Request) -> dict:
 
 
 @routes("POST", "/_emulator/clock/advance")
-def advance(emu: Emulator, req: Request) -> dict:
+def advance(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({"seconds": "int", "days": "int"})
     seconds = p.get("seconds", 0) + p.get("days", 0) * billing.DAY
     if seconds <= 0:
@@ -139,7 +139,7 @@ def advance(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", "/_emulator/deliveries")
-def deliveries(emu: Emulator, req: Request) -> dict:
+def deliveries(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({"event": "str", "endpoint": "str", "failed": "bool"})
     found = [
         d
@@ -152,7 +152,7 @@ def deliveries(emu: Emulator, req: Request) -> dict:
 
 
 @routes("POST", "/_emulator/deliveries/redeliver")
-def redeliver(emu: Emulator, req: Request) -> dict:
+def redeliver(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({"event": "str", "endpoint": "str"})
     if "event" not in p:
         raise missing("event")
@@ -161,14 +161,14 @@ def redeliver(emu: Emulator, req: Request) -> dict:
 
 
 @routes("POST", "/_emulator/chaos")
-def chaos(emu: Emulator, req: Request) -> dict:
+def chaos(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({"enabled": "bool", "seed": "int"})
     emu.set_chaos(p.get("enabled", True), p.get("seed"))
     return {"chaos": emu.dispatcher.chaos}
 
 
 @routes("POST", "/_emulator/pause")
-def pause(emu: Emulator, req: Request) -> dict:
+def pause(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({"seconds": "int"})
     if "seconds" in p and p["seconds"] <= 0:
         raise invalid("seconds", "Pause for a positive number of seconds (or until resumed).")
@@ -177,13 +177,13 @@ def pause(emu: Emulator, req: Request) -> dict:
 
 
 @routes("POST", "/_emulator/resume")
-def resume(emu: Emulator, req: Request) -> dict:
+def resume(emu: Emulator, req: Request) -> dict[str, Any]:
     emu.resume()
     return {"paused": False}
 
 
 @routes("POST", "/_emulator/flush")
-def flush(emu: Emulator, req: Request) -> dict:
+def flush(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({"timeout": "int", "everything": "bool"})
     if p.get("everything"):  # late chaos deliveries and pending retries too, now
         emu.dispatcher.release()

@@ -4,6 +4,7 @@ events, webhook endpoints, billing portal sessions, invoice items and invoice pa
 from __future__ import annotations
 
 import copy
+import re
 from typing import TYPE_CHECKING, Any
 
 from . import objects
@@ -26,6 +27,8 @@ TEST_PM_TOKENS = {
     "pm_card_visa_chargeDeclined": "4000000000000002",
     "pm_card_chargeDeclined": "4000000000000002",
     "pm_card_chargeCustomerFail": "4000000000000341",
+    "pm_card_authenticationRequired": "4000002760003184",
+    "pm_card_authenticationRequiredOnSetup": "4000002500003155",
 }
 
 
@@ -35,11 +38,13 @@ REFUND_CARDS = {"4000000000007726": "pending", "4000000000005126": "fails"}
 REFUND_SETTLE_SECONDS = 600
 
 
-def filtered(items: list[dict], **conditions: Any) -> list[dict]:
+def filtered(items: list[dict[str, Any]], **conditions: Any) -> list[dict[str, Any]]:
     return [o for o in items if all(v is None or o.get(k) == v for k, v in conditions.items())]
 
 
-def created_filter(items: list[dict], created: dict[str, int] | None) -> list[dict]:
+def created_filter(
+    items: list[dict[str, Any]], created: dict[str, int] | None
+) -> list[dict[str, Any]]:
     if not created:
         return items
     ops = {
@@ -58,17 +63,17 @@ def created_filter(items: list[dict], created: dict[str, int] | None) -> list[di
 
 # --- account ----------------------------------------------------------------------------
 @routes("GET", "/v1/account")
-def get_account(emu: Emulator, req: Request) -> dict:
+def get_account(emu: Emulator, req: Request) -> dict[str, Any]:
     req.parse({})
-    return objects.account()
+    return objects.account(emu.display_name)
 
 
 @routes("GET", f"/v1/accounts/{ID}")
-def get_account_by_id(emu: Emulator, req: Request, oid: str) -> dict:
+def get_account_by_id(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     if oid != "acct_emulator":
         raise not_found("account", oid)
-    return objects.account()
+    return objects.account(emu.display_name)
 
 
 # --- customers --------------------------------------------------------------------------
@@ -86,9 +91,21 @@ CUSTOMER_SPEC = {
 }
 
 
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def check_email(email: str | None) -> None:
+    """Stripe refuses a malformed address (an empty one unsets it)."""
+    if email and not EMAIL.fullmatch(email):
+        raise StripeError(
+            400, f"Invalid email address: {email}", code="email_invalid", param="email"
+        )
+
+
 @routes("POST", "/v1/customers")
-def create_customer(emu: Emulator, req: Request) -> dict:
+def create_customer(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(CUSTOMER_SPEC)
+    check_email(p.get("email"))
     clock = p.get("test_clock")
     if clock:
         emu.get("test_helpers.test_clock", clock, "test_clock")
@@ -110,13 +127,13 @@ def create_customer_record(
     *,
     email: str | None,
     name: str | None = None,
-    metadata: dict | None = None,
+    metadata: dict[str, Any] | None = None,
     test_clock: str | None = None,
     description: str | None = None,
     phone: str | None = None,
     payment_method: str | None = None,
     preferred_locales: list[str] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     cid = emu.new_id("cus_")
     created = emu.now()
     if test_clock:
@@ -136,7 +153,7 @@ def create_customer_record(
 
 
 @routes("GET", f"/v1/customers/{ID}")
-def get_customer(emu: Emulator, req: Request, oid: str) -> dict:
+def get_customer(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     stub = emu.store.objects.get(oid)
     if stub and stub.get("deleted") and stub["object"] == "customer":
@@ -145,7 +162,7 @@ def get_customer(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("DELETE", f"/v1/customers/{ID}")
-def delete_customer(emu: Emulator, req: Request, oid: str) -> dict:
+def delete_customer(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     """Delete a customer: its subscriptions are canceled first, as Stripe does."""
     from .billing import cancel_now
 
@@ -161,8 +178,9 @@ def delete_customer(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/customers/{ID}")
-def update_customer(emu: Emulator, req: Request, oid: str) -> dict:
+def update_customer(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({k: v for k, v in CUSTOMER_SPEC.items() if k != "test_clock"})
+    check_email(p.get("email"))
     cus = emu.get("customer", oid)
     before = copy.deepcopy(cus)
     for key in ("email", "name", "description", "phone"):
@@ -188,7 +206,9 @@ def update_customer(emu: Emulator, req: Request, oid: str) -> dict:
     return cus
 
 
-def emit_updated(emu: Emulator, event_type: str, before: dict, after: dict) -> None:
+def emit_updated(
+    emu: Emulator, event_type: str, before: dict[str, Any], after: dict[str, Any]
+) -> None:
     """Emit ``*.updated`` with ``previous_attributes`` holding the old top-level values."""
     previous = {k: copy.deepcopy(before.get(k)) for k in after if before.get(k) != after[k]}
     if previous:
@@ -196,7 +216,7 @@ def emit_updated(emu: Emulator, event_type: str, before: dict, after: dict) -> N
 
 
 @routes("GET", "/v1/customers")
-def list_customers(emu: Emulator, req: Request) -> dict:
+def list_customers(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "email": "str", "created": "range", "test_clock": "str"})
     items = filtered(
         emu.store.all("customer"), email=p.get("email"), test_clock=p.get("test_clock")
@@ -205,7 +225,7 @@ def list_customers(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/customers/{ID}/payment_methods")
-def list_customer_payment_methods(emu: Emulator, req: Request, oid: str) -> dict:
+def list_customer_payment_methods(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "type": "str"})
     emu.get("customer", oid)
     items = filtered(emu.store.all("payment_method"), customer=oid, type=p.get("type"))
@@ -226,14 +246,14 @@ PRODUCT_SPEC = {
 
 
 @routes("POST", "/v1/products")
-def create_product(emu: Emulator, req: Request) -> dict:
+def create_product(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(PRODUCT_SPEC)
     if not p.get("name"):
         raise missing("name")
     return create_product_record(emu, p)
 
 
-def create_product_record(emu: Emulator, p: dict) -> dict:
+def create_product_record(emu: Emulator, p: dict[str, Any]) -> dict[str, Any]:
     pid = p.get("id") or emu.new_id("prod_")
     if emu.store.get(pid):
         raise invalid("id", f"Product already exists: {pid}", "resource_already_exists")
@@ -253,13 +273,13 @@ def create_product_record(emu: Emulator, p: dict) -> dict:
 
 
 @routes("GET", f"/v1/products/{ID}")
-def get_product(emu: Emulator, req: Request, oid: str) -> dict:
+def get_product(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("product", oid)
 
 
 @routes("POST", f"/v1/products/{ID}")
-def update_product(emu: Emulator, req: Request, oid: str) -> dict:
+def update_product(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({k: v for k, v in PRODUCT_SPEC.items() if k != "id"})
     prod = emu.get("product", oid)
     before = copy.deepcopy(prod)
@@ -274,7 +294,7 @@ def update_product(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/products")
-def list_products(emu: Emulator, req: Request) -> dict:
+def list_products(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "active": "bool", "ids": "strs", "created": "range"})
     items = filtered(emu.store.all("product"), active=p.get("active"))
     if p.get("ids"):
@@ -283,7 +303,7 @@ def list_products(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/products/{ID}/features")
-def list_product_features(emu: Emulator, req: Request, oid: str) -> dict:
+def list_product_features(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(LIST_SPEC)
     emu.get("product", oid)
     return paginate([], p, f"/v1/products/{oid}/features")
@@ -305,7 +325,7 @@ PRICE_SPEC = {
 
 
 @routes("POST", "/v1/prices")
-def create_price(emu: Emulator, req: Request) -> dict:
+def create_price(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(PRICE_SPEC)
     for name in ("currency", "unit_amount"):
         if name not in p:
@@ -352,13 +372,13 @@ def create_price(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/prices/{ID}")
-def get_price(emu: Emulator, req: Request, oid: str) -> dict:
+def get_price(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("price", oid)
 
 
 @routes("POST", f"/v1/prices/{ID}")
-def update_price(emu: Emulator, req: Request, oid: str) -> dict:
+def update_price(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"active": "bool", "metadata": "meta", "nickname": "str", "lookup_key": "str"})
     price = emu.get("price", oid)
     before = copy.deepcopy(price)
@@ -372,7 +392,7 @@ def update_price(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/prices")
-def list_prices(emu: Emulator, req: Request) -> dict:
+def list_prices(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             **LIST_SPEC,
@@ -402,8 +422,12 @@ def list_prices(emu: Emulator, req: Request) -> dict:
 
 # --- payment methods --------------------------------------------------------------------
 def create_payment_method(
-    emu: Emulator, number: str, exp_month: int = 12, exp_year: int = 2034, customer=None
-) -> dict:
+    emu: Emulator,
+    number: str,
+    exp_month: int = 12,
+    exp_year: int = 2034,
+    customer: str | None = None,
+) -> dict[str, Any]:
     pm = objects.payment_method(
         emu.new_id("pm_"),
         emu.now_for(customer),
@@ -420,7 +444,7 @@ def create_payment_method(
     return pm
 
 
-def attach_payment_method(emu: Emulator, pm_id: str, customer_id: str) -> dict:
+def attach_payment_method(emu: Emulator, pm_id: str, customer_id: str) -> dict[str, Any]:
     emu.get("customer", customer_id, "customer")
     if pm_id in TEST_PM_TOKENS:
         return create_payment_method(emu, TEST_PM_TOKENS[pm_id], customer=customer_id)
@@ -433,20 +457,20 @@ def attach_payment_method(emu: Emulator, pm_id: str, customer_id: str) -> dict:
     return pm
 
 
-def set_default_payment_method(emu: Emulator, cus: dict, pm_id: str) -> None:
+def set_default_payment_method(emu: Emulator, cus: dict[str, Any], pm_id: str) -> None:
     before = copy.deepcopy(cus)
     cus["invoice_settings"]["default_payment_method"] = pm_id
     emit_updated(emu, "customer.updated", before, cus)
 
 
 @routes("GET", f"/v1/payment_methods/{ID}")
-def get_payment_method(emu: Emulator, req: Request, oid: str) -> dict:
+def get_payment_method(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("payment_method", oid)
 
 
 @routes("POST", f"/v1/payment_methods/{ID}/attach")
-def attach(emu: Emulator, req: Request, oid: str) -> dict:
+def attach(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"customer": "str"})
     if "customer" not in p:
         raise missing("customer")
@@ -454,7 +478,7 @@ def attach(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/payment_methods/{ID}/detach")
-def detach(emu: Emulator, req: Request, oid: str) -> dict:
+def detach(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     pm = emu.get("payment_method", oid)
     if pm["customer"]:
@@ -465,7 +489,7 @@ def detach(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/payment_methods")
-def list_payment_methods(emu: Emulator, req: Request) -> dict:
+def list_payment_methods(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "customer": "str", "type": "str"})
     items = filtered(
         emu.store.all("payment_method"), customer=p.get("customer"), type=p.get("type")
@@ -475,26 +499,26 @@ def list_payment_methods(emu: Emulator, req: Request) -> dict:
 
 # --- payments: intents, charges, balance transactions -----------------------------------
 @routes("GET", f"/v1/payment_intents/{ID}")
-def get_payment_intent(emu: Emulator, req: Request, oid: str) -> dict:
+def get_payment_intent(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({"client_secret": "str"})
     return emu.get("payment_intent", oid)
 
 
 @routes("GET", "/v1/payment_intents")
-def list_payment_intents(emu: Emulator, req: Request) -> dict:
+def list_payment_intents(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "customer": "str", "created": "range"})
     items = filtered(emu.store.all("payment_intent"), customer=p.get("customer"))
     return paginate(created_filter(items, p.get("created")), p, "/v1/payment_intents")
 
 
 @routes("GET", f"/v1/charges/{ID}")
-def get_charge(emu: Emulator, req: Request, oid: str) -> dict:
+def get_charge(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("charge", oid)
 
 
 @routes("GET", "/v1/charges")
-def list_charges(emu: Emulator, req: Request) -> dict:
+def list_charges(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "customer": "str", "payment_intent": "str", "created": "range"})
     items = filtered(
         emu.store.all("charge"), customer=p.get("customer"), payment_intent=p.get("payment_intent")
@@ -503,14 +527,14 @@ def list_charges(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/balance_transactions/{ID}")
-def get_balance_transaction(emu: Emulator, req: Request, oid: str) -> dict:
+def get_balance_transaction(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("balance_transaction", oid)
 
 
 # --- refunds ----------------------------------------------------------------------------
 @routes("POST", "/v1/refunds")
-def create_refund(emu: Emulator, req: Request) -> dict:
+def create_refund(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             "payment_intent": "str",
@@ -619,13 +643,13 @@ def settle_refund(emu: Emulator, refund_id: str) -> None:
 
 
 @routes("GET", f"/v1/refunds/{ID}")
-def get_refund(emu: Emulator, req: Request, oid: str) -> dict:
+def get_refund(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("refund", oid)
 
 
 @routes("GET", "/v1/refunds")
-def list_refunds(emu: Emulator, req: Request) -> dict:
+def list_refunds(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "charge": "str", "payment_intent": "str", "created": "range"})
     items = filtered(
         emu.store.all("refund"), charge=p.get("charge"), payment_intent=p.get("payment_intent")
@@ -635,13 +659,13 @@ def list_refunds(emu: Emulator, req: Request) -> dict:
 
 # --- events -----------------------------------------------------------------------------
 @routes("GET", f"/v1/events/{ID}")
-def get_event(emu: Emulator, req: Request, oid: str) -> dict:
+def get_event(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("event", oid)
 
 
 @routes("GET", "/v1/events")
-def list_events(emu: Emulator, req: Request) -> dict:
+def list_events(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             **LIST_SPEC,
@@ -675,7 +699,7 @@ WEBHOOK_SPEC = {
 
 
 @routes("POST", "/v1/webhook_endpoints")
-def create_webhook_endpoint(emu: Emulator, req: Request) -> dict:
+def create_webhook_endpoint(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(WEBHOOK_SPEC)
     if "url" not in p:
         raise missing("url")
@@ -690,13 +714,13 @@ def create_webhook_endpoint(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/webhook_endpoints/{ID}")
-def get_webhook_endpoint(emu: Emulator, req: Request, oid: str) -> dict:
+def get_webhook_endpoint(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("webhook_endpoint", oid)
 
 
 @routes("POST", f"/v1/webhook_endpoints/{ID}")
-def update_webhook_endpoint(emu: Emulator, req: Request, oid: str) -> dict:
+def update_webhook_endpoint(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({**WEBHOOK_SPEC, "disabled": "bool"})
     endpoint = emu.get("webhook_endpoint", oid)
     if "url" in p:
@@ -715,13 +739,13 @@ def update_webhook_endpoint(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/webhook_endpoints")
-def list_webhook_endpoints(emu: Emulator, req: Request) -> dict:
+def list_webhook_endpoints(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(LIST_SPEC)
     return paginate(emu.store.all("webhook_endpoint"), p, "/v1/webhook_endpoints")
 
 
 @routes("DELETE", f"/v1/webhook_endpoints/{ID}")
-def delete_webhook_endpoint(emu: Emulator, req: Request, oid: str) -> dict:
+def delete_webhook_endpoint(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     emu.get("webhook_endpoint", oid)
     emu.store.remove(oid)
@@ -731,7 +755,7 @@ def delete_webhook_endpoint(emu: Emulator, req: Request, oid: str) -> dict:
 
 # --- billing portal ---------------------------------------------------------------------
 @routes("POST", "/v1/billing_portal/sessions")
-def create_portal_session(emu: Emulator, req: Request) -> dict:
+def create_portal_session(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             "customer": "str",
@@ -770,13 +794,13 @@ def create_portal_session(emu: Emulator, req: Request) -> dict:
 
 # --- invoice items and invoice payments --------------------------------------------------
 @routes("GET", f"/v1/invoiceitems/{ID}")
-def get_invoice_item(emu: Emulator, req: Request, oid: str) -> dict:
+def get_invoice_item(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("invoiceitem", oid)
 
 
 @routes("GET", "/v1/invoiceitems")
-def list_invoice_items(emu: Emulator, req: Request) -> dict:
+def list_invoice_items(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "customer": "str", "invoice": "str", "pending": "bool"})
     items = filtered(
         emu.store.all("invoiceitem"), customer=p.get("customer"), invoice=p.get("invoice")
@@ -787,13 +811,13 @@ def list_invoice_items(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/invoice_payments/{ID}")
-def get_invoice_payment(emu: Emulator, req: Request, oid: str) -> dict:
+def get_invoice_payment(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("invoice_payment", oid)
 
 
 @routes("GET", "/v1/invoice_payments")
-def list_invoice_payments(emu: Emulator, req: Request) -> dict:
+def list_invoice_payments(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "invoice": "str", "payment": "any", "status": "str"})
     items = filtered(
         emu.store.all("invoice_payment"), invoice=p.get("invoice"), status=p.get("status")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import calendar
 import copy
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import objects
@@ -21,6 +23,7 @@ from .errors import StripeError, card_declined, invalid, missing
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
 from .sca import needs_authentication, require_action
+from .tax_ids import invoice_tax_ids
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -92,7 +95,7 @@ def charge(
     description: str | None,
     metadata: dict[str, str] | None = None,
     purpose: str = "one_off",
-) -> tuple[dict, dict | None, bool]:
+) -> tuple[dict[str, Any], dict[str, Any] | None, bool]:
     """Create a PaymentIntent and try to charge it; emits the payment events."""
     at = emu.now_for(customer)
     pi = objects.payment_intent(
@@ -108,19 +111,31 @@ def charge(
     )
     emu.store.add(pi)
     emu.emit("payment_intent.created", pi)
-    if needs_authentication(emu, pm_id, purpose):
+    ch, ok = attempt_payment(emu, pi, purpose)
+    return pi, ch, ok
+
+
+def attempt_payment(
+    emu: Emulator, pi: dict[str, Any], purpose: str
+) -> tuple[dict[str, Any] | None, bool]:
+    """Confirm a PaymentIntent with its payment method: 3-D Secure first if the card asks for
+    it (``requires_action``, no charge yet), else the charge succeeds or is declined."""
+    if needs_authentication(emu, pi["payment_method"], purpose):
         require_action(emu, pi)  # the customer must confirm (3-D Secure) first
-        return pi, None, False
-    ok = card_succeeds(emu, pm_id, purpose, customer)
-    return pi, settle_payment(emu, pi, ok), ok
+        return None, False
+    ok = card_succeeds(emu, pi["payment_method"], purpose, pi["customer"])
+    return settle_payment(emu, pi, ok), ok
 
 
-def settle_payment(emu: Emulator, pi: dict, ok: bool) -> dict:
+def settle_payment(emu: Emulator, pi: dict[str, Any], ok: bool) -> dict[str, Any]:
     """The charge for a PaymentIntent: succeeded or declined, with its events."""
     at = emu.now_for(pi["customer"])
     amount, currency, pm_id = pi["amount"], pi["currency"], pi["payment_method"]
     pm = emu.store.get(pm_id) if pm_id else None
-    ch = objects.charge(emu.new_id("ch_"), at, pi=pi, pm=pm, ok=ok)
+    ch = objects.charge(
+        emu.new_id("ch_"), at, pi=pi, pm=pm, ok=ok,
+        calculated_statement_descriptor=emu.statement_descriptor,
+    )  # fmt: skip
     if ok:
         txn = objects.balance_transaction(
             emu.new_id("txn_"), at, amount=amount, currency=currency, source=ch["id"], kind="charge"
@@ -156,16 +171,16 @@ def settle_payment(emu: Emulator, pi: dict, ok: bool) -> dict:
 # --- invoices ---------------------------------------------------------------------------
 def create_invoice(
     emu: Emulator,
-    sub: dict,
+    sub: dict[str, Any],
     reason: str,
     *,
     period_start: int,
     period_end: int,
     with_sub_lines: bool = True,
-    pending: list[dict] | None = None,
+    pending: list[dict[str, Any]] | None = None,
     iid: str | None = None,
     trial: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """A draft invoice for ``sub`` with its items (new period) and pending invoice items.
 
     ``trial``: the first invoice of a trial, one free line per item for the trial period.
@@ -208,7 +223,7 @@ def create_invoice(
                 currency=ii["currency"],
                 description=ii["description"],
                 price_obj=price,
-                quantity=1,
+                quantity=ii["quantity"],
                 start=ii["period"]["start"],
                 end=ii["period"]["end"],
                 sub_id=sub["id"],
@@ -222,8 +237,10 @@ def create_invoice(
     inv = objects.invoice(
         iid,
         at,
+        account_name=emu.display_name,
         customer=cus["id"],
         customer_email=cus["email"],
+        customer_tax_ids=invoice_tax_ids(emu, cus["id"]),
         customer_name=cus["name"],
         customer_address=None,
         currency=sub["currency"],
@@ -254,10 +271,11 @@ def create_invoice(
     return inv
 
 
-def finalize_invoice(emu: Emulator, inv: dict) -> None:
+def finalize_invoice(emu: Emulator, inv: dict[str, Any]) -> None:
     cus = emu.get("customer", inv["customer"])
     at = emu.now_for(cus)
     inv["number"] = f"{cus['invoice_prefix']}-{cus['next_invoice_sequence']:04d}"
+    inv["customer_tax_ids"] = invoice_tax_ids(emu, cus["id"])  # frozen from now on
     cus["next_invoice_sequence"] += 1
     inv.update(
         status="open",
@@ -271,7 +289,7 @@ def finalize_invoice(emu: Emulator, inv: dict) -> None:
     emu.emit("invoice.finalized", inv)
 
 
-def pay_invoice(emu: Emulator, inv: dict, purpose: str, pm_id: str | None = None) -> bool:
+def pay_invoice(emu: Emulator, inv: dict[str, Any], purpose: str, pm_id: str | None = None) -> bool:
     """Attempt to collect an open invoice; emits payment and invoice events."""
     cus = emu.get("customer", inv["customer"])
     sub_id = inv["parent"]["subscription_details"]["subscription"] if inv["parent"] else None
@@ -309,7 +327,7 @@ def pay_invoice(emu: Emulator, inv: dict, purpose: str, pm_id: str | None = None
     attempts = inv["attempt_count"]
     delays = [int(days * DAY) for days in emu.dunning["retry_days"]]
     # A pending update's invoice is not retried: Stripe lets the update expire instead.
-    pending = bool(sub) and emu.store.note(inv["id"]).get("pending_update_of") == sub["id"]
+    pending = sub is not None and emu.store.note(inv["id"]).get("pending_update_of") == sub["id"]
     inv["next_payment_attempt"] = (
         at + delays[attempts - 1] if sub and attempts <= len(delays) and not pending else None
     )
@@ -327,7 +345,9 @@ def pay_invoice(emu: Emulator, inv: dict, purpose: str, pm_id: str | None = None
     return False
 
 
-def invoice_paid(emu: Emulator, inv: dict, payment: dict, before: dict) -> None:
+def invoice_paid(
+    emu: Emulator, inv: dict[str, Any], payment: dict[str, Any], before: dict[str, Any]
+) -> None:
     """An invoice's payment succeeded: the invoice and its subscription catch up."""
     at = emu.now_for(inv["customer"])
     inv.update(
@@ -351,11 +371,11 @@ def invoice_paid(emu: Emulator, inv: dict, payment: dict, before: dict) -> None:
         set_status(emu, sub, "active")
 
 
-def _diff(before: dict, after: dict) -> dict:
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(before.get(k)) for k in after if before.get(k) != after[k]}
 
 
-def after_failed_payment(emu: Emulator, sub: dict, inv: dict) -> None:
+def after_failed_payment(emu: Emulator, sub: dict[str, Any], inv: dict[str, Any]) -> None:
     if sub["status"] == "active":
         set_status(emu, sub, "past_due")
     if inv["next_payment_attempt"] is None:  # the last retry failed: the dunning settings
@@ -373,7 +393,7 @@ def after_failed_payment(emu: Emulator, sub: dict, inv: dict) -> None:
             set_status(emu, sub, "unpaid")
 
 
-def set_status(emu: Emulator, sub: dict, status: str) -> None:
+def set_status(emu: Emulator, sub: dict[str, Any], status: str) -> None:
     before = copy.deepcopy(sub)
     sub["status"] = status
     emu.emit("customer.subscription.updated", sub, _diff(before, sub))
@@ -382,15 +402,15 @@ def set_status(emu: Emulator, sub: dict, status: str) -> None:
 # --- subscriptions ----------------------------------------------------------------------
 def create_subscription(
     emu: Emulator,
-    cus: dict,
-    items: list[tuple[dict, int]],
+    cus: dict[str, Any],
+    items: list[tuple[dict[str, Any], int]],
     *,
     metadata: dict[str, str],
     pm_id: str | None,
     description: str | None = None,
     trial_end: int | None = None,
-    discount: tuple[dict, dict | None, str | None] | None = None,
-) -> tuple[dict, dict]:
+    discount: tuple[dict[str, Any], dict[str, Any] | None, str | None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Subscribe ``cus`` and collect the first invoice (used by Checkout).
 
     With ``trial_end`` the subscription is ``trialing`` until then: its first invoice is a
@@ -448,7 +468,9 @@ def trial_will_end(emu: Emulator, sub_id: str) -> None:
         emu.emit("customer.subscription.trial_will_end", sub)
 
 
-def cancel_now(emu: Emulator, sub: dict, reason: str = "cancellation_requested", **details) -> None:
+def cancel_now(
+    emu: Emulator, sub: dict[str, Any], reason: str = "cancellation_requested", **details: Any
+) -> None:
     at = emu.now_for(sub)
     schedule = emu.store.get(sub["schedule"]) if sub.get("schedule") else None
     if schedule is not None and schedule["status"] == "active":
@@ -463,12 +485,12 @@ def cancel_now(emu: Emulator, sub: dict, reason: str = "cancellation_requested",
     emu.emit("customer.subscription.deleted", sub)
 
 
-def _sub_of(inv: dict) -> str | None:
+def _sub_of(inv: dict[str, Any]) -> str | None:
     parent = inv.get("parent") or {}
     return (parent.get("subscription_details") or {}).get("subscription")
 
 
-def renew(emu: Emulator, sub: dict) -> None:
+def renew(emu: Emulator, sub: dict[str, Any]) -> None:
     """Start the next period: advance item periods, invoice it and try to collect."""
     from .schedules import at_period_end
 
@@ -514,11 +536,24 @@ def auto_advance(emu: Emulator, invoice_id: str) -> None:
     pay_invoice(emu, inv, "renewal")
 
 
+@contextmanager
+def at_time(emu: Emulator, clock: dict[str, Any] | None, at: int) -> Iterator[None]:
+    """Run the block at time ``at``: on the test ``clock`` (left there), or the global clock."""
+    if clock is not None:
+        clock["frozen_time"] = at
+    else:
+        emu._local.now = at
+    try:
+        yield
+    finally:
+        emu._local.now = None
+
+
 def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
     """Run renewals, retries and scheduled cancellations due up to ``until``, in time order."""
     clock = emu.store.get(clock_id) if clock_id else None
     for _ in range(10_000):
-        due: list[tuple[int, int, str, dict]] = []
+        due: list[tuple[int, int, str, dict[str, Any]]] = []
         for sub in emu.store.all("subscription"):
             if sub["test_clock"] != clock_id or sub["status"] not in (
                 "active",
@@ -551,11 +586,7 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
         if not due:
             break
         at, _, action, obj = min(due, key=lambda d: (d[0], d[1]))
-        if clock is not None:
-            clock["frozen_time"] = at
-        else:
-            emu._local.now = at
-        try:
+        with at_time(emu, clock, at):
             if action == "cancel":
                 cancel_now(emu, obj)
             elif action == "renew":
@@ -570,15 +601,19 @@ def run_due(emu: Emulator, clock_id: str | None, until: int) -> None:
                 emu.emit("checkout.session.expired", obj)
             else:
                 pay_invoice(emu, obj, "retry")
-        finally:
-            emu._local.now = None
     if clock is not None:
         clock["frozen_time"] = until
 
 
 def proration_items(
-    emu: Emulator, sub: dict, item: dict, new_price: dict, qty: int, when: int, credit_only: bool
-) -> list[dict]:
+    emu: Emulator,
+    sub: dict[str, Any],
+    item: dict[str, Any],
+    new_price: dict[str, Any],
+    qty: int,
+    when: int,
+    credit_only: bool,
+) -> list[dict[str, Any]]:
     """Credit for unused time on the old price and (unless the period restarts) a charge for
     the remaining time on the new one. Stored pending; the caller emits the events."""
     start, end = item["current_period_start"], item["current_period_end"]
@@ -649,7 +684,7 @@ PENDING_UPDATE_PARAMS = {
 PENDING_UPDATE_HOURS = 23
 
 
-def apply_pending_update(emu: Emulator, sub: dict) -> None:
+def apply_pending_update(emu: Emulator, sub: dict[str, Any]) -> None:
     """The pending update's invoice was paid: its changes take effect now."""
     pending = sub.get("pending_update")
     if not pending:
@@ -663,7 +698,7 @@ def apply_pending_update(emu: Emulator, sub: dict) -> None:
     emu.emit("customer.subscription.updated", sub, _diff(before, sub))
 
 
-def expire_pending_update(emu: Emulator, sub: dict) -> None:
+def expire_pending_update(emu: Emulator, sub: dict[str, Any]) -> None:
     """Nobody paid the pending update's invoice in time: its changes are discarded."""
     if not sub.get("pending_update"):
         return
@@ -672,8 +707,12 @@ def expire_pending_update(emu: Emulator, sub: dict) -> None:
     emu.emit("customer.subscription.pending_update_expired", sub, _diff(before, sub))
 
 
-def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
-    """Apply a subscription update (API, portal): validate everything, then mutate."""
+def update_subscription(
+    emu: Emulator, sub: dict[str, Any], p: dict[str, Any], *, collect: bool = True
+) -> dict[str, Any]:
+    """Apply a subscription update (API, portal): validate everything, then mutate.
+
+    ``collect=False`` (an invoice preview) leaves an invoice the update bills now in draft."""
     behavior = p.get("proration_behavior", "create_prorations")
     if behavior not in PRORATION_BEHAVIORS:
         raise invalid("proration_behavior", f"Invalid proration_behavior: {behavior}")
@@ -771,7 +810,7 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
         sub["cancellation_details"].update(reason="cancellation_requested", **details)
     elif details and not p.get("cancel_at_period_end"):
         sub["cancellation_details"].update(details)
-    pending: list[dict] = []
+    pending: list[dict[str, Any]] = []
     reset_period = False
     for item, price, quantity, spec in changes:
         if price["id"] != item["price"]["id"] or quantity != item["quantity"]:
@@ -813,6 +852,8 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
             pending=pending,
         )
         sub["latest_invoice"] = inv["id"]
+        if not collect:
+            return sub
         finalize_invoice(emu, inv)
         if payment_behavior == "pending_if_incomplete":
             emu.store.note(inv["id"])["pending_update_of"] = sub["id"]
@@ -826,7 +867,13 @@ def update_subscription(emu: Emulator, sub: dict, p: dict[str, Any]) -> dict:
     return sub
 
 
-def _make_pending(emu: Emulator, sub: dict, before: dict, changed: list, inv: dict) -> None:
+def _make_pending(
+    emu: Emulator,
+    sub: dict[str, Any],
+    before: dict[str, Any],
+    changed: list[Any],
+    inv: dict[str, Any],
+) -> None:
     """The update's payment failed: the subscription goes back to what it was and keeps the
     changes in ``pending_update`` until the invoice is paid (or the update expires)."""
     at = emu.now_for(sub)
@@ -847,20 +894,20 @@ def _make_pending(emu: Emulator, sub: dict, before: dict, changed: list, inv: di
 
 
 @routes("GET", f"/v1/subscriptions/{ID}")
-def get_subscription(emu: Emulator, req: Request, oid: str) -> dict:
+def get_subscription(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("subscription", oid)
 
 
 @routes("POST", f"/v1/subscriptions/{ID}")
-def post_subscription(emu: Emulator, req: Request, oid: str) -> dict:
+def post_subscription(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(SUB_UPDATE_SPEC)
     p.pop("expand", None)
     return update_subscription(emu, emu.get("subscription", oid), p)
 
 
 @routes("DELETE", f"/v1/subscriptions/{ID}")
-def delete_subscription(emu: Emulator, req: Request, oid: str) -> dict:
+def delete_subscription(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(
         {
             "invoice_now": "bool",
@@ -876,7 +923,7 @@ def delete_subscription(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/subscriptions/{ID}/resume")
-def resume_subscription(emu: Emulator, req: Request, oid: str) -> dict:
+def resume_subscription(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     """Resume a paused subscription; the emulator also lets it undo a scheduled cancellation."""
     req.parse({"billing_cycle_anchor": "str", "proration_behavior": "str", "proration_date": "int"})
     sub = emu.get("subscription", oid)
@@ -890,7 +937,7 @@ def resume_subscription(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/subscriptions")
-def list_subscriptions(emu: Emulator, req: Request) -> dict:
+def list_subscriptions(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {**LIST_SPEC, "customer": "str", "status": "str", "price": "str", "test_clock": "str"}
     )
@@ -910,7 +957,7 @@ def list_subscriptions(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/subscription_items/{ID}")
-def get_subscription_item(emu: Emulator, req: Request, oid: str) -> dict:
+def get_subscription_item(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     item = emu.subscription_item(oid)
     if item is None:
@@ -921,7 +968,7 @@ def get_subscription_item(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/subscription_items")
-def list_subscription_items(emu: Emulator, req: Request) -> dict:
+def list_subscription_items(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "subscription": "str"})
     if "subscription" not in p:
         raise missing("subscription")
@@ -933,13 +980,13 @@ def list_subscription_items(emu: Emulator, req: Request) -> dict:
 
 # --- invoices ---------------------------------------------------------------------------
 @routes("GET", f"/v1/invoices/{ID}")
-def get_invoice(emu: Emulator, req: Request, oid: str) -> dict:
+def get_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("invoice", oid)
 
 
 @routes("GET", "/v1/invoices")
-def list_invoices(emu: Emulator, req: Request) -> dict:
+def list_invoices(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {**LIST_SPEC, "customer": "str", "subscription": "str", "status": "str", "created": "range"}
     )
@@ -952,14 +999,14 @@ def list_invoices(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/invoices/{ID}/lines")
-def list_invoice_lines(emu: Emulator, req: Request, oid: str) -> dict:
+def list_invoice_lines(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(LIST_SPEC)
     inv = emu.get("invoice", oid)
     return paginate(list(inv["lines"]["data"]), p, f"/v1/invoices/{oid}/lines")
 
 
 @routes("POST", f"/v1/invoices/{ID}/pay")
-def post_pay_invoice(emu: Emulator, req: Request, oid: str) -> dict:
+def post_pay_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"payment_method": "str", "paid_out_of_band": "bool", "off_session": "bool"})
     inv = emu.get("invoice", oid)
     if inv["status"] == "draft":
@@ -972,20 +1019,35 @@ def post_pay_invoice(emu: Emulator, req: Request, oid: str) -> dict:
         emu.emit("invoice.paid", inv)
         return inv
     pm_id = p.get("payment_method")
-    if pm_id:
-        emu.get("payment_method", pm_id, "payment_method")
+    if pm_id and emu.get("payment_method", pm_id, "payment_method")["customer"] != inv["customer"]:
+        raise invalid(
+            "payment_method",
+            f"The PaymentMethod {pm_id} does not belong to the invoice's customer "
+            f"{inv['customer']}; attach it first.",
+            "resource_missing",
+        )
     if not pay_invoice(emu, inv, "retry" if pm_id is None else "manual", pm_id):
-        raise card_declined(charge=emu.get("payment_intent", _last_pi(emu, inv))["latest_charge"])
+        pi = emu.get("payment_intent", _last_pi(emu, inv))
+        if pi["status"] == "requires_action":
+            raise StripeError(
+                402,
+                "This payment requires additional user action before it can be completed "
+                "successfully. Payment can be completed using the hosted invoice page.",
+                type="card_error",
+                code="invoice_payment_intent_requires_action",
+                extra={"payment_intent": copy.deepcopy(pi)},
+            )
+        raise card_declined(charge=pi["latest_charge"], payment_intent=copy.deepcopy(pi))
     return inv
 
 
-def _last_pi(emu: Emulator, inv: dict) -> str:
+def _last_pi(emu: Emulator, inv: dict[str, Any]) -> str:
     pays = [p for p in emu.store.all("invoice_payment") if p["invoice"] == inv["id"]]
-    return pays[0]["payment"]["payment_intent"]
+    return str(pays[0]["payment"]["payment_intent"])
 
 
 @routes("POST", f"/v1/invoices/{ID}/finalize")
-def post_finalize_invoice(emu: Emulator, req: Request, oid: str) -> dict:
+def post_finalize_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({"auto_advance": "bool"})
     inv = emu.get("invoice", oid)
     if inv["status"] != "draft":
@@ -995,7 +1057,7 @@ def post_finalize_invoice(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/invoices/{ID}/void")
-def post_void_invoice(emu: Emulator, req: Request, oid: str) -> dict:
+def post_void_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     inv = emu.get("invoice", oid)
     if inv["status"] != "open":
@@ -1007,7 +1069,7 @@ def post_void_invoice(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/invoices/{ID}/mark_uncollectible")
-def post_mark_uncollectible(emu: Emulator, req: Request, oid: str) -> dict:
+def post_mark_uncollectible(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     inv = emu.get("invoice", oid)
     if inv["status"] != "open":
@@ -1020,7 +1082,7 @@ def post_mark_uncollectible(emu: Emulator, req: Request, oid: str) -> dict:
 
 # --- test clocks ------------------------------------------------------------------------
 @routes("POST", "/v1/test_helpers/test_clocks")
-def create_test_clock(emu: Emulator, req: Request) -> dict:
+def create_test_clock(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({"frozen_time": "int", "name": "str"})
     if "frozen_time" not in p:
         raise missing("frozen_time")
@@ -1033,26 +1095,26 @@ def create_test_clock(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/test_helpers/test_clocks/{ID}")
-def get_test_clock(emu: Emulator, req: Request, oid: str) -> dict:
+def get_test_clock(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("test_helpers.test_clock", oid)
 
 
 @routes("GET", "/v1/test_helpers/test_clocks")
-def list_test_clocks(emu: Emulator, req: Request) -> dict:
+def list_test_clocks(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(LIST_SPEC)
     return paginate(emu.store.all("test_helpers.test_clock"), p, "/v1/test_helpers/test_clocks")
 
 
 @routes("POST", f"/v1/test_helpers/test_clocks/{ID}/advance")
-def advance_test_clock(emu: Emulator, req: Request, oid: str) -> dict:
+def advance_test_clock(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"frozen_time": "int"})
     if "frozen_time" not in p:
         raise missing("frozen_time")
     return advance_clock(emu, oid, p["frozen_time"])
 
 
-def advance_clock(emu: Emulator, clock_id: str, frozen_time: int) -> dict:
+def advance_clock(emu: Emulator, clock_id: str, frozen_time: int) -> dict[str, Any]:
     """Advance a test clock, running everything due on it. Returns the 'advancing' snapshot."""
     clock = emu.get("test_helpers.test_clock", clock_id)
     if frozen_time <= clock["frozen_time"]:
@@ -1073,7 +1135,7 @@ def advance_clock(emu: Emulator, clock_id: str, frozen_time: int) -> dict:
 
 
 @routes("DELETE", f"/v1/test_helpers/test_clocks/{ID}")
-def delete_test_clock(emu: Emulator, req: Request, oid: str) -> dict:
+def delete_test_clock(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     clock = emu.get("test_helpers.test_clock", oid)
     emu.store.remove(oid)

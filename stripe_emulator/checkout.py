@@ -3,6 +3,7 @@ the admin API and ``Emulator.complete_checkout``)."""
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 from . import objects
@@ -13,10 +14,18 @@ from .api import (
     filtered,
     set_default_payment_method,
 )
-from .billing import DECLINE_CARD, charge, create_subscription
+from .billing import (
+    DECLINE_CARD,
+    charge,
+    create_invoice,
+    create_subscription,
+    finalize_invoice,
+    invoice_paid,
+)
 from .core import Request, Routes, task
 from .discounts import amount_off, by_code, redeem, resolve
 from .errors import StripeError, card_declined, invalid, missing
+from .invoicing import one_time_item, stand_in
 from .listing import LIST_SPEC, paginate
 from .params import merge_metadata
 from .sca import AUTH_ALWAYS, AUTH_ON_SESSION, SCA_CARDS
@@ -51,6 +60,10 @@ SESSION_SPEC = {
     "locale": "str",
     "expires_at": "int",
     "ui_mode": "str",
+    "invoice_creation": {
+        "enabled": "bool",
+        "invoice_data": {"description": "str", "metadata": "meta", "footer": "str"},
+    },
 }
 TEST_CARDS = {
     "4242424242424242": "succeeds",
@@ -66,7 +79,7 @@ TEST_CARDS = {
 
 
 @routes("POST", "/v1/checkout/sessions")
-def create_session(emu: Emulator, req: Request) -> dict:
+def create_session(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(SESSION_SPEC)
     mode = p.get("mode")
     if mode is None:
@@ -101,6 +114,16 @@ def create_session(emu: Emulator, req: Request) -> dict:
         )
     if not p.get("line_items"):
         raise missing("line_items")
+    invoicing = p.get("invoice_creation", {})
+    if invoicing and "enabled" not in invoicing:
+        raise missing("invoice_creation[enabled]")
+    if invoicing and mode != "payment":
+        raise invalid("invoice_creation", "invoice_creation can only be used in payment mode.")
+    if invoicing.get("enabled") and (p.get("discounts") or p.get("allow_promotion_codes")):
+        raise invalid(
+            "invoice_creation",
+            "The emulator does not combine invoice_creation with discounts or promotion codes.",
+        )
     if p.get("discounts") and p.get("allow_promotion_codes"):
         raise StripeError(
             400,
@@ -166,7 +189,7 @@ def create_session(emu: Emulator, req: Request) -> dict:
         allow_promotion_codes=p.get("allow_promotion_codes"),
         url=f"{emu.base_url}/checkout/{sid}",
         payment_method_collection="always" if mode == "subscription" else None,
-        invoice_creation=None,
+        invoice_creation=_invoice_creation(invoicing) if mode == "payment" else None,
     )
     if "expires_at" in p:
         session["expires_at"] = p["expires_at"]
@@ -193,14 +216,61 @@ def create_session(emu: Emulator, req: Request) -> dict:
     return session
 
 
+def _invoice_creation(spec: dict[str, Any]) -> dict[str, Any]:
+    """``session.invoice_creation`` as Stripe shows it (disabled unless asked for)."""
+    data = spec.get("invoice_data", {})
+    return {
+        "enabled": bool(spec.get("enabled")),
+        "invoice_data": {
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "description": data.get("description"),
+            "footer": data.get("footer"),
+            "issuer": None,
+            "metadata": merge_metadata({}, data.get("metadata")),
+            "rendering_options": None,
+        },
+    }
+
+
+def post_payment_invoice(
+    emu: Emulator, session: dict[str, Any], cus: dict[str, Any], pi: dict[str, Any]
+) -> dict[str, Any]:
+    """``invoice_creation``: once the payment succeeds, a paid invoice (the receipt) for what
+    was bought, one line per line item described by its product, linked to the session."""
+    data = session["invoice_creation"]["invoice_data"]
+    at = emu.now_for(cus)
+    items = [
+        one_time_item(emu, cus, line["price"], line["quantity"], line["description"])
+        for line in emu.store.note(session["id"])["line_items"]
+    ]
+    inv = create_invoice(
+        emu, stand_in(cus, session["currency"]), "manual", period_start=at, period_end=at,
+        with_sub_lines=False, pending=items,
+    )  # fmt: skip
+    inv.update(
+        description=data["description"],
+        footer=data["footer"],
+        metadata=dict(data["metadata"]),
+        auto_advance=False,
+    )
+    finalize_invoice(emu, inv)
+    before = copy.deepcopy(inv)
+    inv.update(attempted=True, attempt_count=1)
+    payment = objects.invoice_payment(emu.new_id("inpay_"), at, invoice_id=inv["id"], pi=pi)
+    emu.store.add(payment)
+    invoice_paid(emu, inv, payment, before)
+    return inv
+
+
 @routes("GET", f"/v1/checkout/sessions/{ID}")
-def get_session(emu: Emulator, req: Request, oid: str) -> dict:
+def get_session(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("checkout.session", oid)
 
 
 @routes("GET", f"/v1/checkout/sessions/{ID}/line_items")
-def get_line_items(emu: Emulator, req: Request, oid: str) -> dict:
+def get_line_items(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(LIST_SPEC)
     emu.get("checkout.session", oid)
     items = list(emu.store.note(oid).get("line_items", []))
@@ -208,7 +278,7 @@ def get_line_items(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/checkout/sessions/{ID}/expire")
-def expire_session(emu: Emulator, req: Request, oid: str) -> dict:
+def expire_session(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     session = emu.get("checkout.session", oid)
     if session["status"] != "open":
@@ -221,7 +291,7 @@ def expire_session(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/checkout/sessions")
-def list_sessions(emu: Emulator, req: Request) -> dict:
+def list_sessions(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             **LIST_SPEC,
@@ -242,7 +312,7 @@ def list_sessions(emu: Emulator, req: Request) -> dict:
 
 
 def success_url(session: dict[str, Any]) -> str:
-    return session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
+    return str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", session["id"])
 
 
 def normalise_card(number: str) -> str:
@@ -261,7 +331,7 @@ def complete(
     bank_account: str | None = None,
     promotion_code: str | None = None,
     three_d_secure: str = "complete",
-) -> dict:
+) -> dict[str, Any]:
     """Pay an open session with a test card (or, with ``bank_account``, a US bank account).
 
     Declines raise a 402 and leave it open. A bank debit completes the session unpaid; the
@@ -299,9 +369,10 @@ def complete(
     note = emu.store.note(session_id)
     email = email or session["customer_email"]
     cus = emu.store.get(session["customer"]) if session["customer"] else None
+    receipt = bool((session["invoice_creation"] or {}).get("enabled"))
     if cus is None and (
-        session["mode"] == "subscription" or session["customer_creation"] == "always"
-    ):
+        session["mode"] == "subscription" or session["customer_creation"] == "always" or receipt
+    ):  # an invoice needs a customer
         cus = create_customer_record(
             emu, email=email or "customer@example.invalid", name=name, metadata={}
         )
@@ -334,7 +405,7 @@ def complete(
         pass  # fully discounted: nothing to charge (no_payment_required)
     else:
         pi_data = note.get("payment_intent_data", {})
-        pi, _, _ = charge(
+        pi, _, paid = charge(
             emu,
             customer=cus["id"] if cus else None,
             amount=session["amount_total"],
@@ -345,6 +416,9 @@ def complete(
             purpose="checkout",
         )
         session["payment_intent"] = pi["id"]
+        if paid and receipt:
+            assert cus is not None
+            session["invoice"] = post_payment_invoice(emu, session, cus, pi)["id"]
     details = objects.new(
         "checkout.session.customer_details",
         email=(cus or {}).get("email") or email,
@@ -361,13 +435,14 @@ def complete(
         url=None,
     )
     if session["discounts"]:
-        coupon, promo = _chosen(emu, session)
-        redeem(emu, coupon, promo)
+        redeem(emu, *_chosen(emu, session))
     emu.emit("checkout.session.completed", session)
     return session
 
 
-def apply_to_session(emu: Emulator, session: dict, coupon: dict, promo: dict | None) -> None:
+def apply_to_session(
+    emu: Emulator, session: dict[str, Any], coupon: dict[str, Any], promo: dict[str, Any] | None
+) -> None:
     """Discount a session: its total (payment mode) now; a subscription's invoices later."""
     session["discounts"] = [
         {
@@ -396,14 +471,16 @@ def apply_to_session(emu: Emulator, session: dict, coupon: dict, promo: dict | N
     }
 
 
-def _chosen(emu: Emulator, session: dict) -> tuple[dict, dict | None]:
+def _chosen(emu: Emulator, session: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     entry = session["discounts"][0]
     promo = emu.get("promotion_code", entry["promotion_code"]) if entry["promotion_code"] else None
     coupon_id = promo["promotion"]["coupon"] if promo else entry["coupon"]
     return emu.get("coupon", coupon_id), promo
 
 
-def _session_discount(emu: Emulator, session: dict) -> tuple[dict, dict | None, str] | None:
+def _session_discount(
+    emu: Emulator, session: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None, str] | None:
     if not session["discounts"]:
         return None
     coupon, promo = _chosen(emu, session)
@@ -425,8 +502,13 @@ ASYNC_SETTLE_SECONDS = 4 * 86400
 
 
 def _complete_with_bank_debit(
-    emu: Emulator, session: dict, account_number: str, *, email: str | None, name: str | None
-) -> dict:
+    emu: Emulator,
+    session: dict[str, Any],
+    account_number: str,
+    *,
+    email: str | None,
+    name: str | None,
+) -> dict[str, Any]:
     number = normalise_card(account_number)
     if session["mode"] != "payment":
         raise invalid(
@@ -484,7 +566,10 @@ def _complete_with_bank_debit(
     emu.store.add(pi)
     emu.emit("payment_intent.created", pi)
     emu.emit("payment_intent.processing", pi)
-    ch = objects.charge(emu.new_id("ch_"), at, pi=pi, pm=None, ok=True)
+    ch = objects.charge(
+        emu.new_id("ch_"), at, pi=pi, pm=None, ok=True,
+        calculated_statement_descriptor=emu.statement_descriptor,
+    )  # fmt: skip
     pmd = objects.new("charge.payment_method_details", type="us_bank_account")
     pmd["us_bank_account"] = objects.new(
         "charge.payment_method_details.us_bank_account",

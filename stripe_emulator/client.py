@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,8 +28,16 @@ class EmulatorHTTPClient(stripe.HTTPClient):
         super().__init__(**kwargs)
         self.emulator = emulator
 
-    def request(
-        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    # The base class annotates the body as str; every real client (requests, urllib) returns
+    # bytes, as this one does, and stripe-python decodes it.
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any = None,
+        *,
+        _usage: list[str] | None = None,
     ) -> tuple[bytes, int, dict[str, str]]:
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -38,7 +46,13 @@ class EmulatorHTTPClient(stripe.HTTPClient):
         return resp.body, resp.status, dict(resp.headers)
 
     def request_stream(
-        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any = None,
+        *,
+        _usage: list[str] | None = None,
     ) -> tuple[io.BytesIO, int, dict[str, str]]:
         body, status, resp_headers = self.request(method, url, headers, post_data)
         return io.BytesIO(body), status, resp_headers
@@ -65,5 +79,5 @@ class EmulatorHTTPClient(stripe.HTTPClient):
     async def close_async(self) -> None:
         pass
 
-    def sleep_async(self, secs: float):  # noqa: ANN201 - matches the base signature
+    def sleep_async(self, secs: float) -> Awaitable[None]:
         return asyncio.sleep(secs)

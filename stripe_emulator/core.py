@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import threading
 import time
@@ -16,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import objects
@@ -27,11 +28,18 @@ from .params import check, decode
 from .state import Store, kind_of
 from .webhooks import Dispatcher, Target, is_loopback_url, matches
 
+if TYPE_CHECKING:
+    from .server import EmulatorServer
+
 Handler = Callable[..., Any]
 # Work that falls due later on a clock (a refund that fails, a bank debit that settles):
 # kind -> fn(emu, object_id, **args), registered by the modules with ``@task(kind)``.
 TASKS: dict[str, Handler] = {}
 DEFAULT_BASE_URL = "http://127.0.0.1:12111"
+# The business the emulated account belongs to (the dashboard's public business name): shown on
+# the hosted pages, as ``account.settings.dashboard.display_name`` and ``invoice.account_name``.
+DEFAULT_ACCOUNT_NAME = "Example Business"
+ACCOUNT_NAME_ENV = "STRIPE_EMULATOR_ACCOUNT_NAME"
 IDEMPOTENCY_TTL = 24 * 3600  # seconds Stripe keeps an idempotency key
 
 # How a missing object is named in "No such <name>: 'id'"
@@ -56,7 +64,8 @@ class Request:
 
     def parse(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Check the parameters against ``spec`` (``expand`` is always allowed)."""
-        return check(self.params, {**spec, "expand": "strs"})
+        checked: dict[str, Any] = check(self.params, {**spec, "expand": "strs"})
+        return checked
 
 
 @dataclass
@@ -109,7 +118,9 @@ class Emulator:
 
     ``clock`` is a callable returning Unix time (default ``time.time``); ``delivery`` is ``"sync"``
     (events are delivered before the API call returns) or ``"background"`` (a thread with
-    retries); ``state_path`` enables JSON snapshots written after every mutation.
+    retries); ``state_path`` enables JSON snapshots written after every mutation. ``account_name``
+    is the business the account belongs to (default: ``$STRIPE_EMULATOR_ACCOUNT_NAME``, else
+    ``DEFAULT_ACCOUNT_NAME``).
     """
 
     def __init__(
@@ -124,6 +135,7 @@ class Emulator:
         final_failed_renewal: str | None = None,
         dunning: dict[str, Any] | None = None,
         workers: int = 4,
+        account_name: str | None = None,
     ) -> None:
         from . import (  # route modules
             admin,
@@ -134,15 +146,21 @@ class Emulator:
             disputes,
             invoicing,
             pages,
+            payments,
             portal,
+            previews,
             sca,
             schedules,
+            tax_ids,
         )
 
         self.lock = threading.RLock()
         self.store = Store(seed)
         self._clock = clock or time.time
         self.base_url = base_url.rstrip("/")
+        self.account_name = (
+            account_name or os.environ.get(ACCOUNT_NAME_ENV) or DEFAULT_ACCOUNT_NAME
+        ).strip()
         self.state_path = state_path
         self.dispatcher = Dispatcher(self, delivery, retry_delays=retry_delays, workers=workers)
         self._local = threading.local()
@@ -157,15 +175,28 @@ class Emulator:
         self._resume_timer: threading.Timer | None = None
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         modules = (api, checkout, billing, disputes, discounts, invoicing, sca, admin, pages)
-        modules += (portal, schedules)
+        modules += (portal, schedules, payments, tax_ids, previews)  # type: ignore[assignment]
         for module in modules:
             self.routes.extend(module.routes.table)
         if state_path:
             self.store.load(state_path)
         if dunning or final_failed_renewal:
-            self.set_dunning(**(dunning or {}), **(
-                {"subscription": final_failed_renewal} if final_failed_renewal else {}
-            ))  # fmt: skip
+            settings = {**(dunning or {})}
+            if final_failed_renewal:
+                settings["subscription"] = final_failed_renewal
+            self.set_dunning(**settings)
+
+    @property
+    def display_name(self) -> str:
+        """The account's name as Stripe shows it (marked as the emulator's)."""
+        return f"{self.account_name} (Stripe emulator)"
+
+    @property
+    def statement_descriptor(self) -> str:
+        """Stripe's rule: 5-22 characters, none of ``<>\\'"*``; the dashboard's default is the
+        business name in capitals."""
+        kept = "".join(ch for ch in self.account_name.upper() if ch not in "<>\\'\"*")
+        return kept[:22].strip().ljust(5, ".")
 
     @property
     def dunning(self) -> dict[str, Any]:
@@ -260,7 +291,7 @@ class Emulator:
         sub = self.store.get(sub_id) if sub_id else None
         for item in (sub or {}).get("items", {}).get("data", []):
             if item["id"] == item_id:
-                return item
+                return item  # type: ignore[no-any-return]
         return None
 
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -278,7 +309,11 @@ class Emulator:
                 [copy.deepcopy(s) for s in subs if s["status"] != "canceled"],
             )
         if kind == "customer" and fieldname == "tax_ids":
-            return objects.list_object(f"/v1/customers/{obj['id']}/tax_ids", [])
+            from .tax_ids import tax_ids_of
+
+            return objects.list_object(
+                f"/v1/customers/{obj['id']}/tax_ids", copy.deepcopy(tax_ids_of(self, obj["id"]))
+            )
         if kind == "checkout.session" and fieldname == "line_items":
             items = copy.deepcopy(self.store.note(obj["id"]).get("line_items", []))
             return objects.list_object(f"/v1/checkout/sessions/{obj['id']}/line_items", items)
@@ -300,6 +335,18 @@ class Emulator:
 
     def expand(self, data: Any, paths: list[str]) -> Any:
         return expand(data, paths, self.lookup, self.include)
+
+    @contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """Run the block (under the lock) as if it happened, then forget it: the state, the ids
+        and the events it queued are as before (Stripe's previews change nothing)."""
+        with self.lock:
+            queued = len(self._outbox)
+            try:
+                with self.store.sandbox():
+                    yield
+            finally:
+                del self._outbox[queued:]
 
     # --- events --------------------------------------------------------------------------
     def emit(
@@ -357,22 +404,27 @@ class Emulator:
     def transaction(self, request: Request | None = None) -> Iterator[None]:
         """Hold the state lock; on the outermost exit persist and deliver queued events."""
         batch: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        with self.lock:
-            depth = getattr(self._local, "depth", 0)
-            self._local.depth = depth + 1
-            if request is not None and depth == 0:
-                self._local.request = request
-            try:
-                yield
-                self._dirty = True
-            finally:
-                self._local.depth = depth
-                if depth == 0:
-                    self._local.request = None
-                    batch, self._outbox = self._outbox, []
-                    self._persist()
-        if depth == 0:  # also delivers what the clock made due
-            self.dispatcher.dispatch(batch)
+        depth = -1
+        try:
+            with self.lock:
+                depth = getattr(self._local, "depth", 0)
+                self._local.depth = depth + 1
+                if request is not None and depth == 0:
+                    self._local.request = request
+                try:
+                    yield
+                finally:
+                    # A request that fails part-way (a declined card) keeps what it did and
+                    # sends its events (payment_intent.payment_failed), as Stripe does.
+                    self._dirty = True
+                    self._local.depth = depth
+                    if depth == 0:
+                        self._local.request = None
+                        batch, self._outbox = self._outbox, []
+                        self._persist()
+        finally:
+            if depth == 0:  # also delivers what the clock made due
+                self.dispatcher.dispatch(batch)
 
     def _persist(self) -> None:
         if self.state_path and self._dirty:
@@ -450,7 +502,7 @@ class Emulator:
                     seen = None  # Stripe prunes keys after 24 hours
                 if seen is None:
                     if key in self._in_progress:
-                        err = StripeError(
+                        busy = StripeError(
                             409,
                             "There is currently another in-progress request using this "
                             f"Idempotent Key (that probably means you submitted twice, and the "
@@ -458,18 +510,18 @@ class Emulator:
                             "later.",
                             code="idempotency_key_in_use",
                         )
-                        return Response.of_json(409, err.body(req.request_id), base)
+                        return Response.of_json(409, busy.body(req.request_id), base)
                     self._in_progress.add(key)
             if seen is not None:
                 if seen["fingerprint"] != fingerprint:
-                    err = StripeError(
+                    reused = StripeError(
                         400,
                         "Keys for idempotent requests can only be used with the same parameters "
                         "they were first used with. Try using a key other than "
                         f"'{key}' if you meant to execute a different request.",
                         type="idempotency_error",
                     )
-                    return Response.of_json(400, err.body(req.request_id), base)
+                    return Response.of_json(400, reused.body(req.request_id), base)
                 headers = {**base, "Idempotent-Replayed": "true", "Idempotency-Key": key}
                 return Response(
                     seen["status"], seen["body"].encode(), {**seen["headers"], **headers}
@@ -513,7 +565,8 @@ class Emulator:
         paths = req.params.get("expand") or []
         if isinstance(paths, str):
             paths = [paths]
-        return self.expand(result, list(paths))
+        expanded: dict[str, Any] = self.expand(result, list(paths))
+        return expanded
 
     def _authenticate(self, req: Request) -> None:
         auth = req.headers.get("authorization", "")
@@ -576,7 +629,7 @@ class Emulator:
         )
         self.store.add(endpoint)
         self.store.note(wid)["secret"] = secret or "whsec_" + uuid.uuid4().hex
-        shown = copy.deepcopy(endpoint)
+        shown: dict[str, Any] = copy.deepcopy(endpoint)
         shown["secret"] = self.store.note(wid)["secret"]
         return shown
 
@@ -689,7 +742,7 @@ class Emulator:
         port: int = 0,
         tick: float | None = None,
         latency: float = 0.0,
-    ):
+    ) -> EmulatorServer:
         """Start the loopback HTTP server in a thread; returns it (``.url``, ``.shutdown()``).
 
         ``tick`` (seconds) also runs due renewals/retries/expiries as wall-clock time passes;

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .billing import add_interval
@@ -31,14 +31,14 @@ routes = Routes()
 ID = r"(?P<oid>[^/]+)"
 
 
-def _redeemable(emu: Emulator, coupon: dict, param: str) -> None:
+def _redeemable(emu: Emulator, coupon: dict[str, Any], param: str) -> None:
     at = emu.now()
     if not coupon["valid"] or (coupon["redeem_by"] and coupon["redeem_by"] < at):
         raise invalid(param, f"Coupon {coupon['id']} is no longer valid.", "coupon_expired")
 
 
 @routes("POST", "/v1/coupons")
-def create_coupon(emu: Emulator, req: Request) -> dict:
+def create_coupon(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             "id": "str",
@@ -97,18 +97,18 @@ def create_coupon(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/coupons/{ID}")
-def get_coupon(emu: Emulator, req: Request, oid: str) -> dict:
+def get_coupon(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("coupon", oid)
 
 
 @routes("GET", "/v1/coupons")
-def list_coupons(emu: Emulator, req: Request) -> dict:
+def list_coupons(emu: Emulator, req: Request) -> dict[str, Any]:
     return paginate(emu.store.all("coupon"), req.parse(LIST_SPEC), "/v1/coupons")
 
 
 @routes("DELETE", f"/v1/coupons/{ID}")
-def delete_coupon(emu: Emulator, req: Request, oid: str) -> dict:
+def delete_coupon(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     coupon = emu.get("coupon", oid)
     coupon["valid"] = False
@@ -118,7 +118,7 @@ def delete_coupon(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", "/v1/promotion_codes")
-def create_promotion_code(emu: Emulator, req: Request) -> dict:
+def create_promotion_code(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             "promotion": {"type": "str", "coupon": "str"},
@@ -159,13 +159,13 @@ def create_promotion_code(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/promotion_codes/{ID}")
-def get_promotion_code(emu: Emulator, req: Request, oid: str) -> dict:
+def get_promotion_code(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("promotion_code", oid)
 
 
 @routes("POST", f"/v1/promotion_codes/{ID}")
-def update_promotion_code(emu: Emulator, req: Request, oid: str) -> dict:
+def update_promotion_code(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"active": "bool", "metadata": "meta"})
     promo = emu.get("promotion_code", oid)
     before = copy.deepcopy(promo)
@@ -178,7 +178,7 @@ def update_promotion_code(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/promotion_codes")
-def list_promotion_codes(emu: Emulator, req: Request) -> dict:
+def list_promotion_codes(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "code": "str", "active": "bool", "coupon": "str"})
     items = emu.store.all("promotion_code")
     if "code" in p:
@@ -191,7 +191,9 @@ def list_promotion_codes(emu: Emulator, req: Request) -> dict:
 
 
 # --- applying them ------------------------------------------------------------------------
-def resolve(emu: Emulator, spec: dict[str, str], param: str) -> tuple[dict, dict | None]:
+def resolve(
+    emu: Emulator, spec: dict[str, str], param: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(coupon, promotion code or None) for a ``discounts[]`` entry; checks they can be used."""
     if "promotion_code" in spec:
         promo = emu.get("promotion_code", spec["promotion_code"], f"{param}[promotion_code]")
@@ -204,7 +206,7 @@ def resolve(emu: Emulator, spec: dict[str, str], param: str) -> tuple[dict, dict
     raise missing(f"{param}[coupon]")
 
 
-def check_promotion_code(emu: Emulator, promo: dict, param: str) -> None:
+def check_promotion_code(emu: Emulator, promo: dict[str, Any], param: str) -> None:
     full = (
         promo["max_redemptions"] is not None and promo["times_redeemed"] >= promo["max_redemptions"]
     )
@@ -214,7 +216,7 @@ def check_promotion_code(emu: Emulator, promo: dict, param: str) -> None:
     _redeemable(emu, emu.get("coupon", promo["promotion"]["coupon"]), param)
 
 
-def by_code(emu: Emulator, code: str) -> dict:
+def by_code(emu: Emulator, code: str) -> dict[str, Any]:
     for promo in emu.store.all("promotion_code"):
         if promo["code"].lower() == code.strip().lower() and promo["active"]:
             check_promotion_code(emu, promo, "promotion_code")
@@ -222,14 +224,14 @@ def by_code(emu: Emulator, code: str) -> dict:
     raise invalid("promotion_code", f"Unknown promotion code: {code}", "promotion_code_invalid")
 
 
-def amount_off(coupon: dict, amount: int) -> int:
+def amount_off(coupon: dict[str, Any], amount: int) -> int:
     """What ``coupon`` takes off ``amount`` (cents)."""
     if coupon["percent_off"] is not None:
-        return min(amount, round(amount * coupon["percent_off"] / 100))
+        return min(amount, round(amount * float(coupon["percent_off"]) / 100))
     return min(amount, coupon["amount_off"] or 0)
 
 
-def redeem(emu: Emulator, coupon: dict, promo: dict | None) -> None:
+def redeem(emu: Emulator, coupon: dict[str, Any], promo: dict[str, Any] | None) -> None:
     coupon["times_redeemed"] += 1
     if (
         coupon["max_redemptions"] is not None
@@ -241,8 +243,12 @@ def redeem(emu: Emulator, coupon: dict, promo: dict | None) -> None:
 
 
 def subscription_discount(
-    emu: Emulator, sub: dict, coupon: dict, promo: dict | None, session_id: str | None
-) -> dict:
+    emu: Emulator,
+    sub: dict[str, Any],
+    coupon: dict[str, Any],
+    promo: dict[str, Any] | None,
+    session_id: str | None,
+) -> dict[str, Any]:
     """The discount object a subscription carries (``sub["discounts"]``)."""
     at = sub["created"]
     end = None
@@ -265,7 +271,7 @@ def subscription_discount(
     return discount
 
 
-def invoice_discounts(emu: Emulator, sub: dict, inv: dict) -> None:
+def invoice_discounts(emu: Emulator, sub: dict[str, Any], inv: dict[str, Any]) -> None:
     """Apply the subscription's live discounts to a draft invoice's subscription lines."""
     for discount_id in list(sub.get("discounts") or []):
         discount = emu.store.get(discount_id, "discount")

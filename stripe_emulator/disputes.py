@@ -20,7 +20,7 @@ Life cycle (Stripe's docs, "Disputes" and "Testing: disputes"):
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .api import created_filter, filtered
@@ -63,11 +63,13 @@ REASONS = (
 OPEN = ("needs_response", "under_review", "warning_needs_response", "warning_under_review")
 
 
-def _diff(before: dict, after: dict) -> dict:
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(before.get(k)) for k in after if before.get(k) != after[k]}
 
 
-def open_dispute(emu: Emulator, charge: dict, reason: str, *, inquiry: bool = False) -> dict:
+def open_dispute(
+    emu: Emulator, charge: dict[str, Any], reason: str, *, inquiry: bool = False
+) -> dict[str, Any]:
     """A cardholder disputes ``charge``: the dispute, its events and (chargebacks) the money."""
     if charge["status"] != "succeeded":
         raise invalid("charge", f"Charge {charge['id']} did not succeed; it cannot be disputed.")
@@ -103,7 +105,7 @@ def open_dispute(emu: Emulator, charge: dict, reason: str, *, inquiry: bool = Fa
     return dispute
 
 
-def _money(emu: Emulator, dispute: dict, amount: int, fee: int, description: str) -> None:
+def _money(emu: Emulator, dispute: dict[str, Any], amount: int, fee: int, description: str) -> None:
     at = emu.now_for(emu.store.get(dispute["charge"]) or {})
     txn = objects.balance_transaction(
         emu.new_id("txn_"),
@@ -134,7 +136,7 @@ def _money(emu: Emulator, dispute: dict, amount: int, fee: int, description: str
     dispute["balance_transactions"].append(copy.deepcopy(txn))
 
 
-def _withdraw(emu: Emulator, dispute: dict) -> None:
+def _withdraw(emu: Emulator, dispute: dict[str, Any]) -> None:
     _money(
         emu,
         dispute,
@@ -145,7 +147,7 @@ def _withdraw(emu: Emulator, dispute: dict) -> None:
     emu.emit("charge.dispute.funds_withdrawn", dispute)
 
 
-def close_dispute(emu: Emulator, dispute: dict, outcome: str) -> dict:
+def close_dispute(emu: Emulator, dispute: dict[str, Any], outcome: str) -> dict[str, Any]:
     """Decide an open dispute: ``won`` or ``lost`` (an inquiry: closed, or escalated if lost)."""
     if outcome not in ("won", "lost"):
         raise invalid("outcome", "outcome must be 'won' or 'lost'")
@@ -176,13 +178,13 @@ EVIDENCE_SPEC = {
 
 
 @routes("GET", f"/v1/disputes/{ID}")
-def get_dispute(emu: Emulator, req: Request, oid: str) -> dict:
+def get_dispute(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("dispute", oid)
 
 
 @routes("GET", "/v1/disputes")
-def list_disputes(emu: Emulator, req: Request) -> dict:
+def list_disputes(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "charge": "str", "payment_intent": "str", "created": "range"})
     items = filtered(
         emu.store.all("dispute"), charge=p.get("charge"), payment_intent=p.get("payment_intent")
@@ -191,7 +193,7 @@ def list_disputes(emu: Emulator, req: Request) -> dict:
 
 
 @routes("POST", f"/v1/disputes/{ID}")
-def update_dispute(emu: Emulator, req: Request, oid: str) -> dict:
+def update_dispute(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     """Save evidence; ``submit`` (default true) sends it. Test mode: the text decides."""
     p = req.parse({"evidence": EVIDENCE_SPEC, "metadata": "meta", "submit": "bool"})
     dispute = emu.get("dispute", oid)
@@ -224,7 +226,7 @@ def update_dispute(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/disputes/{ID}/close")
-def accept_dispute(emu: Emulator, req: Request, oid: str) -> dict:
+def accept_dispute(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     """Accept the dispute: a chargeback is lost, an inquiry closes."""
     req.parse({})
     dispute = emu.get("dispute", oid)

@@ -62,14 +62,19 @@ def invalid(param: str, message: str, code: str = "parameter_invalid_empty") -> 
     return StripeError(400, message, code=code, param=param)
 
 
-def card_declined(decline_code: str = "generic_decline", charge: str | None = None) -> StripeError:
+def card_declined(
+    decline_code: str = "generic_decline",
+    charge: str | None = None,
+    *,
+    payment_intent: dict[str, Any] | None = None,
+    code: str = "card_declined",
+    message: str = "Your card was declined.",
+) -> StripeError:
+    """Stripe's 402 ``card_error``; on a request about a PaymentIntent it carries the
+    PaymentIntent (and its payment method), as the SDK's ``CardError.error.payment_intent``."""
     extra: dict[str, Any] = {"decline_code": decline_code}
     if charge:
         extra["charge"] = charge
-    return StripeError(
-        402,
-        "Your card was declined.",
-        type="card_error",
-        code="card_declined",
-        extra=extra,
-    )
+    if payment_intent is not None:
+        extra["payment_intent"] = payment_intent
+    return StripeError(402, message, type="card_error", code=code, extra=extra)

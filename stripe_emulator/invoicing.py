@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .billing import create_invoice, finalize_invoice, pay_invoice
@@ -28,7 +28,7 @@ HOUR = 3600
 
 
 @routes("POST", "/v1/invoiceitems")
-def create_invoice_item(emu: Emulator, req: Request) -> dict:
+def create_invoice_item(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             "customer": "str",
@@ -54,8 +54,23 @@ def create_invoice_item(emu: Emulator, req: Request) -> dict:
     )
     if sub is not None and sub["customer"] != cus["id"]:
         raise invalid("subscription", "The subscription belongs to another customer.")
-    quantity = p.get("quantity", 1)
-    product = emu.get("product", price["product"])
+    item = one_time_item(
+        emu, cus, price, p.get("quantity", 1), p.get("description"), sub["id"] if sub else None
+    )
+    item["metadata"] = merge_metadata({}, p.get("metadata"))
+    emu.emit("invoiceitem.created", item)
+    return item
+
+
+def one_time_item(
+    emu: Emulator,
+    cus: dict[str, Any],
+    price: dict[str, Any],
+    quantity: int,
+    description: str | None = None,
+    sub_id: str | None = None,
+) -> dict[str, Any]:
+    """A pending invoice item for ``quantity`` of a one-time price (described by its product)."""
     at = emu.now_for(cus)
     item = objects.invoice_item(
         emu.new_id("ii_"),
@@ -63,24 +78,22 @@ def create_invoice_item(emu: Emulator, req: Request) -> dict:
         customer=cus["id"],
         amount=price["unit_amount"] * quantity,
         currency=price["currency"],
-        description=p.get("description") or product["name"],
+        description=description or emu.get("product", price["product"])["name"],
         price_obj=price,
         start=at,
         end=at,
-        sub_id=sub["id"] if sub else None,
+        sub_id=sub_id,
         si_id=None,
         proration=False,
         test_clock=cus["test_clock"],
     )
     item.update(quantity=quantity, quantity_decimal=str(quantity))
-    item["metadata"] = merge_metadata({}, p.get("metadata"))
     emu.store.add(item)
-    emu.emit("invoiceitem.created", item)
     return item
 
 
-def _pending(emu: Emulator, customer_id: str, sub_id: str | None) -> list[dict]:
-    def sub_of(ii: dict) -> str | None:
+def _pending(emu: Emulator, customer_id: str, sub_id: str | None) -> list[dict[str, Any]]:
+    def sub_of(ii: dict[str, Any]) -> str | None:
         return ((ii["parent"] or {}).get("subscription_details") or {}).get("subscription")
 
     return [
@@ -90,13 +103,13 @@ def _pending(emu: Emulator, customer_id: str, sub_id: str | None) -> list[dict]:
     ]
 
 
-def _stand_in(cus: dict, currency: str) -> dict:
+def stand_in(cus: dict[str, Any], currency: str) -> dict[str, Any]:
     """What ``create_invoice`` reads of a subscription, for an invoice without one."""
     return {"id": None, "customer": cus["id"], "currency": currency, "metadata": {}, "items": {}}
 
 
 @routes("POST", "/v1/invoices")
-def create_manual_invoice(emu: Emulator, req: Request) -> dict:
+def create_manual_invoice(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(
         {
             "customer": "str",
@@ -124,7 +137,7 @@ def create_manual_invoice(emu: Emulator, req: Request) -> dict:
     currency = (sub or {}).get("currency") or p.get("currency") or "usd"
     at = emu.now_for(cus)
     inv = create_invoice(
-        emu, sub or _stand_in(cus, currency), "manual", period_start=at, period_end=at,
+        emu, sub or stand_in(cus, currency), "manual", period_start=at, period_end=at,
         with_sub_lines=False, pending=pending,
     )  # fmt: skip
     inv["description"] = p.get("description")
@@ -146,7 +159,7 @@ def manual_auto_advance(emu: Emulator, invoice_id: str) -> None:
 
 
 @routes("POST", r"/_emulator/subscriptions/(?P<oid>[^/]+)/threshold_invoice")
-def threshold_invoice(emu: Emulator, req: Request, oid: str) -> dict:
+def threshold_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     """Billing thresholds crossed: invoice the subscription's pending items now and charge."""
     with emu.transaction():
         sub = emu.get("subscription", oid)

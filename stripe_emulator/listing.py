@@ -45,7 +45,7 @@ def paginate(items: list[dict[str, Any]], params: dict[str, Any], url: str) -> d
 
 
 Lookup = Callable[[str], "dict[str, Any] | None"]
-Includer = Callable[[dict[str, Any], str], "dict[str, Any] | list | None"]
+Includer = Callable[[dict[str, Any], str], "dict[str, Any] | list[Any] | None"]
 
 
 def expand(obj: Any, paths: list[str], lookup: Lookup, include: Includer) -> Any:
@@ -67,7 +67,7 @@ def expand(obj: Any, paths: list[str], lookup: Lookup, include: Includer) -> Any
     return obj
 
 
-def _expand_one(obj: Any, parts: list[str], path: str, lookup: Lookup, include: Includer):
+def _expand_one(obj: Any, parts: list[str], path: str, lookup: Lookup, include: Includer) -> None:
     if not parts:
         return
     if isinstance(obj, list):

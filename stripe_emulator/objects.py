@@ -25,14 +25,14 @@ def new(kind: str, **fields: Any) -> dict[str, Any]:
         if key not in obj:
             raise KeyError(f"{kind} has no field {key!r}")
         obj[key] = value
-    return obj
+    return obj  # type: ignore[no-any-return]  # deepcopy of the skeleton dict
 
 
 def list_object(url: str, data: list[dict[str, Any]], has_more: bool = False) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
-def account() -> dict[str, Any]:
+def account(display_name: str) -> dict[str, Any]:
     obj = new(
         "account",
         id="acct_emulator",
@@ -49,7 +49,7 @@ def account() -> dict[str, Any]:
     )
     obj["settings"] = settings = new("account.settings")
     settings["dashboard"] = new(
-        "account.settings.dashboard", display_name="HRVSTR (Stripe emulator)", timezone="Etc/UTC"
+        "account.settings.dashboard", display_name=display_name, timezone="Etc/UTC"
     )
     settings["branding"] = new("account.settings.branding")
     obj["business_profile"] = None
@@ -57,7 +57,13 @@ def account() -> dict[str, Any]:
 
 
 def customer(
-    cid: str, created: int, *, email: str | None, name: str | None, metadata: dict, test_clock=None
+    cid: str,
+    created: int,
+    *,
+    email: str | None,
+    name: str | None,
+    metadata: dict[str, Any],
+    test_clock: str | None = None,
 ) -> dict[str, Any]:
     obj = new(
         "customer",
@@ -79,7 +85,15 @@ def customer(
     return obj
 
 
-def product(pid: str, created: int, *, name: str, metadata: dict, active: bool = True, **extra):
+def product(
+    pid: str,
+    created: int,
+    *,
+    name: str,
+    metadata: dict[str, Any],
+    active: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
     return new(
         "product",
         id=pid,
@@ -104,10 +118,10 @@ def price(
     product: str,
     unit_amount: int,
     currency: str,
-    recurring: dict | None,
+    recurring: dict[str, Any] | None,
     lookup_key: str | None,
     nickname: str | None,
-    metadata: dict,
+    metadata: dict[str, Any],
     active: bool = True,
 ) -> dict[str, Any]:
     rec = None
@@ -158,7 +172,9 @@ def plan_from(price_obj: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def checkout_line_item(lid: str, price_obj: dict[str, Any], quantity: int, description: str):
+def checkout_line_item(
+    lid: str, price_obj: dict[str, Any], quantity: int, description: str
+) -> dict[str, Any]:
     amount = price_obj["unit_amount"] * quantity
     return new(
         "item",
@@ -221,7 +237,14 @@ def subscription(sid: str, created: int, **fields: Any) -> dict[str, Any]:
 
 
 def subscription_item(
-    iid: str, created: int, *, sub: str, price_obj: dict, quantity: int, start: int, end: int
+    iid: str,
+    created: int,
+    *,
+    sub: str,
+    price_obj: dict[str, Any],
+    quantity: int,
+    start: int,
+    end: int,
 ) -> dict[str, Any]:
     return new(
         "subscription_item",
@@ -244,11 +267,9 @@ def invoice(iid: str, created: int, **fields: Any) -> dict[str, Any]:
         id=iid,
         created=created,
         account_country="US",
-        account_name="HRVSTR (Stripe emulator)",
         auto_advance=True,
         collection_method="charge_automatically",
         customer_tax_exempt="none",
-        customer_tax_ids=[],
         metadata={},
         status="draft",
         starting_balance=0,
@@ -275,7 +296,7 @@ def invoice_line(
     amount: int,
     currency: str,
     description: str,
-    price_obj: dict,
+    price_obj: dict[str, Any],
     quantity: int,
     start: int,
     end: int,
@@ -285,7 +306,9 @@ def invoice_line(
     proration: bool = False,
 ) -> dict[str, Any]:
     parent = new("line_item.parent")
-    if invoice_item:
+    # A subscription item's own invoice items (its prorations) are subscription item lines that
+    # name the invoice item, as Stripe shows them; other invoice items are invoice item lines.
+    if invoice_item and not si_id:
         parent["type"] = "invoice_item_details"
         parent["invoice_item_details"] = {
             "invoice_item": invoice_item,
@@ -300,7 +323,7 @@ def invoice_line(
             subscription=sub_id,
             subscription_item=si_id,
             proration=proration,
-            invoice_item=None,
+            invoice_item=invoice_item,
         )
     pricing = new("line_item.pricing", type="price_details")
     pricing["price_details"] = new(
@@ -335,7 +358,7 @@ def invoice_item(
     amount: int,
     currency: str,
     description: str,
-    price_obj: dict,
+    price_obj: dict[str, Any],
     start: int,
     end: int,
     sub_id: str | None,
@@ -377,7 +400,9 @@ def invoice_item(
     )
 
 
-def invoice_payment(pid: str, created: int, *, invoice_id: str, pi: dict) -> dict[str, Any]:
+def invoice_payment(
+    pid: str, created: int, *, invoice_id: str, pi: dict[str, Any]
+) -> dict[str, Any]:
     obj = new(
         "invoice_payment",
         id=pid,
@@ -399,17 +424,14 @@ def invoice_payment(pid: str, created: int, *, invoice_id: str, pi: dict) -> dic
 
 
 def payment_intent(pid: str, created: int, **fields: Any) -> dict[str, Any]:
-    return new(
-        "payment_intent",
-        id=pid,
-        created=created,
-        client_secret=f"{pid}_secret_emulator",
-        capture_method="automatic_async",
-        confirmation_method="automatic",
-        payment_method_types=["card"],
-        status="requires_payment_method",
-        **fields,
-    )
+    defaults = {
+        "client_secret": f"{pid}_secret_emulator",
+        "capture_method": "automatic_async",
+        "confirmation_method": "automatic",
+        "payment_method_types": ["card"],
+        "status": "requires_payment_method",
+    }
+    return new("payment_intent", id=pid, created=created, **{**defaults, **fields})
 
 
 def card_details(number: str, exp_month: int, exp_year: int) -> dict[str, Any]:
@@ -442,7 +464,15 @@ def payment_method(
     )
 
 
-def charge(cid: str, created: int, *, pi: dict, pm: dict | None, ok: bool, **fields: Any):
+def charge(
+    cid: str,
+    created: int,
+    *,
+    pi: dict[str, Any],
+    pm: dict[str, Any] | None,
+    ok: bool,
+    **fields: Any,
+) -> dict[str, Any]:
     card = (pm or {}).get("card") or {}
     pmd = new("charge.payment_method_details", type="card")
     pmd["card"] = new(
@@ -490,12 +520,13 @@ def charge(cid: str, created: int, *, pi: dict, pm: dict | None, ok: bool, **fie
         refunded=False,
         amount_refunded=0,
         receipt_url=f"https://pay.stripe.com/receipts/emulator/{cid}",
-        calculated_statement_descriptor="HRVSTR",
         **fields,
     )
 
 
-def balance_transaction(tid: str, created: int, *, amount: int, currency: str, source: str, kind):
+def balance_transaction(
+    tid: str, created: int, *, amount: int, currency: str, source: str, kind: str
+) -> dict[str, Any]:
     fee = 0 if kind != "charge" else round(amount * 0.029) + 30
     return new(
         "balance_transaction",
@@ -534,8 +565,14 @@ def refund(rid: str, created: int, **fields: Any) -> dict[str, Any]:
 
 
 def portal_session(
-    bid: str, created: int, *, customer: str, return_url, url: str, configuration: str
-):
+    bid: str,
+    created: int,
+    *,
+    customer: str,
+    return_url: str | None,
+    url: str,
+    configuration: str,
+) -> dict[str, Any]:
     return new(
         "billing_portal.session",
         id=bid,
@@ -553,9 +590,9 @@ def event(
     created: int,
     *,
     type: str,  # noqa: A002
-    obj: dict,
-    previous: dict | None,
-    request: dict,
+    obj: dict[str, Any],
+    previous: dict[str, Any] | None,
+    request: dict[str, Any],
     pending_webhooks: int,
     api_version: str = API_VERSION,
 ) -> dict[str, Any]:
@@ -577,7 +614,9 @@ def event(
     )
 
 
-def webhook_endpoint(wid: str, created: int, *, url: str, events: list[str], api_version):
+def webhook_endpoint(
+    wid: str, created: int, *, url: str, events: list[str], api_version: str | None
+) -> dict[str, Any]:
     return new(
         "webhook_endpoint",
         id=wid,

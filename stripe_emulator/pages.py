@@ -58,7 +58,9 @@ def form_value(req: Request, name: str) -> str:
 
 
 # --- checkout ---------------------------------------------------------------------------
-def render_checkout(emu: Emulator, session: dict, error: str | None = None, status=200):
+def render_checkout(
+    emu: Emulator, session: dict[str, Any], error: str | None = None, status: int = 200
+) -> Response:
     items = emu.store.note(session["id"]).get("line_items", [])
     rows = "".join(
         f"<tr><td>{escape(i['description'] or '')} × {i['quantity']}</td>"
@@ -132,7 +134,7 @@ def parse_expiry(text: str) -> tuple[int, int]:
     return m, (2000 + y if y < 100 else y)
 
 
-def render_challenge(session: dict, req: Request) -> Response:
+def render_challenge(session: dict[str, Any], req: Request) -> Response:
     """3-D Secure: the issuer's page asks the customer to confirm before the payment."""
     hidden = "".join(
         f"<input type='hidden' name='{name}' value='{escape(form_value(req, name))}'>"
@@ -178,7 +180,7 @@ def checkout_submit(emu: Emulator, req: Request, oid: str) -> Response:
 
 
 # --- customer portal --------------------------------------------------------------------
-def portal_subscriptions(emu: Emulator, customer_id: str) -> list[dict]:
+def portal_subscriptions(emu: Emulator, customer_id: str) -> list[dict[str, Any]]:
     return [
         s
         for s in emu.store.all("subscription")
@@ -186,7 +188,9 @@ def portal_subscriptions(emu: Emulator, customer_id: str) -> list[dict]:
     ]
 
 
-def render_portal(emu: Emulator, bps: dict, message: str | None = None, status: int = 200):
+def render_portal(
+    emu: Emulator, bps: dict[str, Any], message: str | None = None, status: int = 200
+) -> Response:
     cus = emu.get("customer", bps["customer"])
     subs = portal_subscriptions(emu, cus["id"])
     base = f"/portal/{escape(bps['id'])}"
@@ -293,7 +297,7 @@ def portal_action(emu: Emulator, req: Request, oid: str) -> Response:
     return Response.redirect(f"/portal/{oid}?message={quote(message)}")
 
 
-def run_portal_action(emu: Emulator, bps: dict, action: str, form: dict[str, Any]) -> str:
+def run_portal_action(emu: Emulator, bps: dict[str, Any], action: str, form: dict[str, Any]) -> str:
     cus = emu.get("customer", bps["customer"])
     if action == "card":
         number = normalise_card(form.get("card_number", ""))

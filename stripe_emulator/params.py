@@ -42,7 +42,8 @@ def decode(query: str) -> dict[str, Any]:
                 if not isinstance(child, dict):
                     child = node[key] = {}
                 node = child
-    return _listify(root)
+    decoded: dict[str, Any] = _listify(root)
+    return decoded
 
 
 def _listify(node: Any) -> Any:
@@ -129,7 +130,7 @@ def check(params: Any, spec: Spec, path: str = "") -> Any:
     raise StripeError(500, f"bad spec {spec!r}", type="api_error")  # pragma: no cover
 
 
-def merge_metadata(current: dict[str, str] | None, update: dict[str, str] | None) -> dict:
+def merge_metadata(current: dict[str, str] | None, update: dict[str, str] | None) -> dict[str, Any]:
     """Stripe's metadata update: keys are merged; an empty value deletes a key."""
     out = dict(current or {})
     for key, value in (update or {}).items():

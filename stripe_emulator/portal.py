@@ -11,7 +11,7 @@ configuration, the one saved in the dashboard; the emulator's default prorates w
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .billing import add_interval
@@ -69,7 +69,7 @@ CONFIG_SPEC = {
 }
 
 
-def default_configuration(emu: Emulator) -> dict:
+def default_configuration(emu: Emulator) -> dict[str, Any]:
     """The account's default configuration (the dashboard's), created on first need."""
     existing = emu.store.get(DEFAULT_CONFIGURATION)
     if existing is not None:
@@ -89,7 +89,7 @@ def default_configuration(emu: Emulator) -> dict:
     return config
 
 
-def _apply_features(emu: Emulator, config: dict, spec: dict) -> None:
+def _apply_features(emu: Emulator, config: dict[str, Any], spec: dict[str, Any]) -> None:
     features = config["features"]
     for name, values in spec.items():
         target = features[name]
@@ -136,7 +136,7 @@ def _apply_features(emu: Emulator, config: dict, spec: dict) -> None:
 
 
 @routes("POST", "/v1/billing_portal/configurations")
-def create_configuration(emu: Emulator, req: Request) -> dict:
+def create_configuration(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse(CONFIG_SPEC)
     if "features" not in p:
         raise missing("features")
@@ -155,7 +155,7 @@ def create_configuration(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/billing_portal/configurations/{ID}")
-def get_configuration(emu: Emulator, req: Request, oid: str) -> dict:
+def get_configuration(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     if oid == DEFAULT_CONFIGURATION:
         return default_configuration(emu)
@@ -163,7 +163,7 @@ def get_configuration(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("GET", "/v1/billing_portal/configurations")
-def list_configurations(emu: Emulator, req: Request) -> dict:
+def list_configurations(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "active": "bool", "is_default": "bool"})
     default_configuration(emu)
     items = emu.store.all("billing_portal.configuration")
@@ -175,7 +175,7 @@ def list_configurations(emu: Emulator, req: Request) -> dict:
 
 
 @routes("POST", f"/v1/billing_portal/configurations/{ID}")
-def update_configuration(emu: Emulator, req: Request, oid: str) -> dict:
+def update_configuration(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(CONFIG_SPEC)
     config = emu.get("billing_portal.configuration", oid)
     before = copy.deepcopy(config)
@@ -191,7 +191,9 @@ def update_configuration(emu: Emulator, req: Request, oid: str) -> dict:
     return config
 
 
-def portal_prices(emu: Emulator, config: dict, current: dict) -> list[dict]:
+def portal_prices(
+    emu: Emulator, config: dict[str, Any], current: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The prices the portal offers to switch ``current`` to, under ``config``."""
     update = config["features"]["subscription_update"]
     if not update["enabled"] or "price" not in update["default_allowed_updates"]:
@@ -210,12 +212,13 @@ def portal_prices(emu: Emulator, config: dict, current: dict) -> list[dict]:
     ]
 
 
-def _per_day(price: dict) -> float:
+def _per_day(price: dict[str, Any]) -> float:
     rec = price["recurring"]
-    return price["unit_amount"] / (INTERVAL_DAYS[rec["interval"]] * rec["interval_count"])
+    days: int = INTERVAL_DAYS[rec["interval"]] * rec["interval_count"]
+    return float(price["unit_amount"]) / days
 
 
-def portal_switch(emu: Emulator, config: dict, sub: dict, price_id: str) -> str:
+def portal_switch(emu: Emulator, config: dict[str, Any], sub: dict[str, Any], price_id: str) -> str:
     """Switch ``sub`` to ``price_id`` as the portal does under ``config``."""
     from .billing import update_subscription
 

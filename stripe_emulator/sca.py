@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .core import Request, Response, Routes
@@ -29,16 +29,20 @@ routes = Routes()
 AUTH_ON_SESSION = "4000002500003155"
 AUTH_ALWAYS = "4000002760003184"
 SCA_CARDS = (AUTH_ON_SESSION, AUTH_ALWAYS)
-OFF_SESSION = ("renewal", "retry", "update", "manual")
+OFF_SESSION = ("renewal", "retry", "update", "manual", "off_session")
+ON_SESSION = "on_session"  # a PaymentIntent confirmed through the API with the customer present
 
 
 def needs_authentication(emu: Emulator, pm_id: str | None, purpose: str) -> bool:
-    """Whether a charge must wait for the customer (Checkout authenticates on its page)."""
+    """Whether a charge must wait for the customer (Checkout authenticates on its page): 3155
+    on-session only (it was set up for later off-session use), 3184 every time."""
     number = emu.store.notes.get(pm_id or "", {}).get("card")
+    if purpose == ON_SESSION:
+        return number in SCA_CARDS
     return number == AUTH_ALWAYS and purpose in OFF_SESSION
 
 
-def require_action(emu: Emulator, pi: dict) -> None:
+def require_action(emu: Emulator, pi: dict[str, Any]) -> None:
     action = objects.new("payment_intent.next_action", type="redirect_to_url")
     action["redirect_to_url"] = {
         "return_url": None,
@@ -48,7 +52,7 @@ def require_action(emu: Emulator, pi: dict) -> None:
     emu.emit("payment_intent.requires_action", pi)
 
 
-def authenticate(emu: Emulator, pi_id: str, outcome: str) -> dict:
+def authenticate(emu: Emulator, pi_id: str, outcome: str) -> dict[str, Any]:
     """The customer completes (``complete``) or fails (``fail``) 3-D Secure for ``pi_id``."""
     from .billing import _diff, invoice_paid, settle_payment
 
@@ -65,7 +69,7 @@ def authenticate(emu: Emulator, pi_id: str, outcome: str) -> dict:
         p for p in emu.store.all("invoice_payment") if p["payment"]["payment_intent"] == pi_id
     ]
     inv = emu.store.get(payments[0]["invoice"], "invoice") if payments else None
-    before = copy.deepcopy(inv) if inv else None
+    before = copy.deepcopy(inv) if inv else {}
     if outcome == "complete":
         settle_payment(emu, pi, True)
         if inv is not None and inv["status"] == "open":
@@ -100,7 +104,7 @@ def authentication_page(emu: Emulator, req: Request, oid: str) -> Response:
             )
         body = f"""
 <h1>3-D Secure test payment</h1>
-<p>Confirm a payment of {money(pi["amount"], pi["currency"])} to HRVSTR.</p>
+<p>Confirm a payment of {money(pi["amount"], pi["currency"])} to {escape(emu.account_name)}.</p>
 <form method="post" action="/authenticate/{escape(oid)}">
 <button name="outcome" value="complete" type="submit">Complete authentication</button>
 <button name="outcome" value="fail" type="submit" class="secondary">Fail authentication</button>
@@ -123,7 +127,7 @@ def authentication_submit(emu: Emulator, req: Request, oid: str) -> Response:
 
 
 @routes("POST", r"/_emulator/payment_intents/(?P<oid>pi_[^/]+)/authenticate")
-def authenticate_admin(emu: Emulator, req: Request, oid: str) -> dict:
+def authenticate_admin(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse({"outcome": "str"})
     with emu.transaction():
         return copy.deepcopy(authenticate(emu, oid, p.get("outcome", "complete")))

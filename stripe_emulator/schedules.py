@@ -12,7 +12,7 @@ schedule manages refuses direct cancellation changes, as Stripe does.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import objects
 from .billing import add_interval
@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 routes = Routes()
 
 
-def emit_updated(emu: Emulator, event_type: str, obj: dict, before: dict) -> None:
+def emit_updated(
+    emu: Emulator, event_type: str, obj: dict[str, Any], before: dict[str, Any]
+) -> None:
     """``*.updated`` with the changed top-level fields' old values, as Stripe sends it."""
     previous = {k: copy.deepcopy(before.get(k)) for k in obj if before.get(k) != obj[k]}
     if previous:
@@ -38,7 +40,9 @@ ID = r"(?P<oid>[^/]+)"
 
 
 # --- subscription schedules -------------------------------------------------------------
-def phase_build(emu: Emulator, sub: dict, price: dict, quantity: int, start: int, end: int) -> dict:
+def phase_build(
+    emu: Emulator, sub: dict[str, Any], price: dict[str, Any], quantity: int, start: int, end: int
+) -> dict[str, Any]:
     item = objects.new(
         "subscription_schedule.phases.items",
         price=price["id"],
@@ -59,7 +63,7 @@ def phase_build(emu: Emulator, sub: dict, price: dict, quantity: int, start: int
     )
 
 
-def current_phase_refresh(emu: Emulator, schedule: dict, at: int) -> None:
+def current_phase_refresh(emu: Emulator, schedule: dict[str, Any], at: int) -> None:
     current = next((p for p in schedule["phases"] if p["start_date"] <= at < p["end_date"]), None)
     schedule["current_phase"] = (
         objects.new(
@@ -72,7 +76,9 @@ def current_phase_refresh(emu: Emulator, schedule: dict, at: int) -> None:
     )
 
 
-def schedule_from_subscription(emu: Emulator, sub: dict, metadata: dict | None = None) -> dict:
+def schedule_from_subscription(
+    emu: Emulator, sub: dict[str, Any], metadata: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A schedule that takes over ``sub``: one phase, its price until its period end."""
     if sub["schedule"]:
         raise invalid(
@@ -126,7 +132,7 @@ SCHEDULE_PHASE_SPEC = {
 
 
 @routes("POST", "/v1/subscription_schedules")
-def create_schedule(emu: Emulator, req: Request) -> dict:
+def create_schedule(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({"from_subscription": "str", "metadata": "meta", "customer": "str"})
     if "from_subscription" not in p:
         raise missing("from_subscription")
@@ -135,13 +141,13 @@ def create_schedule(emu: Emulator, req: Request) -> dict:
 
 
 @routes("GET", f"/v1/subscription_schedules/{ID}")
-def get_schedule(emu: Emulator, req: Request, oid: str) -> dict:
+def get_schedule(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({})
     return emu.get("subscription_schedule", oid)
 
 
 @routes("GET", "/v1/subscription_schedules")
-def list_schedules(emu: Emulator, req: Request) -> dict:
+def list_schedules(emu: Emulator, req: Request) -> dict[str, Any]:
     p = req.parse({**LIST_SPEC, "customer": "str"})
     items = emu.store.all("subscription_schedule")
     if p.get("customer"):
@@ -150,7 +156,7 @@ def list_schedules(emu: Emulator, req: Request) -> dict:
 
 
 @routes("POST", f"/v1/subscription_schedules/{ID}")
-def update_schedule(emu: Emulator, req: Request, oid: str) -> dict:
+def update_schedule(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     p = req.parse(
         {
             "phases": [SCHEDULE_PHASE_SPEC],
@@ -179,7 +185,9 @@ def update_schedule(emu: Emulator, req: Request, oid: str) -> dict:
     return schedule
 
 
-def _phases(emu: Emulator, sub: dict, schedule: dict, specs: list[dict]) -> list[dict]:
+def _phases(
+    emu: Emulator, sub: dict[str, Any], schedule: dict[str, Any], specs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     if not specs:
         raise missing("phases")
     at = emu.now_for(sub)
@@ -220,7 +228,7 @@ def _phases(emu: Emulator, sub: dict, schedule: dict, specs: list[dict]) -> list
     return phases
 
 
-def release(emu: Emulator, schedule: dict) -> dict:
+def release(emu: Emulator, schedule: dict[str, Any]) -> dict[str, Any]:
     sub = emu.store.get(schedule["subscription"]) if schedule["subscription"] else None
     at = emu.now_for(sub or schedule["customer"])
     schedule.update(
@@ -238,7 +246,7 @@ def release(emu: Emulator, schedule: dict) -> dict:
 
 
 @routes("POST", f"/v1/subscription_schedules/{ID}/release")
-def post_release(emu: Emulator, req: Request, oid: str) -> dict:
+def post_release(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     req.parse({"preserve_cancel_date": "bool"})
     schedule = emu.get("subscription_schedule", oid)
     if schedule["status"] not in ("active", "not_started"):
@@ -249,7 +257,7 @@ def post_release(emu: Emulator, req: Request, oid: str) -> dict:
 
 
 @routes("POST", f"/v1/subscription_schedules/{ID}/cancel")
-def post_cancel(emu: Emulator, req: Request, oid: str) -> dict:
+def post_cancel(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     from .billing import cancel_now
 
     req.parse({"invoice_now": "bool", "prorate": "bool"})
@@ -268,7 +276,7 @@ def post_cancel(emu: Emulator, req: Request, oid: str) -> dict:
     return schedule
 
 
-def at_period_end(emu: Emulator, sub: dict, period_end: int) -> str:
+def at_period_end(emu: Emulator, sub: dict[str, Any], period_end: int) -> str:
     """Before a renewal at ``period_end``: move a scheduled subscription to its next phase.
 
     Returns "renew" (go on, maybe at the next phase's price) or "cancel".

@@ -176,7 +176,7 @@ class _Checker:
             self.obj(value, cls, path, depth + 1)
         # any other typing construct is accepted
 
-    def list_object(self, value: dict, item_tp: Any, path: str, depth: int) -> None:
+    def list_object(self, value: dict[str, Any], item_tp: Any, path: str, depth: int) -> None:
         if value.get("object") != "list":
             self.err(path, "expected a list object")
         for key in ("url", "has_more", "data"):
@@ -192,7 +192,7 @@ class _Checker:
         for i, item in enumerate(value.get("data") or []):
             self.value(item, item_tp, f"{path}.data[{i}]", depth + 1)
 
-    def obj(self, value: dict, cls: type, path: str, depth: int = 0) -> None:
+    def obj(self, value: dict[str, Any], cls: type, path: str, depth: int = 0) -> None:
         ann = _annotations(cls)
         if not ann:
             return
@@ -210,7 +210,7 @@ class _Checker:
             self.value(value[key], tp, f"{path}.{key}", depth + 1)
 
 
-def check(obj: dict) -> list[str]:
+def check(obj: dict[str, Any]) -> list[str]:
     """Return the problems found in one API object (an empty list when it matches)."""
     if not isinstance(obj, dict):
         return [f"not an object: {type(obj).__name__}"]

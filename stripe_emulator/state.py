@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
 import string
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -101,6 +104,28 @@ class Store:
         obj = self.objects.pop(object_id, None)
         if obj is not None:
             self.order[obj["object"]].remove(object_id)
+
+    @contextmanager
+    def sandbox(self) -> Iterator[None]:
+        """Work done in the block is forgotten: it runs on copies, then the originals come back.
+        Events are never changed once made, so they are shared, and new ones dropped."""
+        saved = (self.objects, self.order, self.notes, self.scheduled, self.fail_next_renewal)
+        saved_dunning, rng_state = self.dunning, self.rng.getstate()
+        self.objects = {
+            oid: obj if obj.get("object") == "event" else copy.deepcopy(obj)
+            for oid, obj in self.objects.items()
+        }
+        self.order = copy.deepcopy(self.order)
+        self.notes = copy.deepcopy(self.notes)
+        self.scheduled = copy.deepcopy(self.scheduled)
+        self.fail_next_renewal = dict(self.fail_next_renewal)
+        self.dunning = copy.deepcopy(self.dunning)
+        try:
+            yield
+        finally:
+            self.objects, self.order, self.notes, self.scheduled, self.fail_next_renewal = saved
+            self.dunning = saved_dunning
+            self.rng.setstate(rng_state)
 
     # --- snapshots -----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from .core import Emulator
 
-# A delivery target may be a Python callable: (body: bytes, headers: dict) -> HTTP status.
+# A delivery target may be a Python callable: (body: bytes, headers: dict[str, Any]) -> HTTP status.
 Target = Callable[[bytes, dict[str, str]], int]
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 
@@ -281,7 +281,7 @@ class Dispatcher:
                     return
                 self._in_flight += 1
             try:
-                self._deliver(*item)
+                self._deliver(*item)  # type: ignore[misc]  # item is set: the loop broke on it
             finally:
                 with self._cond:
                     self._in_flight -= 1

@@ -10,7 +10,7 @@ import stripe
 from stripe_emulator.client import EmulatorHTTPClient
 from stripe_emulator.objects import API_VERSION
 
-from .conftest import KEY, START
+from .tests_helpers import KEY, START
 
 
 def raw(emu, method, path, body="", key=KEY, **headers):
@@ -23,8 +23,23 @@ def raw(emu, method, path, body="", key=KEY, **headers):
 def test_account(client):
     account = client.v1.accounts.retrieve_current()
     assert account.id == "acct_emulator"
-    assert account.settings.dashboard.display_name
+    assert account.settings.dashboard.display_name == "Example Business (Stripe emulator)"
     assert account.settings.branding.icon is None
+
+
+def test_the_account_name_is_a_setting(monkeypatch, clock):
+    """The business name shows on the account, on invoices and charges (as the statement
+    descriptor, in capitals) and on the hosted pages; the constructor wins over the env."""
+    from stripe_emulator import Emulator
+
+    monkeypatch.setenv("STRIPE_EMULATOR_ACCOUNT_NAME", "From Env Ltd")
+    assert Emulator(clock=clock).account_name == "From Env Ltd"
+    emu = Emulator(clock=clock, account_name="Acme <Analytics>")
+    client = stripe.StripeClient(KEY, http_client=EmulatorHTTPClient(emu))
+    account = client.v1.accounts.retrieve_current()
+    assert account.settings.dashboard.display_name == "Acme <Analytics> (Stripe emulator)"
+    assert emu.statement_descriptor == "ACME ANALYTICS"
+    assert Emulator(clock=clock, account_name="Ab").statement_descriptor == "AB..."
 
 
 def test_customer_crud_and_email_filter(client, sink):
@@ -303,7 +318,7 @@ def test_sdk_retries_are_kept(emu):
 
 
 def test_delete_customer_cancels_subscriptions(client, emu, catalog, sink):
-    from .conftest import subscribe
+    from .tests_helpers import subscribe
 
     session, sub = subscribe(client, emu, catalog["pro_monthly"].id)
     sink.events.clear()
@@ -319,7 +334,7 @@ def test_delete_customer_cancels_subscriptions(client, emu, catalog, sink):
 
 
 def test_expand_depth_limit(client, emu, catalog):
-    from .conftest import subscribe
+    from .tests_helpers import subscribe
 
     session, _ = subscribe(client, emu, catalog["pro_monthly"].id)
     deep = client.v1.checkout.sessions.retrieve(

@@ -7,7 +7,7 @@ import stripe
 
 from stripe_emulator.billing import add_interval
 
-from .conftest import START, subscribe
+from .tests_helpers import START, subscribe
 
 FEB_1 = 1_769_904_000
 MAR_1 = 1_772_323_200

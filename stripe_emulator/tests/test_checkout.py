@@ -10,7 +10,7 @@ import stripe
 
 from stripe_emulator import StripeError as EmulatorError
 
-from .conftest import START, subscribe
+from .tests_helpers import START, subscribe
 
 
 def test_create_session_shape_and_line_items_only_when_expanded(client, catalog):

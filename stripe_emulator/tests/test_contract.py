@@ -8,6 +8,7 @@ stripe-python re-runs this against the new annotations.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import stripe
 from stripe_emulator import shape_check
 from stripe_emulator.client import EmulatorHTTPClient
 
-from .conftest import KEY, START, subscribe
+from .tests_helpers import KEY, START, subscribe
 
 # The top-level field names of Stripe's own example objects (stripe/openapi fixtures3.json),
 # kept in our tree so a fresh clone runs this test; refresh it from a newer fixtures3.json with
@@ -284,6 +285,52 @@ def run_full_scenario(emu) -> RecordingClient:
     client.v1.payment_intents.retrieve(waiting.id)
     emu.handle("POST", f"/authenticate/{waiting.id}", {}, b"outcome=complete")
     emu.advance_clock(5 * 86400)
+    # what a billing page and auto top-up call: previews, tax ids, off-session payments, receipts
+    item = discounted["items"].data[0]
+    client.v1.invoices.create_preview(params={"subscription": discounted.id})
+    client.v1.invoices.create_preview(
+        params={
+            "subscription": discounted.id,
+            "subscription_details": {
+                "items": [{"id": item.id, "price": prices["Basic"].id}],
+                "proration_behavior": "always_invoice",
+            },
+        }
+    )
+    tax_id = client.v1.customers.tax_ids.create(
+        discounted.customer, params={"type": "eu_vat", "value": "FR000000000"}
+    )
+    client.v1.customers.retrieve(
+        discounted.customer,
+        params={"expand": ["tax_ids", "invoice_settings.default_payment_method"]},
+    )
+    client.v1.customers.tax_ids.delete(discounted.customer, tax_id.id)
+    saved = client.v1.payment_methods.attach(
+        "pm_card_chargeDeclined", params={"customer": discounted.customer}
+    )
+    for pm in ("pm_card_visa", saved.id):
+        with contextlib.suppress(stripe.CardError):
+            client.v1.payment_intents.create(
+                params={
+                    "amount": 500,
+                    "currency": "usd",
+                    "customer": discounted.customer,
+                    "payment_method": pm,
+                    "off_session": True,
+                    "confirm": True,
+                }
+            )
+    receipt = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "customer": discounted.customer,
+            "line_items": [{"price": one_off.id, "quantity": 1}],
+            "success_url": "http://127.0.0.1/ok",
+            "invoice_creation": {"enabled": True},
+        }
+    )
+    emu.complete_checkout(receipt.id)
+    client.v1.checkout.sessions.retrieve(receipt.id, params={"expand": ["invoice"]})
     client.v1.payment_intents.list()
     client.v1.charges.list(params={"expand": ["data.refunds"]})
     client.v1.events.list(params={"limit": 100})

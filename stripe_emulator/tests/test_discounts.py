@@ -7,8 +7,7 @@ import stripe
 
 from stripe_emulator.errors import StripeError
 
-from .conftest import subscribe
-from .tests_helpers import bundle_session
+from .tests_helpers import bundle_session, subscribe
 
 DAY = 86400
 

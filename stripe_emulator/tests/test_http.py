@@ -17,7 +17,7 @@ from stripe_emulator import Emulator
 from stripe_emulator.server import EmulatorServer
 from stripe_emulator.testing import WebhookSink, running_emulator
 
-from .conftest import SECRET
+from .tests_helpers import SECRET
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -168,6 +168,8 @@ def test_main_starts_and_serves(tmp_path):
             "http://127.0.0.1:9/hook",
             "--webhook-secret",
             "whsec_cli",
+            "--account-name",
+            "Acme Analytics",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -178,6 +180,8 @@ def test_main_starts_and_serves(tmp_path):
         url = lines[1].split("listening on ")[1].split()[0]
         client = stripe.StripeClient("sk_test_cli", base_addresses={"api": url})
         client.v1.customers.create(params={"email": "cli@x.io"})
+        account = client.v1.accounts.retrieve_current()
+        assert account.settings.dashboard.display_name == "Acme Analytics (Stripe emulator)"
         assert "cli@x.io" in state.read_text()
     finally:
         proc.terminate()
@@ -215,7 +219,7 @@ def test_internal_errors_become_500(served, monkeypatch):
 
 
 def test_ticker_runs_due_work_as_time_passes():
-    from .conftest import FakeClock
+    from .tests_helpers import FakeClock
 
     clock = FakeClock()
     emu = Emulator(clock=clock)

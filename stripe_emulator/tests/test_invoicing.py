@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from .conftest import subscribe
+from .tests_helpers import subscribe
 
 
 def test_a_manual_invoice_for_pending_items(client, emu, catalog, sink):

@@ -11,7 +11,7 @@ import stripe
 from stripe_emulator import Emulator
 from stripe_emulator.client import EmulatorHTTPClient
 
-from .conftest import KEY, START, FakeClock, subscribe
+from .tests_helpers import KEY, START, FakeClock, subscribe
 
 FEB_1 = 1_769_904_000
 

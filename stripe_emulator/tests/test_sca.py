@@ -6,7 +6,7 @@ import pytest
 
 from stripe_emulator.errors import StripeError
 
-from .conftest import subscribe
+from .tests_helpers import subscribe
 
 DAY, HOUR = 86400, 3600
 ALWAYS = "4000002760003184"

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 import pytest
 import stripe
 
-from .conftest import subscribe
+from .tests_helpers import subscribe
 
 DAY = 86400
 

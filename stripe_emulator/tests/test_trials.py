@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from .conftest import START, subscribe
+from .tests_helpers import START, subscribe
 
 DAY = 86400
 

@@ -14,7 +14,7 @@ from stripe_emulator import Emulator, sign
 from stripe_emulator.client import EmulatorHTTPClient
 from stripe_emulator.webhooks import is_loopback_url
 
-from .conftest import SECRET, START, FakeClock, Sink
+from .tests_helpers import SECRET, START, FakeClock, Sink
 
 
 def test_signature_matches_stripe_python(emu, client, sink, clock):

@@ -11,7 +11,6 @@ stays stdlib-only: it reads the generated module, never stripe-python.
 from __future__ import annotations
 
 import pprint
-import sys
 import types
 import typing
 from typing import Any
@@ -87,6 +86,9 @@ TARGETS = [
     "event",
     "webhook_endpoint",
     "test_helpers.test_clock",
+    "tax_id",
+    "tax_id.owner",
+    "tax_id.verification",
 ]
 
 LIST = {"object": "list", "data": [], "has_more": False, "url": ""}
@@ -111,8 +113,13 @@ def _annotations(cls: type) -> dict[str, Any]:
     return {
         k: v
         for k, v in cls.__annotations__.items()
-        if not k.startswith("_") and typing.get_origin(v) is not typing.ClassVar
+        if not k.startswith("_") and not _is_class_var(v)
     }
+
+
+def _is_class_var(annotation: Any) -> bool:
+    origin: object = typing.get_origin(annotation)
+    return origin is typing.ClassVar
 
 
 def default(tp: Any) -> Any:
@@ -181,10 +188,12 @@ def main() -> None:
     print('"""')
     print("")
     print("# fmt: off")
+    print("from typing import Any")
+    print("")
     print(f"SDK_VERSION = {stripe.VERSION!r}")
     print(f"API_VERSION = {stripe.api_version!r}")
-    print("SKELETONS: dict = " + pprint.pformat(out, width=100, sort_dicts=True))
+    print("SKELETONS: dict[str, Any] = " + pprint.pformat(out, width=100, sort_dicts=True))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
