@@ -326,7 +326,7 @@ class Stack:
         self.processes.append(
             subprocess.Popen(
                 [
-                    PYTHON, "-m", "stripe_emulator",
+                    PYTHON, "-m", "stripe_emulator", "--account-name", "HRVSTR",
                     "--port", str(self.emulator_port),
                     "--webhook", f"{self.app}/api/billing/webhook",
                     "--webhook-secret", WEBHOOK_SECRET,

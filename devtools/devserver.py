@@ -85,6 +85,8 @@ def main() -> int:
                 sys.executable,
                 "-m",
                 "stripe_emulator",
+                "--account-name",  # what its Checkout and invoices show as the business
+                "HRVSTR",
                 "--events",
                 events,
                 "--port",

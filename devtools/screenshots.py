@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="hrvstr-screenshots-"))
     port = _free_port()
-    emulator = Emulator(delivery="background", retry_delays=(0.2, 0.5, 1.0))
+    emulator = Emulator(delivery="background", retry_delays=(0.2, 0.5, 1.0), account_name="HRVSTR")
     stripe_server = emulator.serve("127.0.0.1", 0)
     emulator.add_webhook_endpoint(f"http://127.0.0.1:{port}/api/billing/webhook", WEBHOOK_SECRET)
     os.environ.update(
