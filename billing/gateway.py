@@ -235,10 +235,6 @@ def portal_session_create(
     )
 
 
-def charges_for_payment_intent(payment_intent_id: str) -> list[stripe.Charge]:
-    return list(_call(stripe.Charge.list, payment_intent=payment_intent_id, limit=100).data)
-
-
 # --- subscriptions and invoices -----------------------------------------------------------------
 
 
@@ -249,10 +245,6 @@ def subscription_retrieve(subscription_id: str) -> stripe.Subscription:
 def subscriptions_list(customer_id: str) -> list[stripe.Subscription]:
     result = _call(stripe.Subscription.list, customer=customer_id, status="all", limit=100)
     return list(result.auto_paging_iter())
-
-
-def subscriptions_iter_all() -> Iterator[stripe.Subscription]:
-    return _call(stripe.Subscription.list, status="all", limit=100).auto_paging_iter()
 
 
 def subscription_modify(
