@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 from hrvstr.testing import proof_size
 from subscriptions.tokens import tokens_issue
 
-EXAMPLES = proof_size("HRVSTR_FUZZ_EXAMPLES", small=6, full=25)
+EXAMPLES = proof_size("HRVSTR_FUZZ_EXAMPLES", small=3, full=25)
 FIGURES: dict[str, int] = {"operations": 0, "cases": 0}
 
 
