@@ -371,3 +371,12 @@ def portal_configuration_modify(
 def checkout_session_retrieve_on_return(session_id: str) -> stripe.checkout.Session:
     """The session the customer just paid, with what applying it needs (one call)."""
     return _call(stripe.checkout.Session.retrieve, session_id, expand=["line_items", "invoice"])
+
+
+def invoice_pay(invoice_id: str, *, payment_method: str, idempotency_key: str) -> stripe.Invoice:
+    return _call(
+        stripe.Invoice.pay,
+        invoice_id,
+        payment_method=payment_method,
+        idempotency_key=idempotency_key,
+    )

@@ -138,18 +138,21 @@ class PlanCard:
     tier: catalogue.Tier
     is_current: bool
     current_interval: str  # the subscriber's interval on this tier, else ""
-    action: str  # "checkout", "change" or "" (nothing to buy: free)
+    action: str  # "checkout", "change", "settle" (past due: pay first) or "" (free)
     limits: list[tuple[str, int | None]]
 
 
 def pricing_cards(*, account: CreditAccount | None) -> list[PlanCard]:
     """The four tiers from the catalogue, with what the visitor can do about each."""
     subscribed = account is not None and account.has_live_subscription
+    past_due = account is not None and account.subscription_status == SubscriptionStatus.PAST_DUE
     cards = []
     for tier in catalogue.TIERS.values():
         is_current = account is not None and account.tier == tier.key
         # Free needs no purchase; a subscriber changes plan instead of a second Checkout.
         action = ("change" if subscribed else "checkout") if tier.is_paid else ""
+        if action and past_due:
+            action = "settle"  # pay the failed invoice first (the banner's "Pay now")
         cards.append(
             PlanCard(
                 tier=tier,

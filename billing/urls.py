@@ -24,6 +24,7 @@ page_urlpatterns = [
     path("billing/checkout/", views.checkout, name="billing-checkout"),
     path("billing/change-plan/", views.change_plan, name="billing-change-plan"),
     path("billing/portal/", views.portal, name="billing-portal"),
+    path("billing/card-updated/", views.card_updated, name="billing-card-updated"),
     path(
         "billing/subscription/cancel/",
         views.subscription_cancel,

@@ -14,12 +14,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
 from activities.charts import bar_chart
-from billing import selectors
+from billing import dunning, selectors
 from billing import services as billing_services
 from billing.apis import BILLING_RATE
 from billing.checkout_return import checkout_return_apply
@@ -125,10 +126,30 @@ def change_plan(request: AuthenticatedHttpRequest) -> HttpResponse:
 @page_errors
 @ratelimit_billing
 def portal(request: AuthenticatedHttpRequest) -> HttpResponse:
-    url = billing_services.portal_session_create(
-        user=request.user, return_url=f"{settings.SITE_URL}/billing/"
-    )
+    return_url = f"{settings.SITE_URL}/billing/"
+    account = selectors.account_for(user=request.user, now=timezone.now())
+    if dunning.dunning_for(account) is not None:
+        # Back from a card change, the open invoice is paid at once (card_updated).
+        token = dunning.return_token(account)
+        return_url = f"{settings.SITE_URL}{reverse('billing-card-updated')}?t={token}"
+    url = billing_services.portal_session_create(user=request.user, return_url=return_url)
     return HttpResponseRedirect(url, status=303)
+
+
+@require_GET
+@login_required
+@page_errors
+@ratelimit(key="user_or_ip", rate=BILLING_RATE, method="GET", block=True)
+def card_updated(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Where the portal returns a past-due customer: pay the open invoice with the (new)
+    default card now, and say whether it worked. Only with the token our portal session
+    carried: a link from elsewhere cannot make this page charge a card."""
+    account = selectors.account_for(user=request.user, now=timezone.now())
+    if dunning.return_token_valid(account, request.GET.get("t", "")):
+        outcome = dunning.open_invoice_retry(account=account)
+        if outcome is not None:
+            (messages.success if outcome.paid else messages.error)(request, outcome.message)
+    return redirect("billing")
 
 
 @require_POST

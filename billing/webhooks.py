@@ -19,7 +19,7 @@ from typing import Any
 from djstripe import models as djstripe_models
 from djstripe.event_handlers import djstripe_receiver
 
-from billing import gateway, notices, sync
+from billing import dunning, gateway, notices, sync
 from billing.stripe_data import to_dict
 
 logger = logging.getLogger(__name__)
@@ -145,6 +145,16 @@ def on_refund_changed(sender: Any, event: Any, **kwargs: Any) -> None:
 def on_trial_will_end(sender: Any, event: Any, **kwargs: Any) -> None:
     if (subscription := refetched_subscription(event)) is not None:
         notices.trial_ending_apply(subscription, event_id=event.id)
+
+
+@djstripe_receiver("customer.updated")
+def on_customer_updated(sender: Any, event: Any, **kwargs: Any) -> None:
+    # A new default card (set in the dashboard, or the portal without coming back to us)
+    # pays a past-due customer's open invoice now, not at Stripe's next retry days later.
+    previous = (event.data.get("previous_attributes") or {}).get("invoice_settings") or {}
+    customer_id = (event.data.get("object") or {}).get("id")
+    if "default_payment_method" in previous and customer_id:
+        dunning.card_changed_apply(customer_id)
 
 
 @djstripe_receiver("invoice.payment_action_required")
