@@ -21,7 +21,9 @@ duplicate made them barely cheaper than new events; see bench/webhooks.py.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 
@@ -53,6 +55,18 @@ def webhook_secret() -> str:
     return settings.STRIPE_TEST_WEBHOOK_SECRET
 
 
+# Each process keeps the endpoint row it last read (or wrote) for a minute: a delivery then
+# costs no SELECT of it. The row only changes when the settings do (checked on every call),
+# or in the admin (seen within the minute).
+ENDPOINT_CACHE_SECONDS = 60.0
+_endpoints: dict[str, tuple[float, WebhookEndpoint]] = {}
+
+
+def webhook_endpoint_forget() -> None:
+    """Drop the cached endpoint rows (after a failed write that named one; in tests)."""
+    _endpoints.clear()
+
+
 def webhook_endpoint_ensure() -> WebhookEndpoint | None:
     """The WebhookEndpoint row for the current mode, created or updated from settings."""
     secret = webhook_secret()
@@ -60,9 +74,21 @@ def webhook_endpoint_ensure() -> WebhookEndpoint | None:
         return None
     live = gateway.live_mode()
     endpoint_id = f"hrvstr_{'live' if live else 'test'}"
+    cached = _endpoints.get(endpoint_id)
+    if (
+        cached is not None
+        and cached[1].secret == secret
+        and time.monotonic() - cached[0] < ENDPOINT_CACHE_SECONDS
+    ):
+        return cached[1]
     endpoint = WebhookEndpoint.objects.filter(id=endpoint_id).first()
-    if endpoint is not None and endpoint.secret == secret and endpoint.enabled_events:
-        return endpoint
+    if endpoint is None or endpoint.secret != secret or not endpoint.enabled_events:
+        endpoint = _endpoint_write(endpoint_id, secret=secret, live=live)
+    _endpoints[endpoint_id] = (time.monotonic(), endpoint)
+    return endpoint
+
+
+def _endpoint_write(endpoint_id: str, *, secret: str, live: bool) -> WebhookEndpoint:
     defaults = dict(
         secret=secret,
         djstripe_uuid=uuid.uuid5(uuid.NAMESPACE_URL, f"hrvstr:{endpoint_id}"),
@@ -228,6 +254,8 @@ def _receive(
         # Signed, but a type we neither act on nor show (an endpoint subscribed to "*"):
         # acknowledged, not stored, no dj-stripe sync and no Stripe call.
         return JsonResponse({"received": True, "ignored": True})
+    if tasks.queue_enabled():
+        return _store_and_enqueue(request, endpoint=endpoint, event=event, payload=payload)
     if already_processed(event):
         return JsonResponse({"received": True, "duplicate": True})
     try:
@@ -276,6 +304,36 @@ def _receive(
         logger.exception("webhook %s (%s) failed", event.get("id"), event.get("type"))
         return _error(500, "Processing failed; Stripe will retry")
     return JsonResponse({"received": True, "trigger": trigger.id})
+
+
+def _store_and_enqueue(
+    request: HttpRequest, *, endpoint: WebhookEndpoint, event: dict, payload: str
+) -> HttpResponse:
+    """Queue mode: the verified delivery and its job, one statement (billing/tasks.py).
+
+    The signature was checked above with dj-stripe's own check, secret and tolerance, so the
+    row is stored valid without checking it a second time.
+    """
+    event_id = str(event.get("id"))
+    try:
+        trigger_id = tasks.webhook_store_and_enqueue(
+            endpoint=endpoint,
+            event_id=event_id,
+            event_type=str(event.get("type")),
+            body=payload,
+            headers_json=json.dumps(dict(request.headers)),
+            remote_ip=get_remote_ip(request),
+        )
+    except DatabaseError:
+        # Nothing was committed (neither the row nor its job): Stripe retries a 503. The
+        # endpoint row is read again next time, in case it was the row that failed.
+        logger.exception("webhook %s: database busy", event_id)
+        webhook_endpoint_forget()
+        return _busy()
+    if trigger_id is None:
+        # Processed already, or its job is waiting: that job does the work. No second row.
+        return JsonResponse({"received": True, "duplicate": True, "queued": True})
+    return JsonResponse({"received": True, "trigger": trigger_id, "queued": True})
 
 
 def _trigger_store(
