@@ -344,17 +344,19 @@ def fmt(value: Any, unit: str = "", digits: int = 0) -> str:
 
 
 def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
+    return "MET" if ok else "MISSED"
 
 
 def print_table(rows: list[Row], *, title: str = "") -> str:
-    headers = ["bench", "case", "value (median)", "baseline (same run)", "ratio", "target", ""]
+    headers = [
+        "bench", "case", "measured (median)", "baseline (same run)", "ratio", "target", "verdict",
+    ]  # fmt: skip
     data = [[r.bench, r.case, r.value, r.baseline, r.ratio, r.target, r.verdict] for r in rows]
     widths = [max(len(h), *(len(d[i]) for d in data)) if data else len(h) for i, h in
               enumerate(headers)]  # fmt: skip
     lines = []
     if title:
-        lines.append(title)
+        lines += [title, ""]
     lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
     lines.append("| " + " | ".join("-" * w for w in widths) + " |")
     for d in data:
