@@ -3,11 +3,11 @@
 dj-stripe keeps webhook secrets in ``WebhookEndpoint`` rows; its ``/stripe/webhook/<uuid>/`` is
 served here too (``stripe_webhook_by_uuid``), behind the same checks.
 We provision one row per mode from the environment (``STRIPE_TEST_WEBHOOK_SECRET`` /
-``STRIPE_LIVE_WEBHOOK_SECRET``). A delivery is stored as dj-stripe stores it (a
-``WebhookEventTrigger`` row, validated) and its processing (dj-stripe's sync, then our
-receivers) is enqueued in the SAME transaction (billing/tasks.py): the answer comes in a few
-milliseconds, and no stored delivery is left without its job. Without a queue (SQLite, tests)
-the same processing runs here once the row is committed.
+``STRIPE_LIVE_WEBHOOK_SECRET``). A delivery is stored as dj-stripe stores it (a valid
+``WebhookEventTrigger`` row) and its processing (dj-stripe's sync, then our receivers) is
+enqueued in the SAME statement (billing/tasks.py), which also skips an event already
+processed: the answer comes in a few milliseconds, and no stored delivery is left without its
+job. Without a queue (SQLite, tests) the same processing runs here once the row is committed.
 
 Before any of that, the size and the signature are checked here: dj-stripe stores every
 post (body and headers) before its own signature check, so unsigned posts would fill the
@@ -258,17 +258,12 @@ def _receive(
         return _store_and_enqueue(request, endpoint=endpoint, event=event, payload=payload)
     if already_processed(event):
         return JsonResponse({"received": True, "duplicate": True})
+    # Inline mode (no queue): store the delivery, then process it once it is committed, and
+    # answer 500 on a failure so Stripe retries (the trigger keeps the traceback for the admin).
     try:
         with transaction.atomic():
             trigger = _trigger_store(request, endpoint=endpoint, event=event)
-            if trigger.valid and not tasks.webhook_enqueue(
-                trigger=trigger, event_id=str(event.get("id")), event_type=str(event.get("type"))
-            ):
-                # A job for this event is already waiting: it will do the work. No second row.
-                transaction.set_rollback(True)
-                return JsonResponse({"received": True, "duplicate": True, "queued": True})
     except DatabaseError:
-        # Nothing was committed (neither the row nor its job): Stripe retries a 503.
         logger.exception("webhook %s: database busy", event.get("id"))
         return _busy()
     if not trigger.valid:
@@ -276,10 +271,6 @@ def _receive(
         # dj-stripe stores it).
         logger.warning("webhook %s: invalid signature", event.get("id"))
         return _error(400, "Invalid signature")
-    if tasks.queue_enabled():
-        return JsonResponse({"received": True, "trigger": trigger.id, "queued": True})
-    # Inline mode (no queue): process now that the delivery is committed, and answer 500 on a
-    # failure so Stripe retries (the trigger keeps the traceback for the admin).
     try:
         tasks.webhook_process(trigger_id=trigger.id)
     except (OperationalError, InterfaceError):

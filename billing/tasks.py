@@ -10,8 +10,9 @@ period whatever the number of workers running the scheduler.
 
 Two modes (``settings.TASK_MODE``):
 
-- ``queue`` (PostgreSQL, production): ``webhook_enqueue`` defers a job inside the caller's
-  transaction; ``python manage.py procrastinate worker`` runs them (see README, "Workers").
+- ``queue`` (PostgreSQL, production): ``webhook_store_and_enqueue`` stores the delivery and
+  defers its job in one statement; ``python manage.py procrastinate worker`` runs the jobs
+  (see README, "Workers").
 - ``inline`` (SQLite for ``make run``, and the test suite): nothing is enqueued; the endpoint
   runs ``webhook_process`` itself once its transaction committed, and the scheduled jobs run
   from ``grant_monthly_allowances`` (cron) as before. Same functions, no broker.
@@ -34,7 +35,6 @@ from djstripe.models import Event, WebhookEndpoint, WebhookEventTrigger
 from djstripe.settings import djstripe_settings
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
-from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
 
 logger = logging.getLogger(__name__)
@@ -65,27 +65,6 @@ def queue_for(event_type: str) -> tuple[str, int]:
     if event_type in PRIORITY_EVENTS:
         return PRIORITY_QUEUE, 10
     return QUEUE, 0
-
-
-def webhook_enqueue(*, trigger: WebhookEventTrigger, event_id: str, event_type: str) -> bool:
-    """Defer the processing of a stored delivery, in the caller's transaction.
-
-    Returns False when a job for the same event is already waiting (a redelivery): the caller
-    rolls back its trigger row and answers 200, the waiting job will do the work.
-    Inline mode: nothing to do here (the endpoint processes after its commit); returns True.
-    """
-    if not queue_enabled():
-        return True
-    queue, priority = queue_for(event_type)
-    try:
-        # A savepoint: a refused defer must not poison the caller's transaction.
-        with transaction.atomic():
-            process_webhook.configure(
-                queue=queue, priority=priority, queueing_lock=f"event:{event_id}"
-            ).defer(trigger_id=trigger.pk)
-    except AlreadyEnqueued:
-        return False
-    return True
 
 
 PROCESS_WEBHOOK_TASK = "billing.process_webhook"
