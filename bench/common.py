@@ -98,18 +98,30 @@ def database_prepare() -> None:
     call_command("createcachetable", verbosity=0)
 
 
+_ports_given: set[int] = set()
+
+
 def free_port() -> int:
-    """A free loopback port: from BENCH_PORTS ("8152-8159", on a shared machine) if set."""
+    """A free loopback port: from BENCH_PORTS ("8152-8159", on a shared machine) if set.
+
+    A port handed out is not handed out again until the range is used up: two asked for in
+    a row (an app and its emulator) would otherwise get the same one, both being free yet.
+    """
     ports = os.environ.get("BENCH_PORTS", "")
     if ports:
         low, high = (int(p) for p in ports.split("-"))
-        for port in range(low, high + 1):
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
+        for _ in range(2):
+            for port in range(low, high + 1):
+                if port in _ports_given:
                     continue
+                with socket.socket() as sock:
+                    try:
+                        sock.bind(("127.0.0.1", port))
+                    except OSError:
+                        continue
+                _ports_given.add(port)
                 return port
+            _ports_given.clear()  # every port was handed out once: the early ones are free again
         raise RuntimeError(f"no free port in BENCH_PORTS={ports}")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
