@@ -3,9 +3,14 @@
 In one run, on the same events (Checkout subscriptions, first and renewal ``invoice.paid``,
 the renewal's subscription update, a bundle bought through Checkout):
 
-- baseline: the same gunicorn (8 sync workers) processing each delivery in its request
-  (``HRVSTR_TASK_MODE=inline``, issue 7's design): first deliveries per second;
-- intake: the endpoint in queue mode stores and enqueues (no Stripe call): events per second;
+- per event type: a few customers' events processed in this process as a worker processes
+  them: Stripe calls (the SDK's HTTP requests, dj-stripe's and ours), queries, milliseconds;
+- baseline: the production server (gunicorn.conf.py, 3 workers x 8 threads, pooled
+  connections) processing each delivery in its request (``HRVSTR_TASK_MODE=inline``, issue
+  7's design): first deliveries per second;
+- intake: the same server in queue mode stores and enqueues (no Stripe call), posted by wrk
+  (each event once): events per second, the median of three rounds (two of copies with new
+  event ids, dropped afterwards, then the burst itself);
 - processing: ``--task-workers`` Procrastinate workers (``--task-concurrency`` jobs each) drain
   the burst: events per second, against the baseline;
 - time-to-credits: a bundle's ``checkout.session.completed`` posted right after the burst was
