@@ -113,6 +113,16 @@ def _fresh_cache():
         cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_webhook_endpoint():
+    """Each process caches the webhook endpoint row; a test's row goes with its database."""
+    from billing.endpoint import webhook_endpoint_forget
+
+    webhook_endpoint_forget()
+    yield
+    webhook_endpoint_forget()
+
+
 @pytest.fixture
 def rate_limits_on(settings):
     """Rate limits enabled, with the clock stopped.

@@ -98,18 +98,30 @@ def database_prepare() -> None:
     call_command("createcachetable", verbosity=0)
 
 
+_ports_given: set[int] = set()
+
+
 def free_port() -> int:
-    """A free loopback port: from BENCH_PORTS ("8152-8159", on a shared machine) if set."""
+    """A free loopback port: from BENCH_PORTS ("8152-8159", on a shared machine) if set.
+
+    A port handed out is not handed out again until the range is used up: two asked for in
+    a row (an app and its emulator) would otherwise get the same one, both being free yet.
+    """
     ports = os.environ.get("BENCH_PORTS", "")
     if ports:
         low, high = (int(p) for p in ports.split("-"))
-        for port in range(low, high + 1):
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
+        for _ in range(2):
+            for port in range(low, high + 1):
+                if port in _ports_given:
                     continue
+                with socket.socket() as sock:
+                    try:
+                        sock.bind(("127.0.0.1", port))
+                    except OSError:
+                        continue
+                _ports_given.add(port)
                 return port
+            _ports_given.clear()  # every port was handed out once: the early ones are free again
         raise RuntimeError(f"no free port in BENCH_PORTS={ports}")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -135,16 +147,22 @@ class Server:
 
 
 @contextmanager
-def gunicorn(workers: int = WORKERS, **extra_env: str) -> Iterator[Server]:
-    """A gunicorn (sync workers) on a free loopback port; stopped by its own pid afterwards."""
+def gunicorn(workers: int = WORKERS, *, threads: int = 0, **extra_env: str) -> Iterator[Server]:
+    """A gunicorn on a free loopback port; stopped by its own pid afterwards.
+
+    gunicorn loads ./gunicorn.conf.py. With ``threads`` it keeps the production worker class
+    (threaded, a deadline per request) with that many threads per worker; without, sync
+    workers, asked for explicitly. The access log is off either way: a line per request is
+    the operator's choice, not the app's cost.
+    """
     port = free_port()
     env = dict(os.environ) | SERVER_ENV | extra_env
+    # (gunicorn turns "-k sync" into its threaded worker when the config asks for threads.)
+    worker = ["--threads", str(threads)] if threads else ["-k", "sync", "--threads", "1"]
     process = subprocess.Popen(
-        # gunicorn loads ./gunicorn.conf.py (threaded workers); the bench's figures are for
-        # sync workers, so it says so rather than inherit the production worker class.
-        [PYTHON, "-m", "gunicorn", "hrvstr.wsgi", "-k", "sync", "-w", str(workers),
+        [PYTHON, "-m", "gunicorn", "hrvstr.wsgi", *worker, "-w", str(workers),
          "-b", f"127.0.0.1:{port}", "--backlog", "2048", "--log-level", "warning",
-         "--timeout", "120"],
+         "--timeout", "120", "--access-logfile", "/dev/null"],
         cwd=BASE_DIR, env=env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -217,6 +235,97 @@ def wrk(
     }
 
 
+# Each wrk thread posts its share of the bodies (every n-th, from its own index) once each;
+# a connection asking for more after the last gets a GET of /healthz, counted apart (a Lua
+# state per thread: nothing is shared between them). wrk runs for its whole -d whatever a
+# thread does, so each thread leaves a file when its last answer came, and the caller stops
+# wrk (SIGINT: it still prints its figures) once every thread has.
+_EACH_ONCE_LUA = r"""
+local next_thread = 0
+function setup(thread)
+  thread:set("index", next_thread)
+  next_thread = next_thread + 1
+end
+
+function init(args)
+  threads = tonumber(args[1])
+  path = args[3]
+  done_file = args[4] .. "/done-" .. index
+  items = {}
+  local n = 0
+  for line in io.lines(args[2]) do
+    if n % threads == index then
+      local tab = line:find("\t", 1, true)
+      items[#items + 1] = {line:sub(1, tab - 1), line:sub(tab + 1)}
+    end
+    n = n + 1
+  end
+  sent, answered = 0, 0
+  if #items == 0 then finish() end
+end
+
+function finish()
+  local marker = io.open(done_file, "w")
+  marker:close()
+end
+
+function request()
+  if sent >= #items then
+    return wrk.format("GET", "/healthz")
+  end
+  sent = sent + 1
+  local item = items[sent]
+  return wrk.format("POST", path, {
+    ["Content-Type"] = "application/json",
+    ["Stripe-Signature"] = item[1],
+  }, item[2])
+end
+
+function response(status, headers, body)
+  answered = answered + 1
+  if answered == #items then finish() end
+end
+"""
+
+
+def wrk_post_each(
+    url: str, signed: list[tuple[str, bytes]], *, connections: int, threads: int = 2
+) -> dict[str, float]:
+    """POST each (Stripe-Signature, body) pair once with wrk: events/s over the whole run,
+    p50 and p99 (ms), and the non-2xx answers. wrk is C: unlike Python client threads (about
+    550 requests/s on this machine), it is not what limits the figure."""
+    path = "/" + url.split("/", 3)[3]
+    with tempfile.TemporaryDirectory() as tmp:
+        script, data = Path(tmp) / "each.lua", Path(tmp) / "bodies.tsv"
+        script.write_text(_EACH_ONCE_LUA)
+        with data.open("wb") as out:
+            for signature, body in signed:
+                out.write(signature.encode() + b"\t" + body + b"\n")
+        command = [
+            "wrk", "-t", str(threads), "-c", str(connections), "-d", "600s", "--latency",
+            "-s", str(script), url, "--", str(threads), str(data), path, tmp,
+        ]  # fmt: skip
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        while len(list(Path(tmp).glob("done-*"))) < threads and process.poll() is None:
+            time.sleep(0.01)
+        seconds = time.perf_counter() - started
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rate": len(signed) / seconds,
+        "seconds": seconds,
+        "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+        "p99": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+        "failures": int(bad.group(1)) if bad else 0,
+        "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
+        "extra_requests": requests - len(signed),
+    }
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -254,17 +363,19 @@ def fmt(value: Any, unit: str = "", digits: int = 0) -> str:
 
 
 def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
+    return "MET" if ok else "MISSED"
 
 
 def print_table(rows: list[Row], *, title: str = "") -> str:
-    headers = ["bench", "case", "value (median)", "baseline (same run)", "ratio", "target", ""]
+    headers = [
+        "bench", "case", "measured (median)", "baseline (same run)", "ratio", "target", "verdict",
+    ]  # fmt: skip
     data = [[r.bench, r.case, r.value, r.baseline, r.ratio, r.target, r.verdict] for r in rows]
     widths = [max(len(h), *(len(d[i]) for d in data)) if data else len(h) for i, h in
               enumerate(headers)]  # fmt: skip
     lines = []
     if title:
-        lines.append(title)
+        lines += [title, ""]
     lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
     lines.append("| " + " | ".join("-" * w for w in widths) + " |")
     for d in data:

@@ -3,11 +3,11 @@
 dj-stripe keeps webhook secrets in ``WebhookEndpoint`` rows; its ``/stripe/webhook/<uuid>/`` is
 served here too (``stripe_webhook_by_uuid``), behind the same checks.
 We provision one row per mode from the environment (``STRIPE_TEST_WEBHOOK_SECRET`` /
-``STRIPE_LIVE_WEBHOOK_SECRET``). A delivery is stored as dj-stripe stores it (a
-``WebhookEventTrigger`` row, validated) and its processing (dj-stripe's sync, then our
-receivers) is enqueued in the SAME transaction (billing/tasks.py): the answer comes in a few
-milliseconds, and no stored delivery is left without its job. Without a queue (SQLite, tests)
-the same processing runs here once the row is committed.
+``STRIPE_LIVE_WEBHOOK_SECRET``). A delivery is stored as dj-stripe stores it (a valid
+``WebhookEventTrigger`` row) and its processing (dj-stripe's sync, then our receivers) is
+enqueued in the SAME statement (billing/tasks.py), which also skips an event already
+processed: the answer comes in a few milliseconds, and no stored delivery is left without its
+job. Without a queue (SQLite, tests) the same processing runs here once the row is committed.
 
 Before any of that, the size and the signature are checked here: dj-stripe stores every
 post (body and headers) before its own signature check, so unsigned posts would fill the
@@ -21,7 +21,9 @@ duplicate made them barely cheaper than new events; see bench/webhooks.py.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 
@@ -53,6 +55,18 @@ def webhook_secret() -> str:
     return settings.STRIPE_TEST_WEBHOOK_SECRET
 
 
+# Each process keeps the endpoint row it last read (or wrote) for a minute: a delivery then
+# costs no SELECT of it. The row only changes when the settings do (checked on every call),
+# or in the admin (seen within the minute).
+ENDPOINT_CACHE_SECONDS = 60.0
+_endpoints: dict[str, tuple[float, WebhookEndpoint]] = {}
+
+
+def webhook_endpoint_forget() -> None:
+    """Drop the cached endpoint rows (after a failed write that named one; in tests)."""
+    _endpoints.clear()
+
+
 def webhook_endpoint_ensure() -> WebhookEndpoint | None:
     """The WebhookEndpoint row for the current mode, created or updated from settings."""
     secret = webhook_secret()
@@ -60,9 +74,21 @@ def webhook_endpoint_ensure() -> WebhookEndpoint | None:
         return None
     live = gateway.live_mode()
     endpoint_id = f"hrvstr_{'live' if live else 'test'}"
+    cached = _endpoints.get(endpoint_id)
+    if (
+        cached is not None
+        and cached[1].secret == secret
+        and time.monotonic() - cached[0] < ENDPOINT_CACHE_SECONDS
+    ):
+        return cached[1]
     endpoint = WebhookEndpoint.objects.filter(id=endpoint_id).first()
-    if endpoint is not None and endpoint.secret == secret and endpoint.enabled_events:
-        return endpoint
+    if endpoint is None or endpoint.secret != secret or not endpoint.enabled_events:
+        endpoint = _endpoint_write(endpoint_id, secret=secret, live=live)
+    _endpoints[endpoint_id] = (time.monotonic(), endpoint)
+    return endpoint
+
+
+def _endpoint_write(endpoint_id: str, *, secret: str, live: bool) -> WebhookEndpoint:
     defaults = dict(
         secret=secret,
         djstripe_uuid=uuid.uuid5(uuid.NAMESPACE_URL, f"hrvstr:{endpoint_id}"),
@@ -228,19 +254,16 @@ def _receive(
         # Signed, but a type we neither act on nor show (an endpoint subscribed to "*"):
         # acknowledged, not stored, no dj-stripe sync and no Stripe call.
         return JsonResponse({"received": True, "ignored": True})
+    if tasks.queue_enabled():
+        return _store_and_enqueue(request, endpoint=endpoint, event=event, payload=payload)
     if already_processed(event):
         return JsonResponse({"received": True, "duplicate": True})
+    # Inline mode (no queue): store the delivery, then process it once it is committed, and
+    # answer 500 on a failure so Stripe retries (the trigger keeps the traceback for the admin).
     try:
         with transaction.atomic():
             trigger = _trigger_store(request, endpoint=endpoint, event=event)
-            if trigger.valid and not tasks.webhook_enqueue(
-                trigger=trigger, event_id=str(event.get("id")), event_type=str(event.get("type"))
-            ):
-                # A job for this event is already waiting: it will do the work. No second row.
-                transaction.set_rollback(True)
-                return JsonResponse({"received": True, "duplicate": True, "queued": True})
     except DatabaseError:
-        # Nothing was committed (neither the row nor its job): Stripe retries a 503.
         logger.exception("webhook %s: database busy", event.get("id"))
         return _busy()
     if not trigger.valid:
@@ -248,10 +271,6 @@ def _receive(
         # dj-stripe stores it).
         logger.warning("webhook %s: invalid signature", event.get("id"))
         return _error(400, "Invalid signature")
-    if tasks.queue_enabled():
-        return JsonResponse({"received": True, "trigger": trigger.id, "queued": True})
-    # Inline mode (no queue): process now that the delivery is committed, and answer 500 on a
-    # failure so Stripe retries (the trigger keeps the traceback for the admin).
     try:
         tasks.webhook_process(trigger_id=trigger.id)
     except (OperationalError, InterfaceError):
@@ -276,6 +295,36 @@ def _receive(
         logger.exception("webhook %s (%s) failed", event.get("id"), event.get("type"))
         return _error(500, "Processing failed; Stripe will retry")
     return JsonResponse({"received": True, "trigger": trigger.id})
+
+
+def _store_and_enqueue(
+    request: HttpRequest, *, endpoint: WebhookEndpoint, event: dict, payload: str
+) -> HttpResponse:
+    """Queue mode: the verified delivery and its job, one statement (billing/tasks.py).
+
+    The signature was checked above with dj-stripe's own check, secret and tolerance, so the
+    row is stored valid without checking it a second time.
+    """
+    event_id = str(event.get("id"))
+    try:
+        trigger_id = tasks.webhook_store_and_enqueue(
+            endpoint=endpoint,
+            event_id=event_id,
+            event_type=str(event.get("type")),
+            body=payload,
+            headers_json=json.dumps(dict(request.headers)),
+            remote_ip=get_remote_ip(request),
+        )
+    except DatabaseError:
+        # Nothing was committed (neither the row nor its job): Stripe retries a 503. The
+        # endpoint row is read again next time, in case it was the row that failed.
+        logger.exception("webhook %s: database busy", event_id)
+        webhook_endpoint_forget()
+        return _busy()
+    if trigger_id is None:
+        # Processed already, or its job is waiting: that job does the work. No second row.
+        return JsonResponse({"received": True, "duplicate": True, "queued": True})
+    return JsonResponse({"received": True, "trigger": trigger_id, "queued": True})
 
 
 def _trigger_store(

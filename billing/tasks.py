@@ -10,8 +10,9 @@ period whatever the number of workers running the scheduler.
 
 Two modes (``settings.TASK_MODE``):
 
-- ``queue`` (PostgreSQL, production): ``webhook_enqueue`` defers a job inside the caller's
-  transaction; ``python manage.py procrastinate worker`` runs them (see README, "Workers").
+- ``queue`` (PostgreSQL, production): ``webhook_store_and_enqueue`` stores the delivery and
+  defers its job in one statement; ``python manage.py procrastinate worker`` runs the jobs
+  (see README, "Workers").
 - ``inline`` (SQLite for ``make run``, and the test suite): nothing is enqueued; the endpoint
   runs ``webhook_process`` itself once its transaction committed, and the scheduled jobs run
   from ``grant_monthly_allowances`` (cron) as before. Same functions, no broker.
@@ -27,13 +28,14 @@ import logging
 from traceback import format_exc
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from djstripe import signals as djstripe_signals
-from djstripe.models import WebhookEventTrigger
+from djstripe.apps import __version__ as djstripe_version
+from djstripe.models import Event, WebhookEndpoint, WebhookEventTrigger
 from djstripe.settings import djstripe_settings
 from procrastinate import JobContext, RetryStrategy
 from procrastinate.contrib.django import app
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
 
 logger = logging.getLogger(__name__)
 
@@ -65,25 +67,69 @@ def queue_for(event_type: str) -> tuple[str, int]:
     return QUEUE, 0
 
 
-def webhook_enqueue(*, trigger: WebhookEventTrigger, event_id: str, event_type: str) -> bool:
-    """Defer the processing of a stored delivery, in the caller's transaction.
+PROCESS_WEBHOOK_TASK = "billing.process_webhook"
 
-    Returns False when a job for the same event is already waiting (a redelivery): the caller
-    rolls back its trigger row and answers 200, the waiting job will do the work.
-    Inline mode: nothing to do here (the endpoint processes after its commit); returns True.
+# The delivery's row and its job in ONE statement (autocommit: a transaction of its own), unless
+# dj-stripe already stored the event (then it had all its effects). The job is deferred by
+# Procrastinate's own SQL function, as ``Task.defer`` calls it (its LISTEN/NOTIFY trigger wakes
+# the workers); a job already waiting for the event breaks the queueing lock's unique index
+# and the whole statement, row included, is undone. One round trip instead of eight (a SELECT
+# of the event, BEGIN, INSERT, SAVEPOINT, the defer, RELEASE, COMMIT): see bench/task_queue.py.
+_STORE_AND_ENQUEUE = f"""
+WITH stored AS (
+    INSERT INTO {WebhookEventTrigger._meta.db_table}
+        (remote_ip, headers, body, valid, processed, exception, traceback, djstripe_version,
+         created, updated, stripe_trigger_account_id, webhook_endpoint_id)
+    SELECT %(remote_ip)s, %(headers)s::jsonb, %(body)s, TRUE, FALSE, '', '', %(version)s,
+           now(), now(), %(account_id)s, %(endpoint_id)s
+    WHERE NOT EXISTS (SELECT 1 FROM {Event._meta.db_table} WHERE id = %(event_id)s)
+    RETURNING id
+)
+SELECT stored.id, procrastinate_defer_jobs_v1(ARRAY[ROW(
+    %(queue)s, '{PROCESS_WEBHOOK_TASK}', %(priority)s, NULL, %(queueing_lock)s,
+    jsonb_build_object('trigger_id', stored.id), NULL
+)::procrastinate_job_to_defer_v1]) FROM stored
+"""
+
+
+def webhook_store_and_enqueue(
+    *,
+    endpoint: WebhookEndpoint,
+    event_id: str,
+    event_type: str,
+    body: str,
+    headers_json: str,
+    remote_ip: str,
+) -> int | None:
+    """Store a verified delivery (a valid ``WebhookEventTrigger``) and defer its processing,
+    all or nothing, in one round trip (queue mode, PostgreSQL).
+
+    Returns the trigger's id; None when nothing was stored because the event was already
+    processed or a job for it is already waiting (a redelivery: that job does the work).
     """
-    if not queue_enabled():
-        return True
     queue, priority = queue_for(event_type)
+    parameters = {
+        "remote_ip": remote_ip,
+        "headers": headers_json,
+        "body": body,
+        "version": djstripe_version,
+        "account_id": endpoint.djstripe_owner_account_id,
+        "endpoint_id": endpoint.id,
+        "event_id": event_id,
+        "queue": queue,
+        "priority": priority,
+        "queueing_lock": f"event:{event_id}",
+    }
     try:
-        # A savepoint: a refused defer must not poison the caller's transaction.
-        with transaction.atomic():
-            process_webhook.configure(
-                queue=queue, priority=priority, queueing_lock=f"event:{event_id}"
-            ).defer(trigger_id=trigger.pk)
-    except AlreadyEnqueued:
-        return False
-    return True
+        with connection.cursor() as cursor:
+            cursor.execute(_STORE_AND_ENQUEUE, parameters)
+            row = cursor.fetchone()
+    except IntegrityError as exc:
+        diagnostic = getattr(exc.__cause__, "diag", None)
+        if getattr(diagnostic, "constraint_name", None) == QUEUEING_LOCK_CONSTRAINT:
+            return None
+        raise
+    return row[0] if row else None
 
 
 def _api_key(trigger: WebhookEventTrigger) -> str | None:
@@ -137,7 +183,7 @@ def webhook_process(*, trigger_id: int) -> bool:
     return True
 
 
-@app.task(name="billing.process_webhook", queue=QUEUE, retry=WEBHOOK_RETRY, pass_context=False)
+@app.task(name=PROCESS_WEBHOOK_TASK, queue=QUEUE, retry=WEBHOOK_RETRY, pass_context=False)
 def process_webhook(trigger_id: int) -> None:
     webhook_process(trigger_id=trigger_id)
 

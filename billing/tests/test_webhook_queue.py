@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import connection
 from djstripe.models import Event, WebhookEventTrigger
 
 from billing import tasks
@@ -127,18 +127,26 @@ def test_a_redelivery_while_the_job_waits_adds_no_row_and_no_job(
     assert after == (before[0] + 1, before[1] + 1)
 
 
-def test_no_stored_delivery_without_its_job(queued, api, owner, stripe_harness, monkeypatch):
+def test_no_stored_delivery_without_its_job(queued, api, owner, stripe_harness):
     delivery = paid_checkout(api, stripe_harness)[0]
-
-    def enqueue_fails(**kwargs):
-        raise DatabaseError("the queue table is unavailable")
-
     stored = WebhookEventTrigger.objects.count()
-    monkeypatch.setattr(tasks, "webhook_enqueue", enqueue_fails)
-    assert stripe_harness.post(delivery) == 503
-    # The row stored a moment before was rolled back with the failed enqueue: Stripe retries.
+    # The queue refuses every new job (as a full disk or a broken table would).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE procrastinate_jobs ADD CONSTRAINT refuse_jobs CHECK (false) NOT VALID"
+        )
+    try:
+        assert stripe_harness.post(delivery) == 503
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE procrastinate_jobs DROP CONSTRAINT refuse_jobs")
+    # The row was stored in the same statement as the refused job: neither is kept, and
+    # Stripe retries.
     assert WebhookEventTrigger.objects.count() == stored
     assert not WebhookEventTrigger.objects.filter(body__contains=delivery.event["id"]).exists()
+    assert stripe_harness.post(delivery) == 200
+    assert WebhookEventTrigger.objects.filter(body__contains=delivery.event["id"]).count() == 1
+    assert len(jobs(task_name="billing.process_webhook")) == 1
 
 
 def test_a_failing_event_is_kept_visible_and_retried_until_it_applies(
