@@ -298,9 +298,9 @@ def wrk_post_each(
     with tempfile.TemporaryDirectory() as tmp:
         script, data = Path(tmp) / "each.lua", Path(tmp) / "bodies.tsv"
         script.write_text(_EACH_ONCE_LUA)
-        with data.open("wb") as out:
+        with data.open("wb") as lines:
             for signature, body in signed:
-                out.write(signature.encode() + b"\t" + body + b"\n")
+                lines.write(signature.encode() + b"\t" + body + b"\n")
         command = [
             "wrk", "-t", str(threads), "-c", str(connections), "-d", "600s", "--latency",
             "-s", str(script), url, "--", str(threads), str(data), path, tmp,
@@ -312,14 +312,21 @@ def wrk_post_each(
         seconds = time.perf_counter() - started
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=30)
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
+
+    def first(pattern: str) -> str:
+        found = re.search(pattern, out, re.M)
+        if found is None:
+            raise RuntimeError(f"wrk printed no {pattern!r}:\n{out[-2000:]}")
+        return found.group(1)
+
+    requests = int(first(r"(\d+) requests in"))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "rate": len(signed) / seconds,
         "seconds": seconds,
-        "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
-        "p99": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+        "p50": _ms(first(r"^\s+50%\s+(\S+)")),
+        "p99": _ms(first(r"^\s+99%\s+(\S+)")),
         "failures": int(bad.group(1)) if bad else 0,
         "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
         "extra_requests": requests - len(signed),
