@@ -371,3 +371,20 @@ def portal_configuration_modify(
 def checkout_session_retrieve_on_return(session_id: str) -> stripe.checkout.Session:
     """The session the customer just paid, with what applying it needs (one call)."""
     return _call(stripe.checkout.Session.retrieve, session_id, expand=["line_items", "invoice"])
+
+
+# --- what a change will cost (issue 16): Stripe's own invoice preview ----------------------------
+
+
+def invoice_preview(
+    *, customer: str, subscription: str, subscription_details: dict[str, Any] | None = None
+) -> stripe.Invoice:
+    """The invoice Stripe would make (``Invoice.create_preview``): with ``subscription_details``
+    the one the proposed change bills, without them the subscription's upcoming invoice.
+
+    A preview creates nothing and has no side effect, so it carries no idempotency key.
+    """
+    params: dict[str, Any] = {"customer": customer, "subscription": subscription}
+    if subscription_details:
+        params["subscription_details"] = subscription_details
+    return _call(stripe.Invoice.create_preview, **params)
