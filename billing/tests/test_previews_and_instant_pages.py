@@ -264,3 +264,24 @@ def test_a_yearly_upgrade_preview_charges_the_year_now(
     )
     assert latest_update_invoice(owner)["amount_paid"] == due_today
     assert CreditAccount.objects.get(user=owner).billing_interval == "year"
+
+
+def test_a_change_made_at_stripe_has_one_feed_line_however_often_delivered(
+    owner, owner_client, stripe_harness
+):
+    """A plan switched outside our pages (the portal, the dashboard) reaches the feed once."""
+    subscribed(owner_client, stripe_harness)
+    subscription_id = CreditAccount.objects.get(user=owner).stripe_subscription_id
+    subscription = stripe.Subscription.retrieve(subscription_id, api_key=SECRET_KEY)
+    elite = services.price_id_for("elite_monthly")
+    stripe.Subscription.modify(
+        subscription_id,
+        items=[{"id": subscription["items"]["data"][0]["id"], "price": elite}],
+        proration_behavior="always_invoice",
+        api_key=SECRET_KEY,
+    )
+    stripe_harness.deliver(duplicate=True, order="shuffled", seed=3)
+    assert CreditAccount.objects.get(user=owner).tier == "elite"
+    feed = list(Activity.objects.filter(user=owner).values_list("title", flat=True))
+    assert feed.count("Plan changed to Elite") == 1
+    assert not LedgerEntry.objects.filter(user=owner, monthly_delta=0, purchased_delta=0).exists()
