@@ -1,8 +1,10 @@
 """What users and staff ask of Stripe: customers, Checkout, the portal and plan changes.
 
-Tier and credit changes never happen here: Stripe's answer comes back as a signed webhook,
-and ``billing.sync`` applies it through the subscriptions rules. That keeps one path for
-every change, whoever started it (our pages, the SPA, the Stripe portal or the dashboard).
+Tier and credit changes are never decided here: Stripe decides, and ``billing.sync`` applies
+its answer through the subscriptions rules, whoever started the change (our pages, the SPA,
+the Stripe portal or the dashboard). After our own call to Stripe returns, the subscription it
+returned goes through that same path at once (``returned_subscription_apply``), so the next
+page is right; the signed webhook that follows finds nothing left to change.
 """
 
 from __future__ import annotations

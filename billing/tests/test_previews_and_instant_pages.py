@@ -285,3 +285,23 @@ def test_a_change_made_at_stripe_has_one_feed_line_however_often_delivered(
     feed = list(Activity.objects.filter(user=owner).values_list("title", flat=True))
     assert feed.count("Plan changed to Elite") == 1
     assert not LedgerEntry.objects.filter(user=owner, monthly_delta=0, purchased_delta=0).exists()
+
+
+def test_an_upgrade_after_cancelling_is_previewed_and_charged_alike(
+    owner, owner_client, stripe_harness
+):
+    """The change resumes the plan first; its preview does the same, so the figures hold."""
+    subscribed(owner_client, stripe_harness)
+    owner_client.post("/billing/subscription/cancel/")
+    html = owner_client.get(
+        "/billing/change-plan/", {"tier": "elite", "interval": "month"}
+    ).content.decode()
+    due_today = cents_in(html, "due-today")
+    assert cents_in(html, "next-invoice") == 4900
+    owner_client.post(
+        "/billing/change-plan/",
+        {"tier": "elite", "interval": "month", "proration_date": proration_date_in(html)},
+    )
+    assert latest_update_invoice(owner)["amount_paid"] == due_today
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.cancel_at_period_end) == ("elite", False)
