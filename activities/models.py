@@ -6,6 +6,7 @@ from django.db import models
 
 class LedgerKind(models.TextChoices):
     PERIOD_RESET = "period_reset", "Monthly allowance reset"
+    ALLOWANCE_EXPIRED = "allowance_expired", "Monthly allowance expired"
     ALLOWANCE_CHANGE = "allowance_change", "Allowance changed"
     PURCHASE = "purchase", "Credits purchased"
     SPEND = "spend", "Credits spent"
@@ -86,6 +87,15 @@ class LedgerEntry(models.Model):
     @property
     def remaining_after(self) -> int:
         return self.monthly_remaining_after + self.purchased_after
+
+    @property
+    def is_expiry(self) -> bool:
+        """Unused monthly allowance running out at a reset: not a loss, nothing was taken."""
+        return self.kind == LedgerKind.ALLOWANCE_EXPIRED
+
+    @property
+    def expired_credits(self) -> int:
+        return -self.monthly_delta if self.is_expiry else 0
 
 
 class ActivityType(models.TextChoices):

@@ -19,6 +19,9 @@ class PlanForm(forms.Form):
         choices=[(t.key, t.name) for t in catalogue.TIERS.values() if t.is_paid]
     )
     interval = forms.ChoiceField(choices=INTERVAL_CHOICES, initial="month")
+    # The proration time of the preview the customer confirmed (Unix seconds), so Stripe
+    # charges what the preview showed; the service refuses one that is out of date.
+    proration_date = forms.IntegerField(required=False, min_value=0, max_value=2**40)
 
 
 class CheckoutForm(forms.Form):

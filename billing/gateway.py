@@ -380,3 +380,20 @@ def invoice_pay(invoice_id: str, *, payment_method: str, idempotency_key: str) -
         payment_method=payment_method,
         idempotency_key=idempotency_key,
     )
+
+
+# --- what a change will cost (issue 16): Stripe's own invoice preview ----------------------------
+
+
+def invoice_preview(
+    *, customer: str, subscription: str, subscription_details: dict[str, Any] | None = None
+) -> stripe.Invoice:
+    """The invoice Stripe would make (``Invoice.create_preview``): with ``subscription_details``
+    the one the proposed change bills, without them the subscription's upcoming invoice.
+
+    A preview creates nothing and has no side effect, so it carries no idempotency key.
+    """
+    params: dict[str, Any] = {"customer": customer, "subscription": subscription}
+    if subscription_details:
+        params["subscription_details"] = subscription_details
+    return _call(stripe.Invoice.create_preview, **params)

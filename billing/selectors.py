@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.utils.dateparse import parse_datetime
@@ -17,7 +18,7 @@ from djstripe import models as djstripe_models
 
 from activities.models import SPENDING_KINDS, LedgerEntry, LedgerKind
 from activities.selectors import LedgerDay, ledger_daily
-from billing import gateway
+from billing import gateway, previews
 from billing.stripe_data import (
     price_entry,
     subscription_period,
@@ -202,6 +203,12 @@ def billing_overview(*, user: User, now: datetime) -> dict[str, Any]:
         for u in unlocks_active(user_id=user.pk, now=now)
     ]
     live = account.has_live_subscription
+    next_payment = None
+    next_payment_error = ""
+    try:
+        next_payment = previews.next_payment_preview(account=account)
+    except DomainError as exc:
+        next_payment_error = exc.message
     return {
         "account": account,
         "tier": tier,
@@ -219,6 +226,8 @@ def billing_overview(*, user: User, now: datetime) -> dict[str, Any]:
         "invoices": invoices,
         "invoices_error": invoices_error,
         "has_customer": bool(account.stripe_customer_id),
+        "next_payment": next_payment,
+        "next_payment_error": next_payment_error,
     }
 
 
@@ -290,6 +299,15 @@ def plan_change_preview(
     )
     same = kind == "same"
     immediate = kind == "upgrade"
+    quote = None
+    quote_error = ""
+    if account.has_live_subscription and not same:
+        try:
+            quote = previews.plan_change_quote(user=account.user, tier=tier, interval=interval)
+        except DomainError as exc:
+            # The page still explains the change; the figures wait for Stripe (and the
+            # change itself is refused while Stripe is unreachable anyway).
+            quote_error = exc.message
     return {
         "account": account,
         "current": current,
@@ -300,7 +318,28 @@ def plan_change_preview(
         "immediate": immediate,
         "renews_on": account.billing_period_end or account.period_end,
         "live_subscription": account.has_live_subscription,
+        "quote": quote,
+        "quote_error": quote_error,
     }
+
+
+def plan_change_outcome(*, user: User, tier: str) -> tuple[int, str]:
+    """What the page says right after a plan change: the account already holds what Stripe
+    answered (the change's result was applied at once). Read afresh: the request's user
+    carries the account as it was before the change."""
+    target = catalogue.TIERS[tier]
+    account = CreditAccount.objects.get(user=user)
+    if account.tier == tier:
+        return messages.SUCCESS, f"You are now on {target.name}."
+    if account.pending_tier == tier:
+        ends = account.billing_period_end or account.period_end
+        return messages.SUCCESS, f"You switch to {target.name} on {ends:%-d %b %Y}."
+    current = catalogue.TIERS[account.tier].name
+    return (
+        messages.WARNING,
+        f"Stripe has not been paid for {target.name} yet, so you keep {current}. "
+        "Check your card under Manage billing.",
+    )
 
 
 # --- the support staff's billing dashboard (/admin/dashboard/) ----------------------------------

@@ -1,8 +1,10 @@
 """What users and staff ask of Stripe: customers, Checkout, the portal and plan changes.
 
-Tier and credit changes never happen here: Stripe's answer comes back as a signed webhook,
-and ``billing.sync`` applies it through the subscriptions rules. That keeps one path for
-every change, whoever started it (our pages, the SPA, the Stripe portal or the dashboard).
+Tier and credit changes are never decided here: Stripe decides, and ``billing.sync`` applies
+its answer through the subscriptions rules, whoever started the change (our pages, the SPA,
+the Stripe portal or the dashboard). After our own call to Stripe returns, the subscription it
+returned goes through that same path at once (``returned_subscription_apply``), so the next
+page is right; the signed webhook that follows finds nothing left to change.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -17,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.models import WebhookEventTrigger
 
@@ -25,13 +29,14 @@ from billing import gateway
 from billing.catalogue_sync import portal_configuration_find, portal_configuration_problems
 from billing.reconcile import account_resync
 from billing.stripe_data import (
+    StripeDict,
     object_id,
     price_entry,
     subscription_item_id,
     subscription_price,
     to_dict,
 )
-from billing.sync import CUSTOMER_GONE, customer_unlink
+from billing.sync import CUSTOMER_GONE, customer_unlink, stripe_time_of, subscription_apply
 from hrvstr.errors import DomainError
 from subscriptions import catalogue
 from subscriptions.errors import require_tier
@@ -184,7 +189,7 @@ def customer_ensure(*, user: User) -> str:
     return stored
 
 
-def _plan_entry(tier: str, interval: str) -> catalogue.PriceEntry:
+def plan_entry(tier: str, interval: str) -> catalogue.PriceEntry:
     tier_spec = catalogue.TIERS.get(tier)
     if tier_spec is None or not tier_spec.is_paid or interval not in catalogue.INTERVALS:
         raise UnknownPlan(tier=tier, interval=interval, available=_paid_tiers())
@@ -235,7 +240,7 @@ def checkout_session_create(
             "payment_intent_data": {"metadata": metadata | {"hrvstr_bundle": bundle}},
         }
     else:
-        entry = _plan_entry(tier or "", interval)
+        entry = plan_entry(tier or "", interval)
         if account.has_live_subscription and _still_live_at_stripe(account):
             raise AlreadySubscribed(action="change_plan", tier=account.tier)
         lookup_key = entry.lookup_key
@@ -333,7 +338,7 @@ def portal_configuration_id() -> str:
     return config_id
 
 
-def _live_subscription(user: User) -> dict[str, Any]:
+def live_subscription(user: User) -> dict[str, Any]:
     """The user's live subscription as Stripe has it now.
 
     Our row can be a webhook behind Stripe (a cancel or a failed renewal that ended it is still
@@ -350,7 +355,7 @@ def _live_subscription(user: User) -> dict[str, Any]:
 
 
 def _live_subscription_id(user: User) -> str:
-    return str(_live_subscription(user)["id"])
+    return str(live_subscription(user)["id"])
 
 
 def _request_key(action: str, subscription_id: str) -> str:
@@ -376,28 +381,89 @@ def change_applies_now(current: catalogue.PriceEntry | None, target: catalogue.P
     return kind == "upgrade"
 
 
-def subscription_change_plan(*, user: User, tier: str, interval: str) -> None:
+def returned_subscription_apply(subscription: Any, *, request_key: str) -> None:
+    """Apply the subscription Stripe just returned to our call, by the webhook's rules.
+
+    The page after the POST then shows what Stripe answered without waiting for the webhook.
+    It is Stripe's current state (``authoritative``); the webhook that follows re-reads the
+    same state and finds nothing left to change (no second ledger row or feed line). The
+    rules are the webhook's own: an upgrade counts only once Stripe has switched the price
+    and been paid. Stripe is read (payment, schedule) before the account is locked.
+    """
+    data = to_dict(subscription)
+    subscription_apply(
+        data,
+        observed_at=stripe_time_of(data),
+        idempotency_key=f"sub:{request_key}"[:100],
+        source=request_key.split(":", 1)[0],
+        authoritative=True,
+    )
+
+
+class PreviewOutdated(DomainError):
+    code = "preview_outdated"
+    status = 409
+    message = "Prices were worked out a while ago: review the change again"
+
+
+PREVIEW_VALID_SECONDS = 3600
+
+
+def proration_time(*, proration_date: int | None, now: datetime) -> int:
+    """The proration time of a change: the one its preview used (so the charge is the
+    preview's), if that preview is recent; Stripe's now (our clock follows it) without one."""
+    current = int(now.timestamp())
+    if proration_date is None:
+        return current
+    if not current - PREVIEW_VALID_SECONDS <= proration_date <= current + 60:
+        raise PreviewOutdated(proration_date=proration_date)
+    return proration_date
+
+
+def change_details(
+    data: StripeDict, entry: catalogue.PriceEntry, *, applies_now: bool, proration_date: int
+) -> dict[str, Any]:
+    """The subscription change Stripe makes (and previews): an upgrade invoiced now, prorated
+    at ``proration_date``; a downgrade at the period end, without proration."""
+    details: dict[str, Any] = {
+        "items": [{"id": subscription_item_id(data), "price": price_id_for(entry.lookup_key)}],
+        "proration_behavior": "always_invoice" if applies_now else "none",
+    }
+    if applies_now:
+        details["proration_date"] = proration_date
+    return details
+
+
+def subscription_change_plan(
+    *, user: User, tier: str, interval: str, proration_date: int | None = None
+) -> None:
     """Move the subscription to another plan, the way Stripe bills it.
 
     An upgrade is prorated and invoiced now with ``payment_behavior=pending_if_incomplete``:
     Stripe switches the price only once that invoice is paid, so a failed charge leaves the
     old plan in place (and the app, following Stripe, keeps it too). A downgrade is made in
     Stripe as a subscription schedule: the current price until the period end, then the new
-    one; nothing is pending only in our database.
+    one; nothing is pending only in our database. ``proration_date`` is the preview's (see
+    ``plan_change_quote``), so the charge is the one the customer saw.
+
+    What Stripe returns is applied at once by the webhook's rules.
     """
-    entry = _plan_entry(tier, interval)
-    data = _live_subscription(user)
+    entry = plan_entry(tier, interval)
+    when = proration_time(proration_date=proration_date, now=timezone.now())
+    data = live_subscription(user)
     subscription_id = data["id"]
     current = price_entry(subscription_price(data))
     schedule_id = object_id(data.get("schedule"))
     if current is not None and current.lookup_key == entry.lookup_key:
         if schedule_id:  # back to the current plan: drop the scheduled change
-            gateway.subscription_schedule_release(
-                schedule_id, idempotency_key=_request_key("release", subscription_id)
-            )
+            key = _request_key("release", subscription_id)
+            gateway.subscription_schedule_release(schedule_id, idempotency_key=key)
+            now_at_stripe = gateway.subscription_retrieve(subscription_id)
+            returned_subscription_apply(now_at_stripe, request_key=key)
         return
     if not change_applies_now(current, entry):
-        _downgrade_schedule(data, entry, schedule_id)
+        key = _downgrade_schedule(data, entry, schedule_id)
+        returned_subscription_apply(gateway.subscription_retrieve(subscription_id), request_key=key)
         return
     if schedule_id:
         gateway.subscription_schedule_release(
@@ -410,19 +476,21 @@ def subscription_change_plan(*, user: User, tier: str, interval: str) -> None:
             cancel_at_period_end=False,
             idempotency_key=_request_key("resume-for-change", subscription_id),
         )
-    gateway.subscription_modify(
+    key = _request_key("change-plan", subscription_id)
+    changed = gateway.subscription_modify(
         subscription_id,
-        items=[{"id": subscription_item_id(data), "price": price_id_for(entry.lookup_key)}],
-        proration_behavior="always_invoice",
+        **change_details(data, entry, applies_now=True, proration_date=when),
         payment_behavior="pending_if_incomplete",
-        idempotency_key=_request_key("change-plan", subscription_id),
+        idempotency_key=key,
     )
+    returned_subscription_apply(changed, request_key=key)
 
 
 def _downgrade_schedule(
     data: dict[str, Any], entry: catalogue.PriceEntry, schedule_id: str | None
-) -> None:
-    """Schedule the lower price for the period end in Stripe (a subscription schedule)."""
+) -> str:
+    """Schedule the lower price for the period end in Stripe (a subscription schedule);
+    returns the key of the request that did."""
     subscription_id = data["id"]
     if data.get("cancel_at_period_end") or data.get("cancel_at"):
         gateway.subscription_modify(
@@ -444,6 +512,7 @@ def _downgrade_schedule(
         schedule["phases"][0],
     )
     current_price = object_id(phase["items"][0]["price"])
+    key = _request_key("schedule-phases", subscription_id)
     gateway.subscription_schedule_modify(
         schedule["id"],
         end_behavior="release",
@@ -460,13 +529,15 @@ def _downgrade_schedule(
                 "proration_behavior": "none",
             },
         ],
-        idempotency_key=_request_key("schedule-phases", subscription_id),
+        idempotency_key=key,
     )
+    return key
 
 
 def subscription_cancel(*, user: User, immediate: bool = False) -> None:
-    """Cancel at the end of the paid period (default) or now."""
-    data = _live_subscription(user)
+    """Cancel at the end of the paid period (default) or now; what Stripe returns is applied
+    at once (the page then offers Resume, or shows the free plan)."""
+    data = live_subscription(user)
     subscription_id = data["id"]
     if schedule_id := object_id(data.get("schedule")):
         # Stripe refuses cancellation changes on a scheduled subscription; a scheduled
@@ -475,25 +546,25 @@ def subscription_cancel(*, user: User, immediate: bool = False) -> None:
             schedule_id, idempotency_key=_request_key("release", subscription_id)
         )
     if immediate:
-        gateway.subscription_cancel_now(
-            subscription_id, idempotency_key=f"cancel:{subscription_id}"
-        )
+        key = f"cancel:{subscription_id}"
+        ended = gateway.subscription_cancel_now(subscription_id, idempotency_key=key)
+        returned_subscription_apply(ended, request_key=_request_key("cancel-now", subscription_id))
     else:
-        gateway.subscription_modify(
-            subscription_id,
-            cancel_at_period_end=True,
-            idempotency_key=_request_key("cancel-at-end", subscription_id),
+        key = _request_key("cancel-at-end", subscription_id)
+        cancelling = gateway.subscription_modify(
+            subscription_id, cancel_at_period_end=True, idempotency_key=key
         )
+        returned_subscription_apply(cancelling, request_key=key)
 
 
 def subscription_resume(*, user: User) -> None:
-    """Undo a cancellation at period end, while the period lasts."""
+    """Undo a cancellation at period end, while the period lasts (applied at once)."""
     subscription_id = _live_subscription_id(user)
-    gateway.subscription_modify(
-        subscription_id,
-        cancel_at_period_end=False,
-        idempotency_key=_request_key("resume", subscription_id),
+    key = _request_key("resume", subscription_id)
+    resumed = gateway.subscription_modify(
+        subscription_id, cancel_at_period_end=False, idempotency_key=key
     )
+    returned_subscription_apply(resumed, request_key=key)
 
 
 class ReplayRefused(DomainError):

@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
@@ -111,13 +112,21 @@ def change_plan(request: AuthenticatedHttpRequest) -> HttpResponse:
         )
         return render(request, "billing/change_plan_confirm.html", preview)
     tier = catalogue.TIERS[form.cleaned_data["tier"]]
-    billing_services.subscription_change_plan(
-        user=request.user, tier=tier.key, interval=form.cleaned_data["interval"]
-    )
-    messages.success(
-        request,
-        f"Plan change to {tier.name} sent to Stripe. This page shows it once Stripe confirms.",
-    )
+    interval = form.cleaned_data["interval"]
+    try:
+        billing_services.subscription_change_plan(
+            user=request.user,
+            tier=tier.key,
+            interval=interval,
+            proration_date=form.cleaned_data["proration_date"],
+        )
+    except billing_services.PreviewOutdated as exc:
+        messages.warning(request, exc.message)
+        return redirect(
+            f"{reverse('billing-change-plan')}?{urlencode(dict(tier=tier.key, interval=interval))}"
+        )
+    level, message = selectors.plan_change_outcome(user=request.user, tier=tier.key)
+    messages.add_message(request, level, message)
     return redirect("billing")
 
 

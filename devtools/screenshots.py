@@ -41,6 +41,8 @@ USER_PAGES = {
     "activity": "/activity/",
     "activity-ledger": "/activity/?show=ledger",
     "checkout-success": "/billing/success/?session_id=cs_demo",
+    # The demo user is on Pro monthly: Stripe's preview of an upgrade (due today, next invoice).
+    "change-plan-preview": "/billing/change-plan/?tier=elite&interval=month",
 }
 STAFF_PAGES = {"admin-dashboard": "/admin/dashboard/", "admin-users": "/admin/auth/user/"}
 

@@ -284,3 +284,52 @@ def test_no_page_breaks_under_the_content_security_policy(page, live_server):
     ]:
         page.goto(base + path)
         assert page.locator("#content").count() == 1, path
+
+
+def test_an_upgrade_shows_its_price_first_and_cancel_and_resume_show_at_once(
+    page, live_server, stripe_server
+):
+    """Issue 16: the confirmation shows Stripe's preview, and each page after a change shows
+    what Stripe answered (no reload, no waiting for the webhook)."""
+    from playwright.sync_api import expect
+
+    from hrvstr.formatting import cents
+    from subscriptions.models import CreditAccount
+
+    sign_up(page, live_server.url, email="changer@example.com")
+    page.get_by_role("button", name="Choose Pro monthly").click()
+    page.wait_for_url(re.compile(r"/checkout/cs_"))
+    pay_on_stripe(page)
+    expect(page.locator("#activation")).to_contain_text("You are on Pro", timeout=TIMEOUT_MS)
+    page.goto(f"{live_server.url}/billing/")
+    expect(page.get_by_test_id("next-payment")).to_have_text("$19")
+
+    page.get_by_role("button", name="Upgrade to Elite").click()
+    expect(page.get_by_role("heading", name="Switch to Elite monthly?")).to_be_visible()
+    due_today = page.get_by_test_id("due-today")
+    expect(due_today).to_have_text(re.compile(r"^\$(29\.\d\d|30)$"))
+    expect(page.get_by_test_id("next-invoice")).to_contain_text("$49 on")
+    charged = due_today.inner_text()
+    page.get_by_role("button", name="Switch to Elite").click()
+    page.wait_for_url(f"{live_server.url}/billing/")
+    expect(page.locator(".message")).to_contain_text("You are now on Elite.")
+    expect(page.get_by_role("heading", name="Elite plan")).to_be_visible()
+    account = CreditAccount.objects.get(user__email="changer@example.com")
+    assert account.tier == "elite"
+    # What Stripe charged is what the preview said.
+    from billing import gateway
+
+    update = [
+        invoice
+        for invoice in gateway.invoices_for_subscription(account.stripe_subscription_id)
+        if invoice.billing_reason == "subscription_update"
+    ]
+    assert [cents(i.amount_paid) for i in update] == [charged]
+
+    page.locator("#cancel summary").click()
+    page.get_by_role("button", name="Cancel at period end").click()
+    expect(page.locator(".status.notice")).to_contain_text("Cancels on")
+    expect(page.get_by_role("button", name="Resume subscription")).to_be_visible()
+    page.get_by_role("button", name="Resume subscription").click()
+    expect(page.locator(".status.ok")).to_contain_text("Renews on")
+    expect(page.get_by_role("button", name="Resume subscription")).to_have_count(0)

@@ -154,6 +154,21 @@ def reset_locked(
     # The tier is what Stripe bills now; a scheduled change (``pending_tier``) happens when
     # Stripe switches the price, never here.
     tier = account.tier
+    # The first invoice of a new subscription restarts the period the subscription began
+    # (``subscription_sync``): nothing of an earlier month is left to expire.
+    if (unused := account.monthly_remaining) > 0 and account.period_start != period_start:
+        # What was left of the month expires: its own row, so the ledger and the API say
+        # "Monthly allowance expired" instead of showing the reset as a loss of credits.
+        apply_change(
+            account,
+            kind=LedgerKind.ALLOWANCE_EXPIRED,
+            actor=actor,
+            idempotency_key=f"{idempotency_key}:expired",
+            allowance=account.monthly_used,
+            reason="Monthly allowance expired",
+            source=source,
+            details={"unused": unused, "period_end": account.period_end.isoformat()},
+        )
     entry = apply_change(
         account,
         kind=LedgerKind.PERIOD_RESET,

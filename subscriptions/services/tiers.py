@@ -168,6 +168,8 @@ def _subscription_sync_locked(
     scheduled = state.scheduled_tier if state.scheduled_tier != new_tier else ""
     allowance = None
     used = None
+    kind = LedgerKind.ALLOWANCE_CHANGE
+    reason = f"Subscription {status.label.lower()}: {new_tier}"
     if account.tier == FREE_TIER.key and new_tier != FREE_TIER.key:
         # A new subscriber: the allowance period follows Stripe's billing period from now on.
         start = state.period_start
@@ -181,6 +183,14 @@ def _subscription_sync_locked(
         )
         allowance = tier_allowance(account=account, tier=new_tier)
         used = 0
+    elif new_tier != account.tier and state.period_start >= account.period_end:
+        # The change came with a new billing period (a scheduled downgrade at the renewal):
+        # what was left of the ended month expires, and the new tier's allowance comes with
+        # the period's paid invoice (``allowance_period_start``), as every renewal's does.
+        fields.update(tier=new_tier, pending_tier=scheduled)
+        allowance = account.monthly_used
+        kind = LedgerKind.ALLOWANCE_EXPIRED
+        reason = "Monthly allowance expired"
     elif new_tier != account.tier:
         # Up (paid for) or down (Stripe bills the lower price now): the allowance follows.
         # Usage already counted stays counted, all of it: a downgrade below what was used
@@ -198,15 +208,28 @@ def _subscription_sync_locked(
     )
     if not changed:
         return None
+    if allowance is None:
+        # Same tier, same credits (a cancellation set or undone, a scheduled change, a new
+        # period end, past due): the account follows Stripe, the ledger gets no row, since
+        # its rows are changes of credits or tier. A zero row per portal visit or resync
+        # buried the real ones.
+        cancel_changed = account.cancel_at_period_end != state.cancel_at_period_end
+        CreditAccount.objects.filter(pk=account.pk).update(version=F("version") + 1, **fields)
+        for name, value in fields.items():
+            setattr(account, name, value)
+        if cancel_changed:
+            cancellation_activity_record(account, state)
+        _past_due_activity_record(account, state, None)
+        return None
     was_tier = account.tier
     entry = apply_change(
         account,
-        kind=LedgerKind.ALLOWANCE_CHANGE,
+        kind=kind,
         actor=Actor.STRIPE,
         idempotency_key=key,
         allowance=allowance,
         used=used,
-        reason=f"Subscription {status.label.lower()}: {new_tier}",
+        reason=reason,
         source=source or state.subscription_id,
         details={
             "status": status.value,
@@ -218,16 +241,44 @@ def _subscription_sync_locked(
     )
     if account.tier != was_tier:
         tier_activity_record(account, was_tier, entry)
-    if status == SubscriptionStatus.PAST_DUE:
+    _past_due_activity_record(account, state, entry)
+    return entry
+
+
+def _past_due_activity_record(
+    account: CreditAccount, state: SubscriptionState, entry: LedgerEntry | None
+) -> None:
+    if state.status != SubscriptionStatus.PAST_DUE:
+        return
+    activity_record(
+        user=account.user,
+        activity_type=ActivityType.PAYMENT_FAILED,
+        title="Payment failed",
+        description="Update your card to keep your plan.",
+        ledger_entry=entry,
+        dedupe_key=f"payment-failed:{state.subscription_id}:{state.period_end.isoformat()}",
+    )
+
+
+def cancellation_activity_record(account: CreditAccount, state: SubscriptionState) -> None:
+    """A feed line when a cancellation at the period end is set or undone (once per change:
+    the state is applied once, whether our page or the webhook gets there first)."""
+    if state.cancel_at_period_end:
         activity_record(
             user=account.user,
-            activity_type=ActivityType.PAYMENT_FAILED,
-            title="Payment failed",
-            description="Update your card to keep your plan.",
-            ledger_entry=entry,
-            dedupe_key=f"payment-failed:{state.subscription_id}:{state.period_end.isoformat()}",
+            activity_type=ActivityType.SUBSCRIPTION_CANCELED,
+            title="Subscription set to end",
+            description=(
+                f"Your plan ends on {state.period_end:%-d %b %Y}; you can resume it until then."
+            ),
         )
-    return entry
+    else:
+        activity_record(
+            user=account.user,
+            activity_type=ActivityType.SUBSCRIPTION_RESUMED,
+            title="Subscription resumed",
+            description="Your plan renews as before.",
+        )
 
 
 def tier_activity_record(account: CreditAccount, was_tier: str, entry: LedgerEntry) -> None:
