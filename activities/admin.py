@@ -129,16 +129,16 @@ def source_html(entry: LedgerEntry) -> str:
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    # Nine columns, the long ones (source ids, reasons) wrapped or cut with the whole text on
-    # hover, so the list fits a laptop screen instead of scrolling Source and Reason away.
+    # Eight narrow columns, the long ones (source ids, reasons) wrapped or cut with the whole
+    # text on hover, and no app sidebar: the list fits a laptop screen (1280 px, filters
+    # shown) instead of scrolling Source and Reason out of sight (devtools/tests/test_browser).
     list_display = (
         "id",
-        "created_at",
+        "when",
         "user",
-        "kind",
+        "what",
         "change",
         "left_after",
-        "by",
         "source_link",
         "reason_short",
     )
@@ -159,9 +159,20 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     def left_after(self, entry: LedgerEntry) -> str:
         return left_after_text(entry)
 
-    @admin.display(description="by", ordering="actor")
-    def by(self, entry: LedgerEntry) -> str:
-        return by_text(entry)
+    @admin.display(description="when", ordering="created_at")
+    def when(self, entry: LedgerEntry) -> str:
+        return f"{entry.created_at:%-d %b %Y %H:%M}"
+
+    @admin.display(description="what", ordering="kind")
+    def what(self, entry: LedgerEntry) -> str:
+        return format_html(
+            '{}<br><span class="quiet">by {}</span>', entry.get_kind_display(), by_text(entry)
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        return super().changelist_view(
+            request, {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        )
 
     @admin.display(description="source", ordering="source")
     def source_link(self, entry: LedgerEntry) -> str:

@@ -78,9 +78,10 @@ def test_the_ledger_list_fits_and_keeps_long_text_readable(admin_client, owner):
     assert "/static/hrvstr/support.css" in html  # the column widths
     table = html[html.index('<table id="result_list">') :]
     headers = table[: table.index("</thead>")]
-    assert headers.count('<th scope="col"') == 9
+    assert headers.count('<th scope="col"') == 8
     row = table[table.index(f'href="/admin/activities/ledgerentry/{entry.pk}/change/"') :]
     row = row[: row.index("</tr>")]
     assert f'<span class="ledger-reason" title="{reason.strip()}">' in row
     assert "…</span>" in row  # cut in the cell
     assert "-20 purchased" in row and 'title="50 monthly + 30 purchased">80<' in row
+    assert 'Staff adjustment<br><span class="quiet">by System</span>' in row
