@@ -1,5 +1,5 @@
 """Stripe in the admin: replay a failed webhook delivery, and dj-stripe's own admin repaired
-where the ledger links into it."""
+where the ledger links into it and made read-only throughout."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
 from djstripe.admin.admin import InvoiceAdmin, SessionAdmin, WebhookEventTriggerAdmin
 from djstripe.models import Invoice, Session, WebhookEventTrigger
 
+from activities.admin import ReadOnlyMixin
 from billing import services as billing_services
 from hrvstr.errors import DomainError
 from hrvstr.http import AuthenticatedHttpRequest
@@ -119,3 +121,67 @@ class RepairedInvoiceAdmin(ReadablePropertiesMixin, InvoiceAdmin):
 class RepairedSessionAdmin(ReadablePropertiesMixin, SessionAdmin):
     list_display = ("customer", "subscription")
     search_fields = ("customer__id",)
+
+
+# --- dj-stripe's ~45 model admins: read-only, for everyone --------------------------------------
+# They are a mirror of Stripe. A change made here would not reach Stripe (the next webhook
+# overwrites it), and the few dj-stripe admins that do call Stripe (API keys, webhook
+# endpoints, "sync all instances") would go around our gateway and its rules. Support staff
+# look things up here; changes are made in Stripe's dashboard or with the user page's actions.
+
+# dj-stripe's own admin actions: re-fetch rows from Stripe, one by one or all of them.
+DJSTRIPE_ACTIONS = ("_resync_instances", "_sync_all_instances")
+
+
+class StripeMirrorReadOnlyMixin(ReadOnlyMixin):
+    """No add, change or delete (superusers included), and no dj-stripe sync actions."""
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = dict(super().get_actions(request))
+        for name in DJSTRIPE_ACTIONS:
+            actions.pop(name, None)
+        return actions
+
+    def get_urls(self) -> list[URLPattern]:
+        # The confirmation page of dj-stripe's sync actions takes a POST from any staff member.
+        return [
+            url
+            for url in super().get_urls()
+            if getattr(url, "name", None) != "djstripe_custom_action"
+        ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A read-only page shows each field by reading it off the object: drop the names that
+        # only dj-stripe's add/edit forms have (e.g. a webhook endpoint's "base_url").
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if _shown(self, obj, f)]})
+            for name, options in fieldsets
+        ]
+
+
+def _shown(model_admin: Any, obj: Any, field: Any) -> bool:
+    if not isinstance(field, str):
+        return True  # a group of fields on one line: dj-stripe has none that need dropping
+    return hasattr(model_admin, field) or hasattr(type(obj), field) or hasattr(obj, field)
+
+
+def djstripe_admins_read_only(site: admin.AdminSite) -> list[str]:
+    """Re-register every dj-stripe model admin behind the read-only mixin; returns the model
+    names, for the tests."""
+    done = []
+    for model, model_admin in list(site._registry.items()):
+        if model._meta.app_label != "djstripe":
+            continue
+        cls = type(model_admin)
+        if issubclass(cls, StripeMirrorReadOnlyMixin):
+            continue
+        site.unregister(model)
+        site.register(model, type(f"ReadOnly{cls.__name__}", (StripeMirrorReadOnlyMixin, cls), {}))
+        done.append(str(model._meta.model_name))
+    return done
+
+
+djstripe_admins_read_only(admin.site)

@@ -178,6 +178,12 @@ class InvoiceOut(serializers.Serializer):
     date = serializers.CharField(allow_null=True)
     description = serializers.CharField(allow_blank=True, allow_null=True)
     downloadUrl = serializers.CharField(allow_null=True)
+    # Beyond what the SPA reads (the billing page shows them): Stripe's invoice number, its
+    # hosted page and PDF, and the status said for the customer.
+    number = serializers.CharField(allow_null=True)
+    hostedUrl = serializers.CharField(allow_null=True)
+    pdfUrl = serializers.CharField(allow_null=True)
+    statusText = serializers.CharField()
 
 
 class InvoicesEnvelope(serializers.Serializer):

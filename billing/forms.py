@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from billing.customer_details import TAX_ID_TYPES
 from subscriptions import catalogue
 
 INTERVAL_CHOICES = [("month", "Monthly"), ("year", "Yearly")]
@@ -40,3 +41,32 @@ class CheckoutForm(forms.Form):
 
 class CancelForm(forms.Form):
     immediate = forms.BooleanField(required=False)
+
+
+class BillingDetailsForm(forms.Form):
+    """The billing e-mail and a tax id to add; Stripe checks the tax id's format again."""
+
+    email = forms.EmailField(
+        label="Billing e-mail", max_length=254, help_text="Receipts and invoices go here."
+    )
+    tax_id_type = forms.ChoiceField(
+        label="Tax id type",
+        required=False,
+        choices=[("", "No tax id")]
+        + [(t.key, f"{t.label} (e.g. {t.example})") for t in TAX_ID_TYPES.values()],
+    )
+    tax_id_value = forms.CharField(label="Tax id", max_length=64, required=False, strip=True)
+
+    # Stripe's ``param`` in a validation error -> the field it is about.
+    STRIPE_PARAMS = {"email": "email", "type": "tax_id_type", "value": "tax_id_value"}
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if data.get("tax_id_value") and not data.get("tax_id_type"):
+            self.add_error("tax_id_type", "Choose the kind of tax id.")
+        return data
+
+
+class TaxIdRemoveForm(forms.Form):
+    tax_id = forms.CharField(max_length=64)

@@ -46,6 +46,19 @@ class CustomerMissing(StripeRequestFailed):
     message = "Your billing account no longer exists at Stripe"
 
 
+class StripeInputInvalid(StripeRequestFailed):
+    """Stripe refused a value the customer typed (a tax id, an e-mail): their mistake, said
+    with Stripe's message; ``param`` names the field."""
+
+    code = "stripe_input_invalid"
+    status = 400
+    message = "Stripe did not accept this value"
+
+
+# Stripe's error codes for a value that fails its validation, not for a request we got wrong.
+INPUT_ERROR_CODES = frozenset({"tax_id_invalid", "email_invalid", "invalid_tax_location"})
+
+
 class CardDeclined(DomainError):
     code = "card_declined"
     status = 402
@@ -124,6 +137,12 @@ def _call(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
             getattr(exc, "param", None) == "customer" or "No such customer" in str(exc)
         ):
             raise CustomerMissing(stripe_code=exc.code) from exc
+        if exc.code in INPUT_ERROR_CODES:
+            raise StripeInputInvalid(
+                exc.user_message or StripeInputInvalid.message,
+                stripe_code=exc.code,
+                param=getattr(exc, "param", None),
+            ) from exc
         raise StripeRequestFailed(
             exc.user_message or StripeRequestFailed.message, stripe_code=exc.code
         ) from exc
@@ -146,6 +165,30 @@ def customer_create(
 
 def customer_retrieve(customer_id: str) -> stripe.Customer:
     return _call(stripe.Customer.retrieve, customer_id)
+
+
+def customer_email_set(customer_id: str, *, email: str) -> stripe.Customer:
+    """The address Stripe sends receipts and invoices to."""
+    return _call(
+        stripe.Customer.modify,
+        customer_id,
+        email=email,
+        idempotency_key=_request_key(f"customer-email:{customer_id}"),
+    )
+
+
+def customer_tax_id_create(customer_id: str, *, kind: str, value: str) -> stripe.TaxId:
+    return _call(
+        stripe.Customer.create_tax_id,
+        customer_id,
+        type=kind,
+        value=value,
+        idempotency_key=_request_key(f"tax-id:{customer_id}"),
+    )
+
+
+def customer_tax_id_delete(customer_id: str, tax_id: str) -> stripe.TaxId:
+    return _call(stripe.Customer.delete_tax_id, customer_id, tax_id)
 
 
 # --- catalogue --------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from djstripe import models as djstripe_models
 
 from activities.models import SPENDING_KINDS, LedgerEntry, LedgerKind
 from activities.selectors import LedgerDay, ledger_daily
-from billing import gateway, previews
+from billing import gateway, previews, sync
 from billing.stripe_data import (
+    object_id,
     price_entry,
     subscription_period,
     subscription_price,
@@ -37,17 +38,20 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+def mirrored(model: type[djstripe_models.StripeModel], stripe_id: str) -> dict[str, Any]:
+    """dj-stripe's copy of one Stripe object as Stripe sent it ({} if it has none)."""
+    data = model.objects.filter(id=stripe_id).values_list("stripe_data", flat=True).first()
+    return data or {}
+
+
 def subscription_for_user(*, user: User) -> dict[str, Any] | None:
     """The current subscription in the SPA's field names, or None."""
     account = account_get(user=user)
     if not account.stripe_subscription_id:
         return None
-    mirrored = (
-        djstripe_models.Subscription.objects.filter(id=account.stripe_subscription_id)
-        .values_list("stripe_data", flat=True)
-        .first()
+    data = mirrored(djstripe_models.Subscription, account.stripe_subscription_id) or to_dict(
+        gateway.subscription_retrieve(account.stripe_subscription_id)
     )
-    data = mirrored or to_dict(gateway.subscription_retrieve(account.stripe_subscription_id))
     price = subscription_price(data) or {}
     entry = price_entry(price)
     period = subscription_period(data)
@@ -65,31 +69,186 @@ def subscription_for_user(*, user: User) -> dict[str, Any] | None:
     }
 
 
+def _entries_by_price_id(invoices: list[dict[str, Any]]) -> dict[str, catalogue.PriceEntry]:
+    price_ids = {
+        line_price
+        for invoice in invoices
+        for line in (invoice.get("lines") or {}).get("data", [])
+        if (line_price := _line_price_id(line))
+    }
+    found: dict[str, catalogue.PriceEntry] = {}
+    for price_id in price_ids:
+        try:
+            entry = sync.price_entry_for_id(price_id)
+        except DomainError:  # Stripe unreachable: Stripe's own line text will do
+            entry = None
+        if entry is not None:
+            found[price_id] = entry
+    return found
+
+
+def _line_price_id(line: dict[str, Any]) -> str | None:
+    pricing = line.get("pricing") or {}
+    return object_id((pricing.get("price_details") or {}).get("price"))
+
+
+def _line_is_proration(line: dict[str, Any]) -> bool:
+    parent = line.get("parent") or {}
+    details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
+    return bool(details.get("proration"))
+
+
+def entry_label(entry: catalogue.PriceEntry) -> str:
+    """What a catalogue price is called on a customer's invoice: "Pro plan, monthly",
+    "250 credits (credit bundle)"."""
+    if entry.tier is not None:
+        return f"{entry.tier.name} plan, {INTERVAL_WORDS.get(entry.interval or '', '')}".rstrip(
+            ", "
+        )
+    if entry.bundle is not None:
+        return f"{entry.bundle.name} (credit bundle)"
+    return entry.product_name
+
+
+INTERVAL_WORDS = {"month": "monthly", "year": "yearly"}
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    description: str
+    amount: int  # cents, negative for a credit
+    period_start: datetime | None
+    period_end: datetime | None
+    proration: bool
+
+
+def invoice_lines(
+    invoice: dict[str, Any], entries: dict[str, catalogue.PriceEntry]
+) -> list[InvoiceLine]:
+    """The invoice's lines said with our catalogue's names; prorations said as such. A line
+    whose price is not ours keeps Stripe's text."""
+    lines = []
+    for line in (invoice.get("lines") or {}).get("data", []):
+        entry = entries.get(_line_price_id(line) or "")
+        proration = _line_is_proration(line)
+        amount = int(line.get("amount") or 0)
+        if entry is None:
+            description = line.get("description") or "Invoice item"
+        elif proration:
+            name = entry_label(entry)
+            description = (
+                f"Unused time on {name} (credit for the rest of the period)"
+                if amount < 0
+                else f"Remaining time on {name} (prorated for the rest of the period)"
+            )
+        else:
+            quantity = int(line.get("quantity") or 1)
+            description = (
+                f"{quantity} \N{MULTIPLICATION SIGN} " if quantity > 1 else ""
+            ) + entry_label(entry)
+        period = line.get("period") or {}
+        start, end = period.get("start"), period.get("end")
+        lines.append(
+            InvoiceLine(
+                description=description,
+                amount=amount,
+                # A one-off purchase's "period" is its moment: no period to show.
+                period_start=timestamp(start) if start != end else None,
+                period_end=timestamp(end) if start != end else None,
+                proration=proration,
+            )
+        )
+    return lines
+
+
+def invoice_status_text(invoice: dict[str, Any]) -> str:
+    """The invoice's status, explained for its customer."""
+    status = invoice.get("status") or ""
+    if status == "paid":
+        paid_at = timestamp((invoice.get("status_transitions") or {}).get("paid_at"))
+        return f"Paid on {paid_at:%-d %b %Y}" if paid_at else "Paid"
+    if status == "open":
+        retry = timestamp(invoice.get("next_payment_attempt"))
+        if invoice.get("attempted") and retry:
+            return f"Open — payment failed, Stripe retries on {retry:%-d %b %Y}"
+        if invoice.get("attempted"):
+            return "Open — payment failed and Stripe will not retry: pay it on the invoice page"
+        due = timestamp(invoice.get("due_date"))
+        return f"Open — due on {due:%-d %b %Y}" if due else "Open — awaiting payment"
+    if status == "void":
+        return "Void — cancelled, nothing to pay"
+    if status == "uncollectible":
+        return "Uncollectible — Stripe stopped collecting it after the failed payments"
+    if status == "draft":
+        return "Draft — not issued yet"
+    return status.capitalize()
+
+
 def invoices_recent(*, user: User, limit: int = 10) -> list[dict[str, Any]]:
+    """The customer's latest invoices (plans and bundle receipts), newest first, with lines in
+    our catalogue's words. The SPA reads id, amount, currency, status, date, description and
+    downloadUrl; the billing page reads the rest."""
     account = account_get(user=user)
     if not account.stripe_customer_id:
         return []
     invoices = list(
         djstripe_models.Invoice.objects.filter(customer__id=account.stripe_customer_id)
-        .order_by("-created")
+        # Stripe's times are whole seconds: within one, the later mirrored is the later.
+        .order_by("-created", "-pk")
         .values_list("stripe_data", flat=True)[:limit]
     )
-    return [
-        {
-            "id": invoice["id"],
-            "amount": invoice.get("amount_paid") or invoice.get("amount_due") or 0,
-            "currency": invoice.get("currency"),
-            "status": invoice.get("status"),
-            "date": _iso(timestamp(invoice.get("created"))),
-            "description": invoice.get("description")
-            or ", ".join(
-                line.get("description") or ""
-                for line in (invoice.get("lines") or {}).get("data", [])[:3]
-            ),
-            "downloadUrl": invoice.get("hosted_invoice_url") or invoice.get("invoice_pdf"),
-        }
-        for invoice in invoices
-    ]
+    entries = _entries_by_price_id(invoices)
+    result = []
+    for invoice in invoices:
+        lines = invoice_lines(invoice, entries)
+        result.append(
+            {
+                "id": invoice["id"],
+                "number": invoice.get("number"),
+                "amount": invoice.get("amount_paid") or invoice.get("amount_due") or 0,
+                "currency": invoice.get("currency"),
+                "status": invoice.get("status"),
+                "statusText": invoice_status_text(invoice),
+                "date": _iso(timestamp(invoice.get("created"))),
+                "description": invoice.get("description")
+                or ", ".join(line.description for line in lines[:3]),
+                "downloadUrl": invoice.get("hosted_invoice_url") or invoice.get("invoice_pdf"),
+                "hostedUrl": invoice.get("hosted_invoice_url"),
+                "pdfUrl": invoice.get("invoice_pdf"),
+                "isReceipt": _is_bundle_receipt(invoice, entries),
+                "lines": lines,
+            }
+        )
+    return result
+
+
+def _is_bundle_receipt(invoice: dict[str, Any], entries: dict[str, catalogue.PriceEntry]) -> bool:
+    return any(
+        (entry := entries.get(_line_price_id(line) or "")) is not None and entry.bundle is not None
+        for line in (invoice.get("lines") or {}).get("data", [])
+    )
+
+
+def _card(method: dict[str, Any]) -> dict[str, Any]:
+    card = method.get("card") or {}
+    return {
+        "id": method["id"],
+        "type": method.get("type"),
+        "brand": card.get("brand"),
+        "last4": card.get("last4"),
+        "expMonth": card.get("exp_month"),
+        "expYear": card.get("exp_year"),
+    }
+
+
+def _default_payment_method_id(customer_id: str, subscription_id: str) -> str | None:
+    """The card Stripe charges: the customer's invoice default, else the subscription's."""
+    customer = mirrored(djstripe_models.Customer, customer_id)
+    default = object_id((customer.get("invoice_settings") or {}).get("default_payment_method"))
+    if default or not subscription_id:
+        return default
+    subscription = mirrored(djstripe_models.Subscription, subscription_id)
+    return object_id(subscription.get("default_payment_method"))
 
 
 def payment_methods(*, user: User) -> list[dict[str, Any]]:
@@ -101,28 +260,40 @@ def payment_methods(*, user: User) -> list[dict[str, Any]]:
         .order_by("-created")
         .values_list("stripe_data", flat=True)[:10]
     )
-    customer = (
-        djstripe_models.Customer.objects.filter(id=account.stripe_customer_id)
-        .values_list("stripe_data", flat=True)
-        .first()
-        or {}
-    )
-    default = (customer.get("invoice_settings") or {}).get("default_payment_method")
-    if isinstance(default, dict):
-        default = default.get("id")
+    default = _default_payment_method_id(account.stripe_customer_id, account.stripe_subscription_id)
     return [
         {
-            "id": method["id"],
-            "type": method.get("type"),
-            "brand": (method.get("card") or {}).get("brand"),
-            "last4": (method.get("card") or {}).get("last4"),
-            "expMonth": (method.get("card") or {}).get("exp_month"),
-            "expYear": (method.get("card") or {}).get("exp_year"),
-            # Stripe's invoice default; a lone card is the one that pays either way.
+            **_card(method),
+            # Stripe's default; a lone card is the one that pays either way.
             "isDefault": method["id"] == default or (not default and len(methods) == 1),
         }
         for method in methods
     ]
+
+
+def card_on_file(*, user: User) -> dict[str, Any] | None:
+    """The card Stripe charges next (brand, last 4, expiry), or None."""
+    return next((m for m in payment_methods(user=user) if m["isDefault"]), None)
+
+
+def billing_details(*, user: User) -> dict[str, Any]:
+    """The e-mail Stripe sends receipts to and the customer's tax ids, from the mirror."""
+    account = account_get(user=user)
+    if not account.stripe_customer_id:
+        return {"email": user.email, "tax_ids": []}
+    customer = mirrored(djstripe_models.Customer, account.stripe_customer_id)
+    tax_ids = [
+        {
+            "id": data["id"],
+            "type": data.get("type"),
+            "value": data.get("value"),
+            "verification": (data.get("verification") or {}).get("status"),
+        }
+        for data in djstripe_models.TaxId.objects.filter(customer__id=account.stripe_customer_id)
+        .order_by("created")
+        .values_list("stripe_data", flat=True)
+    ]
+    return {"email": customer.get("email") or user.email, "tax_ids": tax_ids}
 
 
 # --- what the pricing and billing pages show ---------------------------------------------------
@@ -209,6 +380,9 @@ def billing_overview(*, user: User, now: datetime) -> dict[str, Any]:
         next_payment = previews.next_payment_preview(account=account)
     except DomainError as exc:
         next_payment_error = exc.message
+    card = None
+    if account.stripe_customer_id:
+        card = card_on_file(user=user)
     return {
         "account": account,
         "tier": tier,
@@ -228,6 +402,8 @@ def billing_overview(*, user: User, now: datetime) -> dict[str, Any]:
         "has_customer": bool(account.stripe_customer_id),
         "next_payment": next_payment,
         "next_payment_error": next_payment_error,
+        "card": card,
+        "details": billing_details(user=user),
     }
 
 
@@ -267,12 +443,7 @@ def checkout_landed(*, session_id: str) -> bool:
     credits are on the ledger, or the subscription is on an account."""
     if LedgerEntry.objects.filter(source=session_id, kind=LedgerKind.PURCHASE).exists():
         return True
-    session = (
-        djstripe_models.Session.objects.filter(id=session_id)
-        .values_list("stripe_data", flat=True)
-        .first()
-        or {}
-    )
+    session = mirrored(djstripe_models.Session, session_id)
     subscription = session.get("subscription")
     if isinstance(subscription, dict):
         subscription = subscription.get("id")

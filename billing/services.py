@@ -21,7 +21,6 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
-from djstripe import models as djstripe_models
 from djstripe.models import WebhookEventTrigger
 
 from activities.models import Activity
@@ -36,7 +35,13 @@ from billing.stripe_data import (
     subscription_price,
     to_dict,
 )
-from billing.sync import CUSTOMER_GONE, customer_unlink, stripe_time_of, subscription_apply
+from billing.sync import (
+    CUSTOMER_GONE,
+    customer_unlink,
+    price_entry_for_id,
+    stripe_time_of,
+    subscription_apply,
+)
 from hrvstr.errors import DomainError
 from subscriptions import catalogue
 from subscriptions.errors import require_tier
@@ -119,19 +124,7 @@ def checkout_price_entry(*, price: str) -> catalogue.PriceEntry:
     one (dj-stripe's mirror first, refreshed from Stripe when it does not know the id)."""
     entry = catalogue.PRICES_BY_LOOKUP_KEY.get(price)
     if entry is None and price.startswith("price_"):
-        mirrored = djstripe_models.Price.objects.filter(id=price).values_list(
-            "lookup_key", flat=True
-        )
-        lookup_key = mirrored.first()
-        if lookup_key is None:
-            try:
-                stripe_price = gateway.price_retrieve(price)
-            except gateway.StripeRequestFailed:  # no such price (a 404 from Stripe)
-                stripe_price = None
-            if stripe_price is not None:
-                djstripe_models.Price.sync_from_stripe_data(stripe_price)
-                lookup_key = to_dict(stripe_price).get("lookup_key")
-        entry = catalogue.PRICES_BY_LOOKUP_KEY.get(lookup_key or "")
+        entry = price_entry_for_id(price)
     if entry is None:
         raise UnknownPlan("Not a catalogue price", priceId=price)
     return entry
@@ -238,6 +231,12 @@ def checkout_session_create(
         mode_params: dict[str, object] = {
             "mode": "payment",
             "payment_intent_data": {"metadata": metadata | {"hrvstr_bundle": bundle}},
+            # A paid invoice for the bundle (Stripe's receipt, with a number and a PDF), so
+            # the purchase is in the customer's invoice list like the plan's invoices.
+            "invoice_creation": {
+                "enabled": True,
+                "invoice_data": {"metadata": metadata | {"hrvstr_bundle": bundle}},
+            },
         }
     else:
         entry = plan_entry(tier or "", interval)

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from djstripe import models as djstripe_models
 
 from activities.models import ActivityType, LedgerEntry
 from activities.services import activity_record
@@ -385,3 +386,21 @@ def dispute_apply(dispute: StripeDict, *, event_id: str) -> LedgerEntry | None:
     return clawbacks.purchase_clawback_sync(
         payment_intent_id=object_id(dispute.get("payment_intent"))
     )
+
+
+def price_entry_for_id(price_id: str) -> catalogue.PriceEntry | None:
+    """The catalogue entry a Stripe price id sells: dj-stripe's mirror first, else Stripe (and
+    the answer is mirrored, so each price is fetched once); None for a stranger."""
+    lookup_key = (
+        djstripe_models.Price.objects.filter(id=price_id)
+        .values_list("lookup_key", flat=True)
+        .first()
+    )
+    if lookup_key is None:
+        try:
+            stripe_price = gateway.price_retrieve(price_id)
+        except gateway.StripeRequestFailed:  # no such price (a 404 from Stripe)
+            return None
+        djstripe_models.Price.sync_from_stripe_data(stripe_price)
+        lookup_key = to_dict(stripe_price).get("lookup_key")
+    return catalogue.PRICES_BY_LOOKUP_KEY.get(lookup_key or "")

@@ -21,11 +21,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_ratelimit.decorators import ratelimit
 
 from activities.charts import bar_chart
-from billing import dunning, selectors
+from billing import customer_details, dunning, gateway, selectors
 from billing import services as billing_services
 from billing.apis import BILLING_RATE
 from billing.checkout_return import checkout_return_apply
-from billing.forms import CancelForm, CheckoutForm, PlanForm
+from billing.forms import (
+    BillingDetailsForm,
+    CancelForm,
+    CheckoutForm,
+    PlanForm,
+    TaxIdRemoveForm,
+)
 from hrvstr.http import AuthenticatedHttpRequest
 from hrvstr.page_errors import error_page, page_errors
 from subscriptions import catalogue
@@ -64,8 +70,61 @@ def pricing(request: HttpRequest) -> HttpResponse:
 @login_required
 @page_errors
 def billing(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return _billing_page(request)
+
+
+def _billing_page(
+    request: AuthenticatedHttpRequest, details_form: BillingDetailsForm | None = None
+) -> HttpResponse:
     overview = selectors.billing_overview(user=request.user, now=timezone.now())
-    return render(request, "billing/billing.html", overview)
+    if details_form is None:
+        details_form = BillingDetailsForm(initial={"email": overview["details"]["email"]})
+    context = {**overview, "details_form": details_form}
+    return render(
+        request, "billing/billing.html", context, status=400 if details_form.errors else 200
+    )
+
+
+@require_POST
+@login_required
+@page_errors
+@ratelimit_billing
+def billing_details(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Set the billing e-mail and add a tax id at Stripe; a value Stripe refuses comes back as
+    the form's error, with nothing changed."""
+    form = BillingDetailsForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            changed = customer_details.billing_details_update(
+                user=request.user,
+                email=data["email"],
+                tax_id_type=data["tax_id_type"],
+                tax_id_value=data["tax_id_value"],
+            )
+        except gateway.StripeInputInvalid as exc:
+            field = form.STRIPE_PARAMS.get(exc.extra.get("param") or "")
+            form.add_error(field, f"Stripe did not accept this: {exc.message}")
+        else:
+            messages.success(
+                request,
+                f"Saved at Stripe: {' and '.join(changed)}." if changed else "Nothing to change.",
+            )
+            return redirect("billing")
+    return _billing_page(request, form)
+
+
+@require_POST
+@login_required
+@page_errors
+@ratelimit_billing
+def tax_id_remove(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = TaxIdRemoveForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, form)
+    customer_details.tax_id_remove(user=request.user, tax_id=form.cleaned_data["tax_id"])
+    messages.success(request, "Tax id removed.")
+    return redirect("billing")
 
 
 @require_POST

@@ -6,8 +6,8 @@ the real API, and Stripe's rate limit); most of the ~250 types change nothing we
 - the types our receivers act on (read from dj-stripe's signals, so a receiver added in
   billing/webhooks.py or billing/notices.py is subscribed without a second list to keep), and
 - the types whose dj-stripe rows our pages show (billing/selectors.py reads dj-stripe's
-  Subscription, Invoice and PaymentMethod rows; the ledger links to Checkout Sessions in the
-  admin).
+  Subscription, Invoice, PaymentMethod, Customer and TaxId rows; the ledger links to Checkout
+  Sessions in the admin).
 
 The endpoint is registered with this list (``WebhookEndpoint.enabled_events``; the offline
 Stripe's ``--events`` in ``make run``, the bench and the soak; Stripe's dashboard or
@@ -23,7 +23,13 @@ from typing import Any
 from djstripe import signals as djstripe_signals
 
 # Prefixes of the types whose synced objects we show (see the module docstring).
-SHOWN_PREFIXES = ("customer.subscription.", "invoice.", "payment_method.", "checkout.session.")
+SHOWN_PREFIXES = (
+    "customer.subscription.",
+    "customer.tax_id.",  # the billing page lists the customer's tax ids
+    "invoice.",
+    "payment_method.",
+    "checkout.session.",
+)
 SHOWN_TYPES = frozenset({"customer.updated", "customer.deleted"})
 OUR_MODULES = ("billing.", "subscriptions.", "activities.")
 

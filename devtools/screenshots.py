@@ -43,8 +43,16 @@ USER_PAGES = {
     "checkout-success": "/billing/success/?session_id=cs_demo",
     # The demo user is on Pro monthly: Stripe's preview of an upgrade (due today, next invoice).
     "change-plan-preview": "/billing/change-plan/?tier=elite&interval=month",
+    # A "#heading" path saves only the section under that heading: here the invoice list with
+    # the credit bundle's receipt (number, lines, PDF link) above the plan's invoice.
+    "billing-receipt": "/billing/#invoices-title",
 }
-STAFF_PAGES = {"admin-dashboard": "/admin/dashboard/", "admin-users": "/admin/auth/user/"}
+STAFF_PAGES = {
+    "admin-index": "/admin/",
+    "admin-dashboard": "/admin/dashboard/",
+    "admin-users": "/admin/auth/user/",
+    "admin-ledger": "/admin/activities/ledgerentry/",
+}
 
 
 def _free_port() -> int:
@@ -101,6 +109,7 @@ def demo_data(emulator: Emulator) -> None:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
+    from billing.customer_details import billing_details_update
     from subscriptions.services import (
         SubscriptionState,
         allowance_override_set,
@@ -142,6 +151,9 @@ def demo_data(emulator: Emulator) -> None:
     _pay(emulator, demo, tier="pro", interval="month")
     _pay(emulator, demo, bundle="credits_250")
     demo = get_user_model().objects.get(pk=demo.pk)
+    billing_details_update(
+        user=demo, email="accounts@demo.example", tax_id_type="eu_vat", tax_id_value="DE123456789"
+    )
     credits_spend(user=demo, action="yahoo_sentiment", quantity=30, idempotency_key="demo-today")
     component_unlock(user=demo, component="reddit")
     component_unlock(user=demo, component="chart")
@@ -210,7 +222,11 @@ def capture(base_url: str, out: Path, widths: dict[str, int] = WIDTHS) -> list[P
                 for name, path in pages.items():
                     page.goto(base_url + path)
                     target = out / f"{name}-{label}.png"
-                    page.screenshot(path=str(target), full_page=True)
+                    _, _, heading = path.partition("#")
+                    if heading:
+                        page.locator(f"section:has(#{heading})").screenshot(path=str(target))
+                    else:
+                        page.screenshot(path=str(target), full_page=True)
                     saved.append(target)
                 context.close()
         browser.close()

@@ -9,8 +9,10 @@ def cents(value: int | None, currency: str = "usd") -> str:
     """1900 -> "$19", 1950 -> "$19.50" (USD; other currencies get their code)."""
     if value is None:
         return ""
-    whole, part = divmod(int(value), 100)
+    # A credit (a proration's unused time) is negative: -677 -> "-$6.77", not "$-7.23".
+    sign = "-" if int(value) < 0 else ""
+    whole, part = divmod(abs(int(value)), 100)
     amount = f"{intcomma(whole)}" + (f".{part:02d}" if part else "")
     if (currency or "usd").lower() == "usd":
-        return f"${amount}"
-    return f"{amount} {currency.upper()}"
+        return f"{sign}${amount}"
+    return f"{sign}{amount} {currency.upper()}"

@@ -119,11 +119,6 @@ def create_session(emu: Emulator, req: Request) -> dict[str, Any]:
         raise missing("invoice_creation[enabled]")
     if invoicing and mode != "payment":
         raise invalid("invoice_creation", "invoice_creation can only be used in payment mode.")
-    if invoicing.get("enabled") and (p.get("discounts") or p.get("allow_promotion_codes")):
-        raise invalid(
-            "invoice_creation",
-            "The emulator does not combine invoice_creation with discounts or promotion codes.",
-        )
     if p.get("discounts") and p.get("allow_promotion_codes"):
         raise StripeError(
             400,
@@ -244,9 +239,13 @@ def post_payment_invoice(
         one_time_item(emu, cus, line["price"], line["quantity"], line["description"])
         for line in emu.store.note(session["id"])["line_items"]
     ]
+    # The session's discount (a coupon or promotion code) is on the receipt too, so the
+    # invoice's total is what the PaymentIntent charged.
+    stand = stand_in(cus, session["currency"])
+    breakdown = session["total_details"].get("breakdown") or {}
+    stand["discounts"] = [d["discount"]["id"] for d in breakdown.get("discounts") or []]
     inv = create_invoice(
-        emu, stand_in(cus, session["currency"]), "manual", period_start=at, period_end=at,
-        with_sub_lines=False, pending=items,
+        emu, stand, "manual", period_start=at, period_end=at, with_sub_lines=False, pending=items,
     )  # fmt: skip
     inv.update(
         description=data["description"],

@@ -115,6 +115,17 @@ def get_tax_id(emu: Emulator, req: Request, cid: str, tid: str) -> dict[str, Any
     return _one(emu, cid, tid)
 
 
+@routes("GET", "/v1/tax_ids/(?P<tid>[^/]+)")
+def get_tax_id_top_level(emu: Emulator, req: Request, tid: str) -> dict[str, Any]:
+    """Stripe's Tax ID API retrieve, the path stripe-python's ``TaxId.retrieve`` (and so
+    dj-stripe's re-fetch on ``customer.tax_id.*`` events) uses."""
+    req.parse({})
+    found = emu.store.get(tid, "tax_id")
+    if found is None:
+        raise not_found("tax_id", tid)
+    return found
+
+
 @routes("DELETE", f"/v1/customers/{CUS}/tax_ids/(?P<tid>[^/]+)")
 def delete_tax_id(emu: Emulator, req: Request, cid: str, tid: str) -> dict[str, Any]:
     req.parse({})

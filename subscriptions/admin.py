@@ -25,7 +25,10 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from activities.admin import ledger_rows
+from activities.selectors import ledger_for_user
 from hrvstr.errors import DomainError
+from subscriptions import catalogue
 from subscriptions.forms import AdjustCreditsForm, AllowanceForm, ReasonForm, action_token
 from subscriptions.models import ComponentUnlock, CreditAccount, CreditHold
 from subscriptions.services import allowance_override_set, credits_adjust
@@ -353,8 +356,29 @@ class SupportUserAdmin(UserAdmin):
     ) -> HttpResponse:
         # The buttons under the user's name: the actions this staff member may take.
         allowed = [a for a in SUPPORT_ACTIONS.values() if request.user.has_perm(a.permission)]
-        context = {**(extra_context or {}), "support_actions": allowed}
+        context = {
+            **(extra_context or {}),
+            "support_actions": allowed,
+            **self._credits_context(request, object_id),
+        }
         return super().change_view(request, object_id, form_url, context)
+
+    def _credits_context(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
+        """What support staff open the page for, shown above the form: the credit account
+        (as stored, not rolled to a new period by looking) and the latest ledger rows."""
+        if not str(object_id).isdigit():
+            return {}
+        account = CreditAccount.objects.filter(user_id=object_id).first()
+        rows: list[dict[str, Any]] = []
+        if request.user.has_perm("activities.view_ledgerentry"):
+            rows = ledger_rows(
+                list(ledger_for_user(user_id=int(object_id)).select_related("actor_user")[:10])
+            )
+        return {
+            "credit_account": account,
+            "account_tier": catalogue.TIERS.get(account.tier) if account else None,
+            "ledger_latest": rows,
+        }
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

@@ -66,3 +66,22 @@ def test_the_support_group_can_read_the_ledger_but_not_change_it(agent_client, o
     entry = grant(owner)
     assert agent_client.get("/admin/activities/ledgerentry/").status_code == 200
     assert agent_client.post(f"/admin/activities/ledgerentry/{entry.pk}/delete/").status_code == 403
+
+
+def test_the_ledger_list_fits_and_keeps_long_text_readable(admin_client, owner):
+    reason = "Refund of the March invoice after the outage; agreed with finance in ticket 812. " * 3
+    grant(owner, amount=50, key="r0")
+    entry = credits_adjust(
+        user=owner, amount=-20, reason=reason.strip(), staff_user=None, idempotency_key="r1"
+    )
+    html = admin_client.get("/admin/activities/ledgerentry/").content.decode()
+    assert "/static/hrvstr/support.css" in html  # the column widths
+    table = html[html.index('<table id="result_list">') :]
+    headers = table[: table.index("</thead>")]
+    assert headers.count('<th scope="col"') == 8
+    row = table[table.index(f'href="/admin/activities/ledgerentry/{entry.pk}/change/"') :]
+    row = row[: row.index("</tr>")]
+    assert f'<span class="ledger-reason" title="{reason.strip()}">' in row
+    assert "…</span>" in row  # cut in the cell
+    assert "-20 purchased" in row and 'title="50 monthly + 30 purchased">80<' in row
+    assert 'Staff adjustment<br><span class="quiet">by System</span>' in row

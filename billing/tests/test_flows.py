@@ -265,6 +265,10 @@ def test_subscription_invoices_and_payment_methods_for_the_spa(api, stripe_harne
         "date",
         "description",
         "downloadUrl",
+        "number",
+        "hostedUrl",
+        "pdfUrl",
+        "statusText",
     }
     assert invoices[0]["status"] == "paid" and invoices[0]["amount"] == 1900
     methods = api.get("/api/billing/payment-methods").json()["data"]

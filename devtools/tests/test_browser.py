@@ -333,3 +333,89 @@ def test_an_upgrade_shows_its_price_first_and_cancel_and_resume_show_at_once(
     page.get_by_role("button", name="Resume subscription").click()
     expect(page.locator(".status.ok")).to_contain_text("Renews on")
     expect(page.get_by_role("button", name="Resume subscription")).to_have_count(0)
+
+
+def test_the_billing_page_shows_the_card_the_bundle_receipt_and_takes_billing_details(
+    page, live_server, stripe_server
+):
+    from playwright.sync_api import expect
+
+    sign_up(page, live_server.url, email="receipts@example.com")
+    page.get_by_role("button", name="Choose Pro monthly").click()
+    page.wait_for_url(re.compile(r"/checkout/cs_"))
+    pay_on_stripe(page, card="5555 5555 5555 4444")
+    expect(page.locator("#activation")).to_contain_text("You are on Pro", timeout=TIMEOUT_MS)
+    page.goto(f"{live_server.url}/billing/")
+    page.get_by_role("button", name="Buy 250 credits for $10").click()
+    page.wait_for_url(re.compile(r"/checkout/cs_"))
+    pay_on_stripe(page)
+    expect(page.locator("#activation")).to_contain_text("750 credits left", timeout=TIMEOUT_MS)
+
+    page.goto(f"{live_server.url}/billing/")
+    expect(page.locator("#card-on-file")).to_contain_text("Mastercard ending in 4444")
+    receipt = page.locator("table.invoices tbody tr").first
+    expect(receipt).to_contain_text("(receipt)")
+    expect(receipt).to_contain_text("250 credits (credit bundle)")
+    expect(receipt).to_contain_text("Paid on")
+    expect(receipt.get_by_role("link", name=re.compile("^PDF"))).to_have_attribute(
+        "href", re.compile(r"/invoices/in_\w+/pdf$")
+    )
+    plan = page.locator("table.invoices tbody tr").nth(1)
+    expect(plan).to_contain_text("Pro plan, monthly")
+
+    # A tax id Stripe refuses: the form says so on the field, and nothing is saved.
+    page.get_by_label("Billing e-mail").fill("accounts@acme.example")
+    page.get_by_label("Tax id type").select_option("eu_vat")
+    page.get_by_label("Tax id", exact=True).fill("123")
+    page.get_by_role("button", name="Save at Stripe").click()
+    expect(page.locator(".field-error")).to_contain_text("Invalid value for eu_vat")
+    expect(page.locator("#tax-ids")).to_have_count(0)
+    page.get_by_label("Tax id", exact=True).fill("DE123456789")
+    page.get_by_role("button", name="Save at Stripe").click()
+    expect(page.locator(".messages, [role=status]").first).to_contain_text("Saved at Stripe")
+    expect(page.locator("#tax-ids")).to_contain_text("DE123456789")
+    expect(page.get_by_label("Billing e-mail")).to_have_value("accounts@acme.example")
+    assert page.evaluate(UNLABELLED_CONTROLS) == []
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_support_sees_credits_first_and_stripe_objects_folded_away(page, live_server):
+    from playwright.sync_api import expect
+
+    from subscriptions.services import credits_adjust
+    from subscriptions.tests.factories import PASSWORD, UserFactory
+
+    customer = UserFactory.create(email="paying@example.com")
+    UserFactory.create(email="desk@example.com", is_staff=True, is_superuser=True)
+    reason = "Goodwill after the outage on 3 Nov, agreed with the customer in ticket 4711. " * 3
+    credits_adjust(
+        user=customer, amount=25, reason=reason.strip(), staff_user=None, idempotency_key="g"
+    )
+    page.goto(f"{live_server.url}/admin/login/")
+    page.get_by_label("Username").fill("desk@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+    mirror = page.locator("#stripe-mirror")
+    expect(mirror).to_be_visible()
+    expect(mirror.get_by_role("link", name="Customers")).to_be_hidden()  # folded
+
+    page.goto(f"{live_server.url}/admin/auth/user/{customer.pk}/change/")
+    # Both panels start in the first screen (900 px), above the user form's fields.
+    for panel in ("#credits-panel", "#ledger-latest"):
+        box = page.locator(panel).bounding_box()
+        assert box is not None and box["y"] < 900, panel
+    expect(page.locator("#credits-panel")).to_contain_text("75")  # 50 free + 25
+    expect(page.locator("#ledger-latest")).to_contain_text("+25 purchased")
+
+    page.goto(f"{live_server.url}/admin/activities/ledgerentry/")
+    cell = page.locator("td.field-reason_short .ledger-reason").first
+    expect(cell).to_have_attribute("title", reason.strip())
+    # The list fits the window: Source and Reason are on screen, not scrolled out of sight.
+    results = page.locator("#changelist-form .results")
+    assert results.evaluate("el => el.scrollWidth <= el.clientWidth")
+    for column in ("td.field-source_link", "td.field-reason_short"):
+        box = page.locator(column).first.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 1280, column

@@ -300,6 +300,24 @@ def test_payment_checkout_with_invoice_creation_makes_a_paid_invoice(client, emu
     assert [i.id for i in listed] == [invoice.id]
 
 
+def test_a_receipt_carries_the_promotion_code_the_customer_entered(client, emu, catalog):
+    half = client.v1.coupons.create(params={"percent_off": "50", "duration": "once"})
+    client.v1.promotion_codes.create(
+        params={"promotion": {"type": "coupon", "coupon": half.id}, "code": "HALFOFF"}
+    )
+    session = payment_session(
+        client, catalog, allow_promotion_codes=True, invoice_creation={"enabled": True}
+    )
+    emu.complete_checkout(session.id, promotion_code="HALFOFF")
+    session = client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["invoice", "payment_intent"]}
+    )
+    invoice = session.invoice
+    assert session.payment_intent.amount == session.amount_total == 500
+    assert (invoice.subtotal, invoice.total, invoice.amount_paid) == (1000, 500, 500)
+    assert invoice.total_discount_amounts[0].amount == 500 and invoice.status == "paid"
+
+
 def test_invoice_creation_is_for_payment_mode_only(client, emu, catalog):
     with pytest.raises(stripe.InvalidRequestError) as info:
         client.v1.checkout.sessions.create(
@@ -383,10 +401,13 @@ def test_customer_tax_ids(client, emu, catalog, sink):
         assert info.value.param == param
         if param == "value":
             assert info.value.code == "tax_id_invalid"
+    assert client.v1.tax_ids.retrieve(vat.id).value == "DE123456789"  # the top-level API
     deleted = client.v1.customers.tax_ids.delete(cus, ein.id)
     assert deleted.deleted is True and "customer.tax_id.deleted" in sink.types
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.customers.tax_ids.retrieve(cus, ein.id)
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.tax_ids.retrieve(ein.id)
     expanded = client.v1.customers.retrieve(cus, params={"expand": ["tax_ids"]})
     assert [t.value for t in expanded.tax_ids.data] == ["GB000000000", "DE123456789"]
     # The next invoice carries them: the upcoming one, and the renewal when it is finalized.

@@ -191,3 +191,33 @@ def test_the_support_group_exists_with_its_permissions(support_agent):
 
 def test_a_non_staff_member_gets_no_admin(owner):
     assert logged_in(owner).get("/admin/auth/user/").status_code == 302
+
+
+def test_credits_and_the_latest_ledger_rows_come_before_the_form(admin_client, staff, owner):
+    CreditAccount.objects.filter(user=owner).update(
+        tier="pro", monthly_allowance=500, monthly_used=0, subscription_status="active"
+    )
+    for n in range(12):
+        adjust(admin_client, owner, amount=str(n + 1), reason=f"grant number {n + 1}")
+    long_reason = "Customer wrote three times about the outage on 3 Nov; " * 4
+    adjust(admin_client, owner, amount="-2", reason=long_reason.strip())
+    html = admin_client.get(change_url(owner)).content.decode()
+    summary = html.index('id="support-summary"')
+    assert html.index('id="user_form"') < summary < html.index('name="username"')
+    assert summary < html.index("credit_account-heading")  # the full inline stays below
+    panel = html[summary : html.index('name="username"')]
+    assert '<th scope="row">Tier</th><td>Pro' in panel
+    assert "<strong>576</strong>" in panel  # 500 monthly + 78 granted - 2
+    assert "500 of 500 left (0 used)" in panel and "Active" in panel
+    ledger = html[html.index('id="ledger-latest"') : html.index('name="username"')]
+    assert ledger.count("Staff adjustment") == 10  # the latest ten, newest first
+    assert ledger.index("-2 purchased") < ledger.index("+12 purchased")
+    assert "grant number 3<" not in ledger  # older than the latest ten
+    assert f'title="{long_reason.strip()}"' in ledger  # whole on hover, cut in the cell
+    assert "Staff (staff@example.com)" in ledger
+
+
+def test_the_support_group_sees_the_same_panel(agent_client, owner):
+    html = agent_client.get(change_url(owner)).content.decode()
+    assert 'id="credits-panel"' in html and 'id="ledger-latest"' in html
+    assert "Monthly allowance reset" in html or "No ledger rows yet." in html
