@@ -408,19 +408,20 @@ class PreviewOutdated(DomainError):
 PREVIEW_VALID_SECONDS = 3600
 
 
-def proration_time(*, proration_date: int | None, now: datetime) -> int:
+def proration_time(*, proration_date: int | None, now: datetime) -> int | None:
     """The proration time of a change: the one its preview used (so the charge is the
-    preview's), if that preview is recent; Stripe's now (our clock follows it) without one."""
+    preview's), if that preview is recent; None without one: Stripe prorates at its own now
+    (our clock may be a little off Stripe's, and a date outside the period is refused)."""
     current = int(now.timestamp())
     if proration_date is None:
-        return current
+        return None
     if not current - PREVIEW_VALID_SECONDS <= proration_date <= current + 60:
         raise PreviewOutdated(proration_date=proration_date)
     return proration_date
 
 
 def change_details(
-    data: StripeDict, entry: catalogue.PriceEntry, *, applies_now: bool, proration_date: int
+    data: StripeDict, entry: catalogue.PriceEntry, *, applies_now: bool, proration_date: int | None
 ) -> dict[str, Any]:
     """The subscription change Stripe makes (and previews): an upgrade invoiced now, prorated
     at ``proration_date``; a downgrade at the period end, without proration."""
@@ -428,7 +429,7 @@ def change_details(
         "items": [{"id": subscription_item_id(data), "price": price_id_for(entry.lookup_key)}],
         "proration_behavior": "always_invoice" if applies_now else "none",
     }
-    if applies_now:
+    if applies_now and proration_date is not None:
         details["proration_date"] = proration_date
     return details
 

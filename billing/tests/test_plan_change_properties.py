@@ -163,6 +163,7 @@ def check(harness, user) -> None:
 def fresh_stripe(settings):
     """Build a new offline Stripe per example (the database is rolled back separately)."""
     from billing.catalogue_sync import catalogue_sync, portal_configuration_sync
+    from billing.endpoint import webhook_endpoint_forget
     from stripe_emulator import Emulator
     from stripe_emulator.client import EmulatorHTTPClient
 
@@ -177,6 +178,7 @@ def fresh_stripe(settings):
         emulator.add_webhook_endpoint(harness, secret=WEBHOOK_SECRET)
         stripe.default_http_client = EmulatorHTTPClient(emulator)
         cache.clear()  # price and portal ids belong to the previous emulator
+        webhook_endpoint_forget()  # its row went with the rolled-back example
         catalogue_sync()
         portal_configuration_sync()
         harness.queued.clear()
