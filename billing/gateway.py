@@ -298,8 +298,12 @@ def subscription_modify(
     )
 
 
-def subscription_cancel_now(subscription_id: str, *, idempotency_key: str) -> stripe.Subscription:
-    return _call(stripe.Subscription.cancel, subscription_id, idempotency_key=idempotency_key)
+def subscription_cancel_now(
+    subscription_id: str, *, idempotency_key: str, **params: Any
+) -> stripe.Subscription:
+    return _call(
+        stripe.Subscription.cancel, subscription_id, idempotency_key=idempotency_key, **params
+    )
 
 
 # --- refunds and disputes -----------------------------------------------------------------------

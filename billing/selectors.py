@@ -18,7 +18,7 @@ from djstripe import models as djstripe_models
 
 from activities.models import SPENDING_KINDS, LedgerEntry, LedgerKind
 from activities.selectors import LedgerDay, ledger_daily
-from billing import gateway, previews, sync
+from billing import gateway, plan_end, previews, sync
 from billing.stripe_data import (
     object_id,
     price_entry,
@@ -403,6 +403,7 @@ def billing_overview(*, user: User, now: datetime) -> dict[str, Any]:
         "next_payment": next_payment,
         "next_payment_error": next_payment_error,
         "card": card,
+        "plan_ended": plan_end.plan_ended(account),
         "details": billing_details(user=user),
     }
 

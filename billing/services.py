@@ -534,6 +534,9 @@ def _downgrade_schedule(
     return key
 
 
+CANCELLED_BY_CUSTOMER = "Cancelled by the customer on our billing page"
+
+
 def subscription_cancel(*, user: User, immediate: bool = False) -> None:
     """Cancel at the end of the paid period (default) or now; what Stripe returns is applied
     at once (the page then offers Resume, or shows the free plan)."""
@@ -545,14 +548,21 @@ def subscription_cancel(*, user: User, immediate: bool = False) -> None:
         gateway.subscription_schedule_release(
             schedule_id, idempotency_key=_request_key("release", subscription_id)
         )
+    # Marks the cancellation as the customer's own (the page after the end says who ended it).
+    details = {"comment": CANCELLED_BY_CUSTOMER}
     if immediate:
         key = f"cancel:{subscription_id}"
-        ended = gateway.subscription_cancel_now(subscription_id, idempotency_key=key)
+        ended = gateway.subscription_cancel_now(
+            subscription_id, idempotency_key=key, cancellation_details=details
+        )
         returned_subscription_apply(ended, request_key=_request_key("cancel-now", subscription_id))
     else:
         key = _request_key("cancel-at-end", subscription_id)
         cancelling = gateway.subscription_modify(
-            subscription_id, cancel_at_period_end=True, idempotency_key=key
+            subscription_id,
+            cancel_at_period_end=True,
+            cancellation_details=details,
+            idempotency_key=key,
         )
         returned_subscription_apply(cancelling, request_key=key)
 
@@ -562,7 +572,10 @@ def subscription_resume(*, user: User) -> None:
     subscription_id = _live_subscription_id(user)
     key = _request_key("resume", subscription_id)
     resumed = gateway.subscription_modify(
-        subscription_id, cancel_at_period_end=False, idempotency_key=key
+        subscription_id,
+        cancel_at_period_end=False,
+        cancellation_details={"comment": ""},  # no longer the customer's cancellation
+        idempotency_key=key,
     )
     returned_subscription_apply(resumed, request_key=key)
 

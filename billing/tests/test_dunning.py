@@ -134,3 +134,53 @@ def test_a_card_changed_elsewhere_pays_through_the_webhook(
     assert emulator.store.get(invoice["id"])["status"] == "paid"
     account = CreditAccount.objects.get(user=owner)
     assert (account.tier, account.subscription_status) == ("pro", "active")
+
+
+# --- after the end -------------------------------------------------------------------------
+
+
+def test_after_the_retries_run_out_the_page_says_why_and_offers_the_way_back(
+    past_due, owner, owner_client, stripe_harness
+):
+    stripe_harness.emulator.advance_clock(30 * DAY)  # Stripe's retries run out: cancelled
+    stripe_harness.deliver()
+    account = CreditAccount.objects.get(user=owner)
+    assert account.tier == "free"
+    body = owner_client.get("/billing/").content.decode()
+    assert "Your Pro plan ended on" in body
+    assert "The payment for it failed and Stripe&#x27;s retries ran out." in body
+    assert "You are on the free plan: 50 credits a month." in body
+    assert ("is still open at Stripe" in body) or ("written off" in body)
+    assert "Subscribe to Pro again" in body
+    assert "payment for Pro failed" not in body  # no past-due banner once it has ended
+    again = owner_client.post("/billing/checkout/", {"tier": "pro"})
+    assert again.status_code == 303 and "/checkout/cs_" in again["Location"]
+
+
+def test_a_customer_who_cancelled_is_told_so_and_keeps_purchased_credits(
+    owner, owner_client, stripe_harness
+):
+    checkout_and_pay(owner_client, stripe_harness, {"tier": "pro"})
+    checkout_and_pay(owner_client, stripe_harness, {"bundle": "credits_250"})
+    response = owner_client.post("/billing/subscription/cancel/", {"immediate": "on"})
+    assert response.status_code in (302, 303)
+    stripe_harness.deliver()
+    body = owner_client.get("/billing/").content.decode()
+    assert "Your Pro plan ended on" in body and "You cancelled it." in body
+    assert "Your 250 purchased credits stay yours." in body
+
+
+def test_a_cancellation_made_at_stripe_is_not_called_the_customers(
+    owner, owner_client, stripe_harness
+):
+    import stripe
+
+    from billing.tests.harness import SECRET_KEY
+
+    checkout_and_pay(owner_client, stripe_harness, {"tier": "pro"})
+    account = CreditAccount.objects.get(user=owner)
+    stripe.Subscription.cancel(account.stripe_subscription_id, api_key=SECRET_KEY)
+    stripe_harness.deliver()
+    body = owner_client.get("/billing/").content.decode()
+    assert "It was cancelled at Stripe (in the billing portal or by our support team)." in body
+    assert "You cancelled it." not in body
