@@ -144,3 +144,22 @@ class Activity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.user_id})"
+
+
+class EmailSent(models.Model):
+    """An e-mail sent to a user, by what it was about: one per ``key`` (a receipt per invoice,
+    a failure notice per failed invoice...), whatever Stripe's retries or our own."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="emails_sent"
+    )
+    key = models.CharField(max_length=255, unique=True)
+    kind = models.CharField(max_length=32)
+    subject = models.CharField(max_length=200)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "e-mails sent"
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.user_id}: {self.subject}"

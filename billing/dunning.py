@@ -56,7 +56,7 @@ def open_invoice(account: CreditAccount) -> StripeDict | None:
         djstripe_models.Invoice.objects.filter(
             customer__id=account.stripe_customer_id, stripe_data__status="open"
         )
-        .order_by("-created")
+        .order_by("-created", "-djstripe_id")
         .values_list("stripe_data", flat=True)[:10]
     )
     for invoice in rows:

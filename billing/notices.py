@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from activities.models import ActivityType
+from activities.notifications import email_once
 from activities.services import activity_record
+from billing.dunning import dunning_for
 from billing.stripe_data import StripeDict, object_id, price_entry, subscription_price
 from billing.sync import user_for_customer
 from hrvstr.formatting import cents
@@ -54,4 +56,61 @@ def trial_ending_apply(subscription: StripeDict, *, event_id: str) -> None:
             f"will be charged {amount} then unless you cancel before."
         ),
         dedupe_key=f"trial-ending:{subscription['id']}:{trial_end}",
+    )
+
+
+def receipt_send(invoice: StripeDict) -> None:
+    """A receipt e-mail for a paid invoice (a plan's or a bundle's), once per invoice."""
+    from billing.selectors import entries_by_price_id, invoice_lines
+
+    amount_paid = int(invoice.get("amount_paid") or 0)
+    if invoice.get("status") != "paid" or amount_paid <= 0:
+        return
+    user = user_for_customer(object_id(invoice.get("customer")))
+    if user is None:
+        return
+    currency = invoice.get("currency") or "usd"
+    data = dict(invoice)
+    lines = [
+        {"description": line.description, "amount_text": cents(line.amount, currency)}
+        for line in invoice_lines(data, entries_by_price_id([data]))
+    ]
+    paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
+    email_once(
+        user=user,
+        key=f"receipt:{invoice['id']}",
+        kind="receipt",
+        context={
+            "amount": cents(amount_paid, currency),
+            "number": invoice.get("number") or "",
+            "paid_on": datetime.fromtimestamp(paid_at, UTC) if paid_at else None,
+            "lines": lines,
+            "hosted_url": invoice.get("hosted_invoice_url") or "",
+            "pdf_url": invoice.get("invoice_pdf") or "",
+        },
+    )
+
+
+def payment_failed_send(invoice: StripeDict) -> None:
+    """The failed payment, with the pay link: once per invoice (not per retry)."""
+    if invoice.get("status") != "open":
+        return  # paid or voided since: nothing to ask for
+    user = user_for_customer(object_id(invoice.get("customer")))
+    if user is None:
+        return
+    account = getattr(user, "credit_account", None)
+    plan = dunning_for(account) if account is not None else None
+    email_once(
+        user=user,
+        key=f"payment-failed:{invoice['id']}",
+        kind="payment_failed",
+        context={
+            "amount": cents(
+                int(invoice.get("amount_remaining") or invoice.get("amount_due") or 0),
+                invoice.get("currency") or "usd",
+            ),
+            "pay_url": invoice.get("hosted_invoice_url") or "",
+            "tier_name": plan.tier_name if plan else "",
+            "grace_until": plan.grace_until if plan else None,
+        },
     )

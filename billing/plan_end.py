@@ -44,7 +44,7 @@ def _subscription_data(account: CreditAccount) -> dict[str, Any]:
     rows = djstripe_models.Subscription.objects.filter(customer__id=account.stripe_customer_id)
     if account.stripe_subscription_id:
         rows = rows.filter(id=account.stripe_subscription_id)
-    data = rows.order_by("-created").values_list("stripe_data", flat=True).first()
+    data = rows.order_by("-created", "-djstripe_id").values_list("stripe_data", flat=True).first()
     return data or {}
 
 
@@ -83,7 +83,7 @@ def plan_ended(account: CreditAccount) -> PlanEnded | None:
     invoices = [
         data
         for data in djstripe_models.Invoice.objects.filter(customer__id=account.stripe_customer_id)
-        .order_by("-created")
+        .order_by("-created", "-djstripe_id")
         .values_list("stripe_data", flat=True)[:10]
         if subscription and invoice_subscription_id(data) == subscription.get("id")
     ]

@@ -69,7 +69,7 @@ def subscription_for_user(*, user: User) -> dict[str, Any] | None:
     }
 
 
-def _entries_by_price_id(invoices: list[dict[str, Any]]) -> dict[str, catalogue.PriceEntry]:
+def entries_by_price_id(invoices: list[dict[str, Any]]) -> dict[str, catalogue.PriceEntry]:
     price_ids = {
         line_price
         for invoice in invoices
@@ -197,7 +197,7 @@ def invoices_recent(*, user: User, limit: int = 10) -> list[dict[str, Any]]:
         .order_by("-created", "-pk")
         .values_list("stripe_data", flat=True)[:limit]
     )
-    entries = _entries_by_price_id(invoices)
+    entries = entries_by_price_id(invoices)
     result = []
     for invoice in invoices:
         lines = invoice_lines(invoice, entries)
@@ -257,7 +257,7 @@ def payment_methods(*, user: User) -> list[dict[str, Any]]:
         return []
     methods = list(
         djstripe_models.PaymentMethod.objects.filter(customer__id=account.stripe_customer_id)
-        .order_by("-created")
+        .order_by("-created", "-djstripe_id")
         .values_list("stripe_data", flat=True)[:10]
     )
     default = _default_payment_method_id(account.stripe_customer_id, account.stripe_subscription_id)

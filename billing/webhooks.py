@@ -112,6 +112,13 @@ def on_customer_deleted(sender: Any, event: Any, **kwargs: Any) -> None:
 def on_invoice_paid(sender: Any, event: Any, **kwargs: Any) -> None:
     if (invoice := confirmed(djstripe_models.Invoice, event)) is not None:
         sync.invoice_paid_apply(invoice, event_id=event.id, observed_at=event.created)
+        notices.receipt_send(invoice)
+
+
+@djstripe_receiver("invoice.payment_failed")
+def on_invoice_payment_failed(sender: Any, event: Any, **kwargs: Any) -> None:
+    if (invoice := confirmed(djstripe_models.Invoice, event)) is not None:
+        notices.payment_failed_send(invoice)
 
 
 @djstripe_receiver("charge.refunded")

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F
 
 from activities.models import ActivityType, Actor, LedgerEntry, LedgerKind
+from activities.notifications import email_once
 from activities.services import activity_record
 from subscriptions import catalogue
 from subscriptions.catalogue import FREE_TIER
@@ -282,12 +283,26 @@ def cancellation_activity_record(account: CreditAccount, state: SubscriptionStat
 
 
 def tier_activity_record(account: CreditAccount, was_tier: str, entry: LedgerEntry) -> None:
+    """The feed line and the e-mail of a tier change (once per ledger row)."""
+    tier, was = catalogue.TIERS[account.tier], catalogue.TIERS[was_tier]
     activity_record(
         user=account.user,
         activity_type=ActivityType.TIER_CHANGED,
-        title=f"Plan changed to {catalogue.TIERS[account.tier].name}",
-        description=f"From {catalogue.TIERS[was_tier].name}.",
+        title=f"Plan changed to {tier.name}",
+        description=f"From {was.name}.",
         ledger_entry=entry,
+    )
+    email_once(
+        user=account.user,
+        key=f"plan-changed:{entry.pk}",
+        kind="plan_changed",
+        context={
+            "tier_name": tier.name,
+            "was_name": was.name,
+            "reason": entry.reason,
+            "monthly_credits": tier_allowance(account=account, tier=tier.key),
+            "purchased": account.purchased_balance,
+        },
     )
 
 
