@@ -43,6 +43,14 @@ class CancelForm(forms.Form):
     immediate = forms.BooleanField(required=False)
 
 
+class LowCreditForm(forms.Form):
+    threshold = forms.IntegerField(
+        min_value=0,
+        max_value=1_000_000,
+        label="E-mail me when fewer credits than this are left (0: never)",
+    )
+
+
 class BillingDetailsForm(forms.Form):
     """The billing e-mail and a tax id to add; Stripe checks the tax id's format again."""
 

@@ -201,13 +201,9 @@ def process_webhook(trigger_id: int) -> None:
     pass_context=False,
 )
 def grant_monthly_allowances(timestamp: int) -> None:
-    from subscriptions.services import allowances_grant_due, unlocks_record_expired
+    from subscriptions.services import upkeep_run
 
-    renewed = allowances_grant_due()
-    expired = unlocks_record_expired()
-    logger.info(
-        "scheduled at %s: %s accounts renewed, %s unlocks expired", timestamp, renewed, expired
-    )
+    logger.info("scheduled at %s: %s", timestamp, upkeep_run())
 
 
 # A worker killed mid-job (SIGKILL, a lost machine) leaves its job "doing" forever: once the

@@ -29,12 +29,14 @@ from billing.forms import (
     BillingDetailsForm,
     CancelForm,
     CheckoutForm,
+    LowCreditForm,
     PlanForm,
     TaxIdRemoveForm,
 )
 from hrvstr.http import AuthenticatedHttpRequest
 from hrvstr.page_errors import error_page, page_errors
 from subscriptions import catalogue
+from subscriptions.services import low_credit_threshold_set
 
 # The API's own limits (same rates, same keys), so the pages are no way around them.
 ratelimit_billing = ratelimit(key="user_or_ip", rate=BILLING_RATE, method="POST", block=True)
@@ -217,6 +219,25 @@ def card_updated(request: AuthenticatedHttpRequest) -> HttpResponse:
         outcome = dunning.open_invoice_retry(account=account)
         if outcome is not None:
             (messages.success if outcome.paid else messages.error)(request, outcome.message)
+    return redirect("billing")
+
+
+@require_POST
+@login_required
+@page_errors
+@ratelimit_billing
+def low_credits(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = LowCreditForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, form)
+    threshold = form.cleaned_data["threshold"]
+    low_credit_threshold_set(user=request.user, threshold=threshold)
+    messages.success(
+        request,
+        f"We will e-mail you when fewer than {threshold:,} credits are left."
+        if threshold
+        else "No more low-credit e-mails.",
+    )
     return redirect("billing")
 
 

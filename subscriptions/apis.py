@@ -248,6 +248,11 @@ class SpendApi(APIView):
             quantity=data["quantity"],
             idempotency_key=idempotency_key_from(request),
         )
+        if not result.replayed:
+            # At once for the common case; the scheduled sweep catches every other path.
+            services.low_credit_notice(
+                account=request.user.credit_account, remaining=result.entry.remaining_after
+            )
         response = ok(spend_as_json(result.entry))
         response["Idempotent-Replayed"] = "true" if result.replayed else "false"
         return response

@@ -64,6 +64,8 @@ class CreditAccount(models.Model):
     purchased_balance = models.PositiveIntegerField(default=0)
     # Staff may size an institutional customer's allowance; None means the tier's default.
     custom_allowance = models.PositiveIntegerField(null=True, blank=True)
+    # E-mail the user once a period when fewer credits than this are left (0: never).
+    low_credit_threshold = models.PositiveIntegerField(default=0)
     # The current allowance period (monthly, even for yearly plans).
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()

@@ -80,3 +80,42 @@ def test_a_plan_change_is_told_once(owner, owner_client, stripe_harness, commits
     assert subjects == ["Your HRVSTR plan is now Pro", "Your HRVSTR plan is now Elite"]
     assert "from Pro to Elite" in changed[1].body
     assert "You now have 2,000 credits a month" in changed[1].body
+
+
+def test_low_credits_are_told_once_a_period_at_the_users_threshold(
+    owner, owner_client, api, commits, mailoutbox
+):
+    from subscriptions.services import upkeep_run
+
+    assert owner_client.post("/billing/low-credits/", {"threshold": "20"}).status_code == 302
+    with commits():
+        for _ in range(3):  # 50 -> 35 -> 20 -> 5 free credits: below 20 at the third
+            response = api.post(
+                "/api/credits/spend",
+                {"action": "ai_ticker_analysis", "quantity": 15},
+                format="json",
+            )
+            assert response.status_code == 200
+        assert upkeep_run()["low_credit_notices"] == 0  # already told this period
+    [low] = [m for m in mailoutbox if "credits left" in m.subject]
+    assert low.subject == "5 HRVSTR credits left" and "below the 20 you asked" in low.body
+
+
+@pytest.mark.parametrize("value", ["-1", "1000001", "many", ""])
+def test_a_bad_low_credit_threshold_is_a_400_and_changes_nothing(owner, owner_client, value):
+    response = owner_client.post("/billing/low-credits/", {"threshold": value})
+    assert response.status_code == 400
+    assert CreditAccount.objects.get(user=owner).low_credit_threshold == 0
+
+
+def test_the_upkeep_sweep_tells_whoever_is_below_whatever_took_the_credits(
+    owner, owner_client, commits, mailoutbox
+):
+    from subscriptions.services import credits_adjust, upkeep_run
+
+    owner_client.post("/billing/low-credits/", {"threshold": "40"})
+    credits_adjust(user=owner, amount=-30, reason="test", staff_user=None, idempotency_key="a")
+    with commits():
+        assert upkeep_run()["low_credit_notices"] == 1
+        assert upkeep_run()["low_credit_notices"] == 0
+    assert [m.subject for m in mailoutbox] == ["20 HRVSTR credits left"]

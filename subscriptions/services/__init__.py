@@ -17,6 +17,9 @@ from subscriptions.services.accounts import (
     allowances_grant_due,
     customer_forget,
     customer_link,
+    low_credit_notice,
+    low_credit_notices_send,
+    low_credit_threshold_set,
 )
 from subscriptions.services.adjustments import (
     allowance_override_set,
@@ -74,7 +77,21 @@ __all__ = [
     "credits_spend",
     "customer_forget",
     "customer_link",
+    "low_credit_notice",
+    "low_credit_notices_send",
+    "low_credit_threshold_set",
     "subscription_sync",
     "tier_allowance",
     "unlocks_record_expired",
+    "upkeep_run",
 ]
+
+
+def upkeep_run() -> dict[str, int]:
+    """The every-minute upkeep (the task queue's scheduler, or cron without one): renew due
+    allowances and expire holds, record expired unlocks, tell users low on credits."""
+    return {
+        "renewed": allowances_grant_due(),
+        "unlocks_expired": unlocks_record_expired(),
+        "low_credit_notices": low_credit_notices_send(),
+    }

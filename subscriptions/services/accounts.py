@@ -8,11 +8,13 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from activities.models import ActivityType, Actor, LedgerEntry, LedgerKind
+from activities.notifications import email_once
 from activities.services import activity_record
+from hrvstr.errors import InvalidAmount
 from subscriptions import catalogue
 from subscriptions.catalogue import FREE_TIER
 from subscriptions.models import (
@@ -274,3 +276,44 @@ def customer_forget(*, account: CreditAccount, customer_id: str) -> bool:
             stripe_customer_id=None, stripe_subscription_id="", pending_tier=""
         )
     )
+
+
+MAX_LOW_CREDIT_THRESHOLD = 1_000_000
+
+
+def low_credit_threshold_set(*, user: User, threshold: int) -> None:
+    """The user's "tell me when fewer than N credits are left" (0: never). A preference, not
+    a balance: no ledger row."""
+    if not 0 <= threshold <= MAX_LOW_CREDIT_THRESHOLD:
+        raise InvalidAmount(
+            f"the threshold must be between 0 and {MAX_LOW_CREDIT_THRESHOLD:,}",
+            threshold=threshold,
+        )
+    account_get(user=user)  # the row exists
+    CreditAccount.objects.filter(user=user).update(low_credit_threshold=threshold)
+
+
+def low_credit_notice(*, account: CreditAccount, remaining: int) -> bool:
+    """E-mail the user, once per allowance period, when ``remaining`` is below their
+    threshold; whether it was sent now."""
+    threshold = account.low_credit_threshold
+    if not threshold or remaining >= threshold:
+        return False
+    return email_once(
+        user=account.user,
+        key=f"low-credits:{account.user_id}:{account.period_start:%Y%m%dT%H%M%S}",
+        kind="low_credits",
+        context={"remaining": remaining, "threshold": threshold},
+    )
+
+
+def low_credit_notices_send() -> int:
+    """The scheduled sweep: every account below its threshold, whatever took the credits
+    (spends, holds, unlocks, clawbacks, an expired allowance). Safe to run often."""
+    below = (
+        CreditAccount.objects.filter(low_credit_threshold__gt=0)
+        .annotate(left=F("monthly_allowance") - F("monthly_used") + F("purchased_balance"))
+        .filter(left__lt=F("low_credit_threshold"))
+        .select_related("user")
+    )
+    return sum(low_credit_notice(account=a, remaining=a.left) for a in below.iterator())
