@@ -47,6 +47,10 @@ USER_PAGES = {
     # the credit bundle's receipt (number, lines, PDF link) above the plan's invoice.
     "billing-receipt": "/billing/#invoices-title",
 }
+# Customers in the states a billing page must explain: a failed renewal (the banner on every
+# page, no plan changes offered) and a plan that ended (why, the credits, the way back).
+PAST_DUE_PAGES = {"past-due-billing": "/billing/", "past-due-pricing": "/pricing/"}
+CHURNED_PAGES = {"churned-billing": "/billing/"}
 STAFF_PAGES = {
     "admin-index": "/admin/",
     "admin-dashboard": "/admin/dashboard/",
@@ -110,6 +114,7 @@ def demo_data(emulator: Emulator) -> None:
     from django.utils import timezone
 
     from billing.customer_details import billing_details_update
+    from billing.services import subscription_cancel
     from subscriptions.services import (
         SubscriptionState,
         allowance_override_set,
@@ -192,6 +197,12 @@ def demo_data(emulator: Emulator) -> None:
         ),
         idempotency_key="demo-late-past-due",
     )
+    gone = user_register(email="gone@example.com", password=PASSWORD, name="Gale Gone")
+    _pay(emulator, gone, tier="pro", interval="month")
+    _pay(emulator, gone, bundle="credits_250")
+    gone = get_user_model().objects.get(pk=gone.pk)
+    subscription_cancel(user=gone, immediate=True)
+    emulator.flush(10)
     get_user_model().objects.create_superuser(
         username="admin@hrvstr.local", email="admin@hrvstr.local", password=PASSWORD
     )
@@ -208,6 +219,8 @@ def capture(base_url: str, out: Path, widths: dict[str, int] = WIDTHS) -> list[P
         for label, width in widths.items():
             for login_url, email, pages in (
                 ("/login/", "demo@hrvstr.local", USER_PAGES),
+                ("/login/", "late@example.com", PAST_DUE_PAGES),
+                ("/login/", "gone@example.com", CHURNED_PAGES),
                 ("/admin/login/", "admin@hrvstr.local", STAFF_PAGES),
             ):
                 context = browser.new_context(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devtools.browser import chromium_available
-from devtools.screenshots import STAFF_PAGES, USER_PAGES, WIDTHS
+from devtools.screenshots import CHURNED_PAGES, PAST_DUE_PAGES, STAFF_PAGES, USER_PAGES, WIDTHS
 from hrvstr.testing import full_proofs
 
 pytestmark = [
@@ -31,7 +31,8 @@ def test_make_screenshots_saves_every_page_at_every_width(tmp_path):
         timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = {f"{name}-{label}.png" for name in {**USER_PAGES, **STAFF_PAGES} for label in widths}
+    every_page = {**USER_PAGES, **PAST_DUE_PAGES, **CHURNED_PAGES, **STAFF_PAGES}
+    expected = {f"{name}-{label}.png" for name in every_page for label in widths}
     saved = {path.name for path in tmp_path.glob("*.png")}
     assert saved == expected
     for path in tmp_path.glob("*.png"):
