@@ -43,6 +43,14 @@ class CancelForm(forms.Form):
     immediate = forms.BooleanField(required=False)
 
 
+class AutoTopUpForm(forms.Form):
+    below = forms.IntegerField(
+        min_value=0,
+        max_value=1_000_000,
+        label="Buy credits automatically when fewer than this are left (0: off)",
+    )
+
+
 class LowCreditForm(forms.Form):
     threshold = forms.IntegerField(
         min_value=0,

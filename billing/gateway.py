@@ -355,6 +355,10 @@ def payment_intent_retrieve(payment_intent_id: str) -> stripe.PaymentIntent:
     return _call(stripe.PaymentIntent.retrieve, payment_intent_id)
 
 
+def payment_intent_create(*, idempotency_key: str, **params: Any) -> stripe.PaymentIntent:
+    return _call(stripe.PaymentIntent.create, idempotency_key=idempotency_key, **params)
+
+
 def checkout_sessions_open(customer_id: str) -> list[stripe.checkout.Session]:
     result = _call(stripe.checkout.Session.list, customer=customer_id, status="open", limit=100)
     return list(result.auto_paging_iter())

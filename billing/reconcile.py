@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from activities.models import LedgerEntry, LedgerKind
-from billing import gateway
+from billing import auto_topup, gateway
 from billing.duplicates import duplicates_end, live_in_keeping_order
 from billing.stripe_data import checkout_price_lookup_keys, object_id, to_dict
 from billing.sync import (
@@ -126,6 +126,8 @@ def bundle_drift(account: CreditAccount) -> list[Drift]:
 def _purchase_problem(account: CreditAccount, purchase: LedgerEntry) -> str:
     if not account.stripe_customer_id and not purchase.details.get("payment_intent"):
         return "no Stripe customer or payment"
+    if purchase.idempotency_key.startswith(auto_topup.KEY_PREFIX):
+        return _auto_topup_problem(purchase)
     try:
         session = to_dict(gateway.checkout_session_retrieve(purchase.source))
     except gateway.StripeRequestFailed as exc:
@@ -150,6 +152,20 @@ def _purchase_problem(account: CreditAccount, purchase: LedgerEntry) -> str:
     if intent.get("status") != "succeeded" or intent.get("amount_received", 0) < int(
         session.get("amount_total") or 0
     ):
+        return f"payment {intent.get('status')}"
+    return ""
+
+
+def _auto_topup_problem(purchase: LedgerEntry) -> str:
+    """An auto top-up is paid by a PaymentIntent of ours (no Checkout): it must have
+    succeeded, for this purchase, and for the bundle's price and credits."""
+    intent = to_dict(gateway.payment_intent_retrieve(purchase.source))
+    bundle = catalogue.BUNDLES.get(str(purchase.details.get("bundle") or ""))
+    if bundle is None or bundle.credits != purchase.purchased_delta:
+        return "auto top-up of no catalogue bundle"
+    if (intent.get("metadata") or {}).get("hrvstr_auto_topup") != purchase.idempotency_key:
+        return "payment does not match"
+    if intent.get("status") != "succeeded" or intent.get("amount_received", 0) < bundle.price_cents:
         return f"payment {intent.get('status')}"
     return ""
 

@@ -201,9 +201,12 @@ def process_webhook(trigger_id: int) -> None:
     pass_context=False,
 )
 def grant_monthly_allowances(timestamp: int) -> None:
+    from billing.auto_topup import auto_topups_sweep
     from subscriptions.services import upkeep_run
 
-    logger.info("scheduled at %s: %s", timestamp, upkeep_run())
+    done = upkeep_run()
+    done["auto_topups"] = auto_topups_sweep()
+    logger.info("scheduled at %s: %s", timestamp, done)
 
 
 # A worker killed mid-job (SIGKILL, a lost machine) leaves its job "doing" forever: once the

@@ -28,6 +28,7 @@ page_urlpatterns = [
     path("billing/portal/", views.portal, name="billing-portal"),
     path("billing/card-updated/", views.card_updated, name="billing-card-updated"),
     path("billing/low-credits/", views.low_credits, name="billing-low-credits"),
+    path("billing/auto-topup/", views.auto_topup, name="billing-auto-topup"),
     path(
         "billing/subscription/cancel/",
         views.subscription_cancel,

@@ -24,8 +24,10 @@ from activities.charts import bar_chart
 from billing import customer_details, dunning, gateway, selectors
 from billing import services as billing_services
 from billing.apis import BILLING_RATE
+from billing.auto_topup import bundle_for as auto_topup_bundle_for
 from billing.checkout_return import checkout_return_apply
 from billing.forms import (
+    AutoTopUpForm,
     BillingDetailsForm,
     CancelForm,
     CheckoutForm,
@@ -33,10 +35,11 @@ from billing.forms import (
     PlanForm,
     TaxIdRemoveForm,
 )
+from hrvstr.formatting import cents
 from hrvstr.http import AuthenticatedHttpRequest
 from hrvstr.page_errors import error_page, page_errors
 from subscriptions import catalogue
-from subscriptions.services import low_credit_threshold_set
+from subscriptions.services import auto_topup_below_set, low_credit_threshold_set
 
 # The API's own limits (same rates, same keys), so the pages are no way around them.
 ratelimit_billing = ratelimit(key="user_or_ip", rate=BILLING_RATE, method="POST", block=True)
@@ -219,6 +222,37 @@ def card_updated(request: AuthenticatedHttpRequest) -> HttpResponse:
         outcome = dunning.open_invoice_retry(account=account)
         if outcome is not None:
             (messages.success if outcome.paid else messages.error)(request, outcome.message)
+    return redirect("billing")
+
+
+@require_POST
+@login_required
+@page_errors
+@ratelimit_billing
+def auto_topup(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Turn auto top-up on (below a threshold) or off; only where the plan sells bundles."""
+    form = AutoTopUpForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, form)
+    below = form.cleaned_data["below"]
+    account = selectors.account_for(user=request.user, now=timezone.now())
+    bundle = auto_topup_bundle_for(account)
+    if below and bundle is None:
+        return error_page(
+            request,
+            code="bundle_requires_paid_tier",
+            message="Credit bundles, and so auto top-up, come with paid plans.",
+            status=403,
+        )
+    auto_topup_below_set(user=request.user, below=below)
+    messages.success(
+        request,
+        f"When fewer than {below:,} credits are left we buy {bundle.name} for "
+        f"{cents(bundle.price_cents)} with your saved card, at most "
+        f"{settings.AUTO_TOPUP_MAX_PER_PERIOD} times a month."
+        if below and bundle is not None
+        else "Auto top-up is off.",
+    )
     return redirect("billing")
 
 

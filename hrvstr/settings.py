@@ -329,6 +329,8 @@ if SPA_DIST_DIR:
 # Billing rules that are settings, not code.
 BILLING_GRACE_PERIOD_DAYS = env_int("BILLING_GRACE_PERIOD_DAYS", 7)
 CREDIT_HOLD_MINUTES = env_int("CREDIT_HOLD_MINUTES", 15)
+# Auto top-up buys at most this many bundles per allowance period (billing/auto_topup.py).
+AUTO_TOPUP_MAX_PER_PERIOD = env_int("AUTO_TOPUP_MAX_PER_PERIOD", 3)
 
 # Stripe. Test and live keys stay apart: live keys are read only with STRIPE_LIVE_MODE on,
 # and billing's system checks refuse mixed-up keys at start-up.

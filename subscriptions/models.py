@@ -66,6 +66,9 @@ class CreditAccount(models.Model):
     custom_allowance = models.PositiveIntegerField(null=True, blank=True)
     # E-mail the user once a period when fewer credits than this are left (0: never).
     low_credit_threshold = models.PositiveIntegerField(default=0)
+    # Auto top-up: buy a bundle with the saved card when fewer credits than this are left
+    # (0: off; billing/auto_topup.py).
+    auto_topup_below = models.PositiveIntegerField(default=0)
     # The current allowance period (monthly, even for yearly plans).
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()

@@ -293,6 +293,17 @@ def low_credit_threshold_set(*, user: User, threshold: int) -> None:
     CreditAccount.objects.filter(user=user).update(low_credit_threshold=threshold)
 
 
+def auto_topup_below_set(*, user: User, below: int) -> None:
+    """Turn auto top-up on below ``below`` credits, or off (0). A preference: no ledger row;
+    the purchases it makes are ledger rows like any other."""
+    if not 0 <= below <= MAX_LOW_CREDIT_THRESHOLD:
+        raise InvalidAmount(
+            f"the threshold must be between 0 and {MAX_LOW_CREDIT_THRESHOLD:,}", below=below
+        )
+    account_get(user=user)
+    CreditAccount.objects.filter(user=user).update(auto_topup_below=below)
+
+
 def low_credit_notice(*, account: CreditAccount, remaining: int) -> bool:
     """E-mail the user, once per allowance period, when ``remaining`` is below their
     threshold; whether it was sent now."""
