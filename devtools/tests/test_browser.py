@@ -22,6 +22,18 @@ pytestmark = [
 TIMEOUT_MS = 20_000
 
 
+@pytest.fixture(autouse=True)
+def _fresh_content_types():
+    """A transactional test flushes the tables, content types included, and may not recreate
+    them with the same ids; the process-wide ContentType cache then points the admin's log
+    rows at a row that is gone (a foreign-key error seen once on PostgreSQL in CI)."""
+    from django.contrib.contenttypes.models import ContentType
+
+    ContentType.objects.clear_cache()
+    yield
+    ContentType.objects.clear_cache()
+
+
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
