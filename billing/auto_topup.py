@@ -20,7 +20,6 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import F
 
 from activities.models import ActivityType, LedgerEntry, LedgerKind
 from activities.notifications import email_once
@@ -161,10 +160,8 @@ def auto_topups_sweep() -> int:
     """The scheduled pass: every opted-in account below its threshold (whatever took the
     credits). Returns how many bundles it bought."""
     below = (
-        CreditAccount.objects.filter(auto_topup_below__gt=0)
+        CreditAccount.objects.below("auto_topup_below")
         .exclude(stripe_customer_id=None)
-        .annotate(left=F("monthly_allowance") - F("monthly_used") + F("purchased_balance"))
-        .filter(left__lt=F("auto_topup_below"))
         .select_related("user")
     )
     bought = 0

@@ -30,6 +30,16 @@ LIVE_STATUSES = frozenset(
 
 
 class CreditAccountQuerySet(models.QuerySet):
+    def below(self, threshold_field: str) -> CreditAccountQuerySet:
+        """Accounts whose ``remaining`` (as the property reckons it) is under their own
+        ``threshold_field``; a threshold of 0 is off."""
+        left = F("monthly_allowance") - F("monthly_used") + F("purchased_balance")
+        return (
+            self.filter(**{f"{threshold_field}__gt": 0})
+            .annotate(left=left)
+            .filter(left__lt=F(threshold_field))
+        )
+
     def in_grace(self, now: datetime) -> CreditAccountQuerySet:
         """Accounts for which ``CreditAccount.in_grace(now)`` holds, as a query."""
         return self.filter(subscription_status=SubscriptionStatus.PAST_DUE, grace_until__gt=now)

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from activities.models import ActivityType, Actor, LedgerEntry, LedgerKind
@@ -282,26 +282,24 @@ MAX_LOW_CREDIT_THRESHOLD = 1_000_000
 
 
 def low_credit_threshold_set(*, user: User, threshold: int) -> None:
-    """The user's "tell me when fewer than N credits are left" (0: never). A preference, not
-    a balance: no ledger row."""
-    if not 0 <= threshold <= MAX_LOW_CREDIT_THRESHOLD:
+    """The user's "tell me when fewer than N credits are left" (0: never)."""
+    _threshold_set(user, "low_credit_threshold", threshold)
+
+
+def _threshold_set(user: User, field: str, value: int) -> None:
+    """A credit threshold the user chooses (0: off). A preference, not a balance: no ledger
+    row; what it triggers (an e-mail, a purchase) records its own."""
+    if not 0 <= value <= MAX_LOW_CREDIT_THRESHOLD:
         raise InvalidAmount(
-            f"the threshold must be between 0 and {MAX_LOW_CREDIT_THRESHOLD:,}",
-            threshold=threshold,
+            f"the threshold must be between 0 and {MAX_LOW_CREDIT_THRESHOLD:,}", **{field: value}
         )
     account_get(user=user)  # the row exists
-    CreditAccount.objects.filter(user=user).update(low_credit_threshold=threshold)
+    CreditAccount.objects.filter(user=user).update(**{field: value})
 
 
 def auto_topup_below_set(*, user: User, below: int) -> None:
-    """Turn auto top-up on below ``below`` credits, or off (0). A preference: no ledger row;
-    the purchases it makes are ledger rows like any other."""
-    if not 0 <= below <= MAX_LOW_CREDIT_THRESHOLD:
-        raise InvalidAmount(
-            f"the threshold must be between 0 and {MAX_LOW_CREDIT_THRESHOLD:,}", below=below
-        )
-    account_get(user=user)
-    CreditAccount.objects.filter(user=user).update(auto_topup_below=below)
+    """Turn auto top-up on below ``below`` credits, or off (0)."""
+    _threshold_set(user, "auto_topup_below", below)
 
 
 def low_credit_notice(*, account: CreditAccount, remaining: int) -> bool:
@@ -321,10 +319,5 @@ def low_credit_notice(*, account: CreditAccount, remaining: int) -> bool:
 def low_credit_notices_send() -> int:
     """The scheduled sweep: every account below its threshold, whatever took the credits
     (spends, holds, unlocks, clawbacks, an expired allowance). Safe to run often."""
-    below = (
-        CreditAccount.objects.filter(low_credit_threshold__gt=0)
-        .annotate(left=F("monthly_allowance") - F("monthly_used") + F("purchased_balance"))
-        .filter(left__lt=F("low_credit_threshold"))
-        .select_related("user")
-    )
-    return sum(low_credit_notice(account=a, remaining=a.left) for a in below.iterator())
+    below = CreditAccount.objects.below("low_credit_threshold").select_related("user")
+    return sum(low_credit_notice(account=a, remaining=a.remaining) for a in below.iterator())
