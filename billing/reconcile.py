@@ -14,8 +14,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
+
 from activities.models import LedgerEntry, LedgerKind
 from billing import auto_topup, gateway
+from billing.customer_order import customer_serialize
 from billing.duplicates import duplicates_end, live_in_keeping_order
 from billing.stripe_data import checkout_price_lookup_keys, object_id, to_dict
 from billing.sync import (
@@ -205,14 +208,16 @@ def account_repair(*, account: CreditAccount, reason: str = "resync") -> Resync:
                 account.stripe_subscription_id,
             )
             duplicates_end(account.user, kept=live[0], duplicates=live[1:])
-        current = to_dict(gateway.subscription_retrieve(current["id"]))
-        subscription_apply(
-            current,
-            observed_at=stripe_time_of(current),
-            idempotency_key=f"{key}:{current['id']}",
-            source=reason,
-            authoritative=True,
-        )
+        with transaction.atomic():  # read and applied with no webhook worker in between
+            customer_serialize(account.stripe_customer_id)
+            current = to_dict(gateway.subscription_retrieve(current["id"]))
+            subscription_apply(
+                current,
+                observed_at=stripe_time_of(current),
+                idempotency_key=f"{key}:{current['id']}",
+                source=reason,
+                authoritative=True,
+            )
     else:
         subscription_end_here(
             account=account, idempotency_key=f"{key}:none:{account.pk}", source=reason

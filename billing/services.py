@@ -26,12 +26,14 @@ from djstripe.models import WebhookEventTrigger
 from activities.models import Activity
 from billing import gateway
 from billing.catalogue_sync import portal_configuration_find, portal_configuration_problems
+from billing.customer_order import customer_of, customer_serialize
 from billing.reconcile import account_resync
 from billing.stripe_data import (
     StripeDict,
     object_id,
     price_entry,
     subscription_item_id,
+    subscription_period,
     subscription_price,
     to_dict,
 )
@@ -357,7 +359,7 @@ def _live_subscription_id(user: User) -> str:
     return str(live_subscription(user)["id"])
 
 
-def _request_key(action: str, subscription_id: str) -> str:
+def request_key_for(action: str, subscription_id: str) -> str:
     """A key per user request, so the SDK's network retries of it are replayed by Stripe.
 
     Not derived from state: cancel, resume, cancel again (before the webhooks land) are three
@@ -390,13 +392,34 @@ def returned_subscription_apply(subscription: Any, *, request_key: str) -> None:
     and been paid. Stripe is read (payment, schedule) before the account is locked.
     """
     data = to_dict(subscription)
-    subscription_apply(
-        data,
-        observed_at=stripe_time_of(data),
-        idempotency_key=f"sub:{request_key}"[:100],
-        source=request_key.split(":", 1)[0],
-        authoritative=True,
-    )
+    with transaction.atomic():
+        # After any webhook worker applying this customer's state: a renewal that Stripe made
+        # (and a worker applied) between our call and now must not be undone by this answer.
+        customer_serialize(customer_of(data))
+        if _answer_outdated(data):
+            logger.info("subscription %s: our answer is older than the account", data["id"])
+            return
+        subscription_apply(
+            data,
+            observed_at=stripe_time_of(data),
+            idempotency_key=f"sub:{request_key}"[:100],
+            source=request_key.split(":", 1)[0],
+            authoritative=True,
+        )
+
+
+def _answer_outdated(subscription: StripeDict) -> bool:
+    """Whether the account already shows a later billing period of this subscription (same
+    interval) than Stripe's answer to our call does: the answer was overtaken on its way."""
+    period = subscription_period(subscription)
+    recurring = (subscription_price(subscription) or {}).get("recurring") or {}
+    if period is None or subscription.get("status") not in LIVE_STATUSES:
+        return False
+    return CreditAccount.objects.filter(
+        stripe_subscription_id=subscription["id"],
+        billing_interval=recurring.get("interval"),
+        billing_period_end__gt=period[1],
+    ).exists()
 
 
 class PreviewOutdated(DomainError):
@@ -456,7 +479,7 @@ def subscription_change_plan(
     schedule_id = object_id(data.get("schedule"))
     if current is not None and current.lookup_key == entry.lookup_key:
         if schedule_id:  # back to the current plan: drop the scheduled change
-            key = _request_key("release", subscription_id)
+            key = request_key_for("release", subscription_id)
             gateway.subscription_schedule_release(schedule_id, idempotency_key=key)
             now_at_stripe = gateway.subscription_retrieve(subscription_id)
             returned_subscription_apply(now_at_stripe, request_key=key)
@@ -467,16 +490,16 @@ def subscription_change_plan(
         return
     if schedule_id:
         gateway.subscription_schedule_release(
-            schedule_id, idempotency_key=_request_key("release", subscription_id)
+            schedule_id, idempotency_key=request_key_for("release", subscription_id)
         )
     if data.get("cancel_at_period_end") or data.get("cancel_at"):
         # Pending updates accept only price and proration fields: undo a cancellation first.
         gateway.subscription_modify(
             subscription_id,
             cancel_at_period_end=False,
-            idempotency_key=_request_key("resume-for-change", subscription_id),
+            idempotency_key=request_key_for("resume-for-change", subscription_id),
         )
-    key = _request_key("change-plan", subscription_id)
+    key = request_key_for("change-plan", subscription_id)
     changed = gateway.subscription_modify(
         subscription_id,
         **change_details(data, entry, applies_now=True, proration_date=when),
@@ -496,12 +519,12 @@ def _downgrade_schedule(
         gateway.subscription_modify(
             subscription_id,
             cancel_at_period_end=False,
-            idempotency_key=_request_key("resume-for-change", subscription_id),
+            idempotency_key=request_key_for("resume-for-change", subscription_id),
         )
     if not schedule_id:
         stripe_schedule = gateway.subscription_schedule_create(
             subscription_id=subscription_id,
-            idempotency_key=_request_key("schedule", subscription_id),
+            idempotency_key=request_key_for("schedule", subscription_id),
         )
     else:
         stripe_schedule = gateway.subscription_schedule_retrieve(schedule_id)
@@ -512,7 +535,7 @@ def _downgrade_schedule(
         schedule["phases"][0],
     )
     current_price = object_id(phase["items"][0]["price"])
-    key = _request_key("schedule-phases", subscription_id)
+    key = request_key_for("schedule-phases", subscription_id)
     gateway.subscription_schedule_modify(
         schedule["id"],
         end_behavior="release",
@@ -546,7 +569,7 @@ def subscription_cancel(*, user: User, immediate: bool = False) -> None:
         # Stripe refuses cancellation changes on a scheduled subscription; a scheduled
         # downgrade means nothing once the subscription ends anyway.
         gateway.subscription_schedule_release(
-            schedule_id, idempotency_key=_request_key("release", subscription_id)
+            schedule_id, idempotency_key=request_key_for("release", subscription_id)
         )
     # Marks the cancellation as the customer's own (the page after the end says who ended it).
     details = {"comment": CANCELLED_BY_CUSTOMER}
@@ -555,9 +578,11 @@ def subscription_cancel(*, user: User, immediate: bool = False) -> None:
         ended = gateway.subscription_cancel_now(
             subscription_id, idempotency_key=key, cancellation_details=details
         )
-        returned_subscription_apply(ended, request_key=_request_key("cancel-now", subscription_id))
+        returned_subscription_apply(
+            ended, request_key=request_key_for("cancel-now", subscription_id)
+        )
     else:
-        key = _request_key("cancel-at-end", subscription_id)
+        key = request_key_for("cancel-at-end", subscription_id)
         cancelling = gateway.subscription_modify(
             subscription_id,
             cancel_at_period_end=True,
@@ -570,7 +595,7 @@ def subscription_cancel(*, user: User, immediate: bool = False) -> None:
 def subscription_resume(*, user: User) -> None:
     """Undo a cancellation at period end, while the period lasts (applied at once)."""
     subscription_id = _live_subscription_id(user)
-    key = _request_key("resume", subscription_id)
+    key = request_key_for("resume", subscription_id)
     resumed = gateway.subscription_modify(
         subscription_id,
         cancel_at_period_end=False,

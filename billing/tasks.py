@@ -37,6 +37,8 @@ from procrastinate import JobContext, RetryStrategy
 from procrastinate.contrib.django import app
 from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
 
+from billing.customer_order import customer_serialize, event_customer
+
 logger = logging.getLogger(__name__)
 
 # The priority lane: events that change what a customer waiting on the success page sees.
@@ -160,6 +162,8 @@ def webhook_process(*, trigger_id: int) -> bool:
     api_key = _api_key(trigger)
     try:
         with transaction.atomic():
+            # Before dj-stripe re-reads the object: this customer's events apply in read order.
+            customer_serialize(event_customer(trigger.body))
             djstripe_signals.webhook_pre_process.send(sender=WebhookEventTrigger, instance=trigger)
             trigger.process(save=False, api_key=api_key)
             djstripe_signals.webhook_post_process.send(

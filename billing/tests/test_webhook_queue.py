@@ -220,3 +220,78 @@ def test_one_scheduled_run_per_period_whatever_the_number_of_schedulers(queued):
     assert len(runs(minute)) == 1
     schedulers_reach(minute + 60, 2)
     assert len(runs(minute + 60)) == 1
+
+
+def test_two_workers_apply_one_customers_events_in_the_order_they_read_them(
+    queued, api, owner, stripe_harness, monkeypatch
+):
+    """The soak's drift: worker A re-reads the subscription (cancelling), the customer resumes
+    in the same second, worker B reads and applies "resumed", then A applies its older read.
+    Both states carry the same second on Stripe's clock, so only the order of reading can tell
+    which is newer: one customer's events are applied one at a time, each read inside."""
+    import threading
+
+    import stripe
+    import time_machine
+    from django.db import connections
+    from django.utils import timezone
+
+    from billing.tests.harness import SECRET_KEY
+
+    paid = paid_checkout(api, stripe_harness)
+    for delivery in paid:
+        stripe_harness.post(delivery)
+    run_worker()
+    account = CreditAccount.objects.get(user=owner)
+    assert account.tier == "pro" and not account.cancel_at_period_end
+    subscription_id = account.stripe_subscription_id
+
+    def trigger_of(event_type: str) -> int:
+        delivery = next(d for d in stripe_harness.queued if d.event["type"] == event_type)
+        stripe_harness.queued.clear()
+        assert stripe_harness.post(delivery) == 200
+        return WebhookEventTrigger.objects.get(body__contains=delivery.event["id"]).pk
+
+    a_has_read, b_is_done = threading.Event(), threading.Event()
+    real_retrieve = stripe.Subscription.retrieve
+
+    def retrieve(*args, **kwargs):
+        subscription = real_retrieve(*args, **kwargs)
+        if threading.current_thread().name == "A" and not a_has_read.is_set():
+            a_has_read.set()
+            b_is_done.wait(timeout=3)  # with the lock B waits for A: A goes on after 3 s
+        return subscription
+
+    monkeypatch.setattr(stripe.Subscription, "retrieve", retrieve)
+
+    def process(trigger_id: int) -> None:
+        try:
+            tasks.webhook_process(trigger_id=trigger_id)
+        finally:
+            if threading.current_thread().name == "B":
+                b_is_done.set()
+            connections.close_all()
+
+    with time_machine.travel(timezone.now(), tick=False):  # one second on Stripe's clock
+        stripe.Subscription.modify(subscription_id, cancel_at_period_end=True, api_key=SECRET_KEY)
+        cancelling = trigger_of("customer.subscription.updated")
+        worker_a = threading.Thread(target=process, args=(cancelling,), name="A")
+        worker_a.start()
+        assert a_has_read.wait(timeout=10)
+        stripe.Subscription.modify(subscription_id, cancel_at_period_end=False, api_key=SECRET_KEY)
+        resumed = trigger_of("customer.subscription.updated")
+        worker_b = threading.Thread(target=process, args=(resumed,), name="B")
+        worker_b.start()
+        worker_a.join(timeout=20)
+        worker_b.join(timeout=20)
+
+    assert (
+        WebhookEventTrigger.objects.filter(pk__in=[cancelling, resumed], processed=True).count()
+        == 2
+    )
+    account.refresh_from_db()
+    assert (
+        stripe.Subscription.retrieve(subscription_id, api_key=SECRET_KEY).cancel_at_period_end
+        is False
+    )
+    assert account.cancel_at_period_end is False
