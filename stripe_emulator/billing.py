@@ -1027,7 +1027,7 @@ def post_pay_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
             "resource_missing",
         )
     if not pay_invoice(emu, inv, "retry" if pm_id is None else "manual", pm_id):
-        pi = emu.get("payment_intent", _last_pi(emu, inv))
+        pi = emu.get("payment_intent", last_payment_intent(emu, inv))
         if pi["status"] == "requires_action":
             raise StripeError(
                 402,
@@ -1041,7 +1041,8 @@ def post_pay_invoice(emu: Emulator, req: Request, oid: str) -> dict[str, Any]:
     return inv
 
 
-def _last_pi(emu: Emulator, inv: dict[str, Any]) -> str:
+def last_payment_intent(emu: Emulator, inv: dict[str, Any]) -> str:
+    """The PaymentIntent of the invoice's latest payment attempt."""
     pays = [p for p in emu.store.all("invoice_payment") if p["invoice"] == inv["id"]]
     return str(pays[0]["payment"]["payment_intent"])
 

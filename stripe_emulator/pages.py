@@ -358,10 +358,50 @@ def invoice_page(emu: Emulator, req: Request, oid: str, pdf: str | None = None) 
                     f"<p><a href='/authenticate/{escape(pi_id)}'>Confirm this payment "
                     "(3-D Secure)</a></p>"
                 )
+        message = form_value(req, "message")
+        pay = ""
+        if inv["status"] == "open" and not confirm and not pdf:
+            # As on Stripe's hosted invoice page: the customer pays what is due with a card.
+            pay = (
+                f"<form method='post' action='/invoices/{escape(oid)}'>"
+                "<label for='card'>Card number</label>"
+                "<input id='card' name='card_number' inputmode='numeric' "
+                "autocomplete='cc-number' placeholder='4242 4242 4242 4242' required>"
+                f"<button>Pay {money(inv['amount_remaining'], inv['currency'])}</button></form>"
+            )
         body = (
             f"<h1>Invoice {escape(inv['number'] or inv['id'])}</h1>"
-            f"<p>Status: {escape(inv['status'] or '')}</p>{confirm}"
+            + (f"<p class='note' role='status'>{escape(message)}</p>" if message else "")
+            + f"<p>Status: {escape(inv['status'] or '')}</p>{confirm}"
             f"<table><tbody>{rows}</tbody><tfoot><tr><th>Total</th>"
-            f"<th>{money(inv['total'], inv['currency'])}</th></tr></tfoot></table>"
+            f"<th>{money(inv['total'], inv['currency'])}</th></tr></tfoot></table>{pay}"
         )
         return page("Invoice", body)
+
+
+@routes("POST", r"/invoices/(?P<oid>in_[^/]+)")
+def invoice_pay_submit(emu: Emulator, req: Request, oid: str) -> Response:
+    """Pay an open invoice with a card on its hosted page (on-session: the card is the
+    customer's, saved to them as Stripe's page does, not made their default)."""
+    number = normalise_card(form_value(req, "card_number"))
+    try:
+        with emu.transaction():
+            inv = emu.get("invoice", oid)
+            if inv["status"] != "open":
+                raise StripeError(400, f"This invoice is {inv['status']}: nothing to pay.")
+            if len(number) < 12:
+                raise StripeError(400, "Enter a full card number.")
+            pm = create_payment_method(emu, number)
+            attach_payment_method(emu, pm["id"], inv["customer"])
+            if billing.pay_invoice(emu, inv, "manual", pm["id"]):
+                message = "Paid. Thank you."
+            elif (
+                emu.get("payment_intent", billing.last_payment_intent(emu, inv))["status"]
+                == "requires_action"
+            ):
+                message = "Your bank asks you to confirm this payment."
+            else:
+                message = "Your card was declined."
+    except StripeError as err:
+        message = err.message
+    return Response.redirect(f"/invoices/{oid}?message={quote(message)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 import stripe
 
@@ -133,3 +133,31 @@ def test_snapshot_round_trip(tmp_path):
     second.reset()
     assert json.load(open(path))["objects"] == {}
     assert Emulator(state_path=path).store.objects == {}
+
+
+def test_an_open_invoice_is_paid_with_a_card_on_its_hosted_page(client, emu, catalog, sink):
+    session, sub = subscribe(client, emu, catalog["pro_monthly"].id, card="4000000000000341")
+    emu.advance_clock(FEB_1 - START + 3600 + 60)  # the renewal fails
+    invoice = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    assert invoice.status == "open"
+    path = urlsplit(invoice.hosted_invoice_url).path
+    page = emu.handle("GET", path).body.decode()
+    assert "name='card_number'" in page
+    assert f"Pay {invoice.amount_remaining / 100:,.2f} USD" in page
+
+    declined = post_form(emu, path, card_number="4000 0000 0000 0002")
+    assert "declined" in unquote(declined.headers["Location"])
+    assert client.v1.invoices.retrieve(invoice.id).status == "open"
+
+    paid = post_form(emu, path, card_number="4242 4242 4242 4242")
+    assert "Paid" in unquote(paid.headers["Location"])
+    assert client.v1.invoices.retrieve(invoice.id).status == "paid"
+    assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+    assert sink.types.count("invoice.paid") == 2  # the first invoice and this one
+    # The card is the customer's now, but not their default: the failing one stays.
+    cus = client.v1.customers.retrieve(session.customer)
+    default = client.v1.payment_methods.retrieve(cus.invoice_settings.default_payment_method)
+    assert default.card.last4 == "0341"
+    again = post_form(emu, path, card_number="4242 4242 4242 4242")
+    assert "nothing to pay" in unquote(again.headers["Location"])
+    assert "name='card_number'" not in emu.handle("GET", path).body.decode()
