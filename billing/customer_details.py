@@ -1,4 +1,5 @@
-"""The customer's billing details at Stripe: the e-mail receipts go to, and tax ids.
+"""The customer's billing details at Stripe: the e-mail receipts go to, tax ids, and the
+card and plan as the customer left them in Stripe's portal.
 
 Stripe validates them (a VAT number's format, an address); a refusal is the customer's to
 fix, shown on their form, and leaves nothing half changed. What Stripe answers is written to
@@ -8,6 +9,7 @@ later writes the same).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from django.contrib.auth.models import User
@@ -15,9 +17,12 @@ from djstripe import models as djstripe_models
 
 from billing import gateway
 from billing.selectors import mirrored
-from billing.services import NoStripeCustomer
+from billing.services import NoStripeCustomer, request_key_for, returned_subscription_apply
+from billing.stripe_data import object_id, to_dict
 from hrvstr.errors import DomainError
 from subscriptions.services import account_get
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,37 @@ def billing_details_update(
     if created is not None:
         djstripe_models.TaxId.sync_from_stripe_data(created)
     return changed
+
+
+def customer_mirror_refresh(*, customer_id: str) -> None:
+    """Re-read the customer and the card it pays with into the mirror (dj-stripe's rows, which
+    the billing page reads) ahead of their webhooks."""
+    customer = gateway.customer_retrieve(customer_id)
+    djstripe_models.Customer.sync_from_stripe_data(customer)
+    invoice_settings = to_dict(customer).get("invoice_settings") or {}
+    if card_id := object_id(invoice_settings.get("default_payment_method")):
+        djstripe_models.PaymentMethod.sync_from_stripe_data(
+            gateway.payment_method_retrieve(card_id)
+        )
+
+
+def portal_return_refresh(*, user: User) -> None:
+    """Back from Stripe's portal: read what the customer may have changed there (card, plan,
+    cancellation) from Stripe now, so the page they land on shows it at once instead of when
+    the webhooks arrive. Best effort: without Stripe the page shows the mirror as it is."""
+    account = account_get(user=user)
+    if not account.stripe_customer_id:
+        return
+    try:
+        customer_mirror_refresh(customer_id=account.stripe_customer_id)
+        if account.stripe_subscription_id and account.subscription_live:
+            subscription_id = account.stripe_subscription_id
+            returned_subscription_apply(
+                gateway.subscription_retrieve(subscription_id),
+                request_key=request_key_for("portal-return", subscription_id),
+            )
+    except DomainError as exc:
+        logger.warning("portal return of user %s: not refreshed (%s)", user.pk, exc.code)
 
 
 def tax_id_remove(*, user: User, tax_id: str) -> None:

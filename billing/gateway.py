@@ -351,6 +351,10 @@ def refund_create(
     )
 
 
+def payment_method_retrieve(payment_method_id: str) -> stripe.PaymentMethod:
+    return _call(stripe.PaymentMethod.retrieve, payment_method_id)
+
+
 def payment_intent_retrieve(payment_intent_id: str) -> stripe.PaymentIntent:
     return _call(stripe.PaymentIntent.retrieve, payment_intent_id)
 

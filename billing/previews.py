@@ -138,6 +138,8 @@ def next_payment_preview(*, account: CreditAccount) -> NextPayment | None:
     """
     if not account.has_live_subscription or not account.stripe_customer_id:
         return None
+    if account.cancel_at_period_end:
+        return None  # it ends with the period: Stripe would answer invoice_upcoming_none
     cache_key = (
         f"next-payment:{account.stripe_subscription_id}:{account.version}:"
         f"{account.cancel_at_period_end}:{account.pending_tier}"

@@ -199,12 +199,12 @@ def change_plan(request: AuthenticatedHttpRequest) -> HttpResponse:
 @page_errors
 @ratelimit_billing
 def portal(request: AuthenticatedHttpRequest) -> HttpResponse:
-    return_url = f"{settings.SITE_URL}/billing/"
+    # Back through card_updated: it reads what changed in the portal, and for a past-due
+    # customer (with the token) pays the open invoice with the new card at once.
+    return_url = f"{settings.SITE_URL}{reverse('billing-card-updated')}"
     account = selectors.account_for(user=request.user, now=timezone.now())
     if dunning.dunning_for(account) is not None:
-        # Back from a card change, the open invoice is paid at once (card_updated).
-        token = dunning.return_token(account)
-        return_url = f"{settings.SITE_URL}{reverse('billing-card-updated')}?t={token}"
+        return_url += f"?t={dunning.return_token(account)}"
     url = billing_services.portal_session_create(user=request.user, return_url=return_url)
     return HttpResponseRedirect(url, status=303)
 
@@ -214,9 +214,11 @@ def portal(request: AuthenticatedHttpRequest) -> HttpResponse:
 @page_errors
 @ratelimit(key="user_or_ip", rate=BILLING_RATE, method="GET", block=True)
 def card_updated(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Where the portal returns a past-due customer: pay the open invoice with the (new)
-    default card now, and say whether it worked. Only with the token our portal session
-    carried: a link from elsewhere cannot make this page charge a card."""
+    """Where the portal returns: what the customer changed there is read from Stripe first
+    (the billing page is right at once); a past-due customer's open invoice is then paid with
+    the (new) default card, and the page says whether it worked. Paying needs the token our
+    portal session carried: a link from elsewhere cannot make this page charge a card."""
+    customer_details.portal_return_refresh(user=request.user)
     account = selectors.account_for(user=request.user, now=timezone.now())
     if dunning.return_token_valid(account, request.GET.get("t", "")):
         outcome = dunning.open_invoice_retry(account=account)

@@ -307,3 +307,36 @@ def test_an_upgrade_after_cancelling_is_previewed_and_charged_alike(
     assert latest_update_invoice(owner)["amount_paid"] == due_today
     account = CreditAccount.objects.get(user=owner)
     assert (account.tier, account.cancel_at_period_end) == ("elite", False)
+
+
+def test_back_from_the_portal_the_page_shows_its_card_and_cancellation_at_once(
+    owner, owner_client, stripe_harness
+):
+    """What the customer did in Stripe's portal is on the page they come back to, before any
+    of its webhooks arrives; the webhooks then change nothing more."""
+    from urllib.parse import urlencode, urlsplit
+
+    subscribed(owner_client, stripe_harness)
+    subscription_id = CreditAccount.objects.get(user=owner).stripe_subscription_id
+    session_id = owner_client.post("/billing/portal/")["Location"].rsplit("/", 1)[-1]
+    emulator = stripe_harness.emulator
+    for action in (
+        {"action": "card", "card_number": "5555555555554444"},
+        {"action": "cancel_at_period_end", "subscription": subscription_id},
+    ):
+        emulator.handle(
+            "POST",
+            f"/portal/{session_id}",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            urlencode(action),
+        )
+    assert stripe_harness.queued  # held back: the page below cannot have used them
+    return_url = urlsplit(emulator.store.get(session_id)["return_url"])
+    assert owner_client.get(return_url.path, follow=True).status_code == 200
+    html = owner_client.get("/billing/").content.decode()
+    assert "Mastercard</strong> ending in 4444" in html
+    assert "Cancels on" in html and "Resume subscription" in html
+    after = counts(owner)
+    stripe_harness.deliver()
+    assert counts(owner) == after
+    assert CreditAccount.objects.get(user=owner).cancel_at_period_end is True

@@ -82,7 +82,7 @@ def page(browser):
 def stripe_server(live_server, settings):
     import stripe
 
-    from billing.catalogue_sync import catalogue_sync
+    from billing.catalogue_sync import catalogue_sync, portal_configuration_sync
     from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET
     from stripe_emulator import Emulator
 
@@ -95,6 +95,7 @@ def stripe_server(live_server, settings):
     settings.SITE_URL = live_server.url
     previous_base = stripe.api_base
     catalogue_sync()
+    portal_configuration_sync()
     try:
         yield emulator
     finally:
@@ -434,3 +435,115 @@ def test_support_sees_credits_first_and_stripe_objects_folded_away(page, live_se
     for column in ("td.field-source_link", "td.field-reason_short"):
         box = page.locator(column).first.bounding_box()
         assert box is not None and box["x"] + box["width"] <= 1280, column
+
+
+def test_a_customer_life_subscribe_upgrade_fail_pay_downgrade_cancel_return_and_top_up(
+    page, live_server, stripe_server
+):
+    """Issue 16's whole journey, as a person clicks it: each page right when it opens, with
+    Stripe's clock moved a month at a time (the test is Stripe's calendar, nothing else)."""
+    import time
+
+    from django.core import mail
+    from playwright.sync_api import expect
+
+    from billing.dunning import dunning_for
+    from subscriptions.models import CreditAccount
+
+    base, email, day = live_server.url, "life@example.com", 86_400
+
+    def account() -> CreditAccount:
+        return CreditAccount.objects.get(user__email=email)
+
+    def once(check, what: str) -> None:
+        """Wait for Stripe's webhooks (delivered in the background) to be applied."""
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while not check():
+            assert time.monotonic() < deadline, f"never: {what}"
+            time.sleep(0.05)
+
+    def portal_card(number: str) -> None:
+        page.get_by_label("New card number").fill(number)
+        page.get_by_role("button", name="Update card").click()
+        expect(page.get_by_text(f"Card ending {number[-4:]} saved.")).to_be_visible()
+        page.get_by_role("link", name="Return to the site").click()
+        page.wait_for_url(re.compile(r"/billing/"))
+
+    # Subscribe to Pro, then upgrade to Elite seeing the price first.
+    sign_up(page, base, email=email)
+    page.get_by_role("button", name="Choose Pro monthly").click()
+    page.wait_for_url(re.compile(r"/checkout/cs_"))
+    pay_on_stripe(page)
+    expect(page.locator("#activation")).to_contain_text("You are on Pro", timeout=TIMEOUT_MS)
+    page.goto(f"{base}/billing/")
+    page.get_by_role("button", name="Upgrade to Elite").click()
+    expect(page.get_by_test_id("due-today")).to_have_text(re.compile(r"^\$\d"))
+    page.get_by_role("button", name="Switch to Elite").click()
+    expect(page.get_by_role("heading", name="Elite plan")).to_be_visible()
+
+    # A card that pays today and fails later, saved in Stripe's portal.
+    page.get_by_role("button", name="Update card").click()
+    portal_card("4000 0000 0000 0341")
+    expect(page.locator("#card-on-file")).to_contain_text("ending in 0341")
+
+    # A month on, the renewal fails: every page says so and offers to pay.
+    stripe_server.advance_clock(31 * day + 3600)
+    # Past due comes with the subscription's event; "Pay now" with the open invoice's.
+    once(lambda: getattr(dunning_for(account()), "pay_url", ""), "past due, with the invoice")
+    page.goto(f"{base}/pricing/")
+    banner = page.locator(".dunning")
+    expect(banner).to_contain_text("Your last payment for Elite failed.")
+    pay_now = banner.get_by_role("link", name=re.compile("^Pay now"))
+    pay_url = pay_now.get_attribute("href")
+    once(lambda: any(pay_url in m.body for m in mail.outbox if m.to == [email]), "the e-mail")
+    pay_now.click()
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_role("button", name=re.compile(r"^Pay \d")).click()
+    expect(page.get_by_role("status")).to_contain_text("Paid")
+    once(lambda: account().subscription_status == "active", "paid again")
+    page.goto(f"{base}/billing/")
+    expect(page.locator(".dunning")).to_have_count(0)
+    expect(page.locator(".status.ok")).to_contain_text("Renews on")
+    page.get_by_role("button", name="Manage billing").click()
+    portal_card("4242 4242 4242 4242")  # and a card that keeps working from now on
+
+    # Downgrade at the period end, then cancel: each page shows it when it opens.
+    page.get_by_role("button", name="Downgrade to Pro").click()
+    expect(page.locator(".status.notice")).to_contain_text("Nothing is charged today")
+    page.get_by_role("button", name="Switch to Pro").click()
+    expect(page.locator(".status.notice")).to_contain_text("Changes to Pro on")
+    page.locator("#cancel summary").click()
+    page.get_by_role("button", name="Cancel at period end").click()
+    expect(page.locator(".status.notice")).to_contain_text("Cancels on")
+    expect(page.get_by_text("No further payments.")).to_be_visible()
+
+    # The period ends: the page says why, what is kept, and offers the way back.
+    stripe_server.advance_clock(32 * day)
+    once(lambda: account().tier == "free", "the plan ended")
+    page.goto(f"{base}/billing/")
+    ended = page.locator("#plan-ended")
+    expect(ended).to_contain_text("Your Elite plan ended")
+    expect(ended).to_contain_text("You cancelled it.")
+    ended.get_by_role("button", name="Subscribe to Elite again").click()
+    page.wait_for_url(re.compile(r"/checkout/cs_"))
+    pay_on_stripe(page)
+    expect(page.locator("#activation")).to_contain_text("You are on Elite", timeout=TIMEOUT_MS)
+
+    # Auto top-up: below the threshold, a bundle is bought with the saved card.
+    page.goto(f"{base}/billing/")
+    left = account().remaining
+    page.get_by_label(re.compile("^Auto top-up")).fill(str(left - 10))
+    page.locator("#auto-topup").get_by_role("button", name="Save").click()
+    expect(page.locator(".messages")).to_contain_text(f"When fewer than {left - 10:,} credits")
+    signed_in = page.request.post(
+        f"{base}/api/auth/token", data={"email": email, "password": "a long passphrase"}
+    )
+    spent = page.request.post(
+        f"{base}/api/credits/spend",
+        headers={"Authorization": f"Bearer {signed_in.json()['access']}"},
+        data={"action": "ai_ticker_analysis", "quantity": 20},
+    )
+    assert spent.ok, spent.text()
+    page.goto(f"{base}/billing/")
+    expect(page.locator(".big-number")).to_contain_text(f"{left - 20 + 250:,} left")
+    expect(page.get_by_text("+ 250 purchased")).to_be_visible()
