@@ -20,7 +20,7 @@ from djstripe import models as djstripe_models
 from djstripe.event_handlers import djstripe_receiver
 
 from billing import dunning, gateway, notices, sync
-from billing.stripe_data import to_dict
+from billing.stripe_data import object_id, to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +49,18 @@ def confirmed(model: type[djstripe_models.StripeModel], event: Any) -> dict[str,
     return row["stripe_data"]
 
 
-def refetched_subscription(event: Any) -> dict[str, Any] | None:
-    """A subscription re-read from Stripe ourselves (dj-stripe drops its row on ``deleted``)."""
-    object_id = (event.data.get("object") or {}).get("id")
-    if not object_id:
+def refetched_subscription(event: Any, subscription_id: str | None = None) -> dict[str, Any] | None:
+    """A subscription re-read from Stripe ourselves (dj-stripe drops its row on ``deleted``):
+    ``subscription_id``, else the event's object."""
+    subscription_id = subscription_id or (event.data.get("object") or {}).get("id")
+    if not subscription_id:
         return None
     try:
-        return to_dict(gateway.subscription_retrieve(object_id))
+        return to_dict(gateway.subscription_retrieve(subscription_id))
     except gateway.StripeRequestFailed as exc:
         if exc.extra.get("stripe_code") != "resource_missing":
             raise
-        logger.warning("event %s: Stripe has no subscription %s; ignored", event.id, object_id)
+        logger.warning("event %s: no subscription %s at Stripe; ignored", event.id, subscription_id)
         return None
 
 
@@ -91,6 +92,39 @@ def on_subscription_changed(sender: Any, event: Any, **kwargs: Any) -> None:
         subscription = refetched_subscription(event)
     else:
         subscription = confirmed(djstripe_models.Subscription, event)
+    if subscription is None:
+        return
+    sync.subscription_apply(
+        subscription,
+        observed_at=event.created,
+        idempotency_key=f"sub:{subscription['id']}:{event.id}",
+        source=event.id,
+    )
+
+
+@djstripe_receiver(
+    [
+        "subscription_schedule.created",
+        "subscription_schedule.updated",
+        "subscription_schedule.released",
+        "subscription_schedule.canceled",
+        "subscription_schedule.completed",
+        "subscription_schedule.aborted",
+    ]
+)
+def on_schedule_changed(sender: Any, event: Any, **kwargs: Any) -> None:
+    """A scheduled plan change (ours is a downgrade at the period end) is in the schedule's
+    phases: editing them changes no field of the subscription, so Stripe sends no
+    ``customer.subscription.updated`` for it. Without this, a page that died between making
+    the schedule and applying it (found by the soak) left "Changes to ..." unsaid for good."""
+    if (schedule := confirmed(djstripe_models.SubscriptionSchedule, event)) is None:
+        return
+    subscription_id = object_id(
+        schedule.get("subscription") or schedule.get("released_subscription")
+    )
+    if not subscription_id:
+        return
+    subscription = refetched_subscription(event, subscription_id)
     if subscription is None:
         return
     sync.subscription_apply(

@@ -340,3 +340,31 @@ def test_back_from_the_portal_the_page_shows_its_card_and_cancellation_at_once(
     stripe_harness.deliver()
     assert counts(owner) == after
     assert CreditAccount.objects.get(user=owner).cancel_at_period_end is True
+
+
+def test_a_downgrade_whose_page_died_after_stripe_is_shown_once_its_schedule_event_lands(
+    owner, owner_client, stripe_harness, monkeypatch
+):
+    """The schedule's phases hold the change, and editing them is no subscription event:
+    the schedule's own events carry it (found by the soak, a page cut off by a restart)."""
+    subscribed(owner_client, stripe_harness, tier="elite")
+    phases_set = gateway.subscription_schedule_modify
+
+    def after_the_creation_landed(*args, **kwargs):
+        stripe_harness.deliver()  # the schedule's creation: no next phase in it yet
+        assert CreditAccount.objects.get(user=owner).pending_tier == ""
+        return phases_set(*args, **kwargs)
+
+    def crash(*args, **kwargs):
+        raise ConnectionError("the app went away after Stripe answered")
+
+    monkeypatch.setattr(gateway, "subscription_schedule_modify", after_the_creation_landed)
+    monkeypatch.setattr(services, "returned_subscription_apply", crash)
+    with pytest.raises(ConnectionError):
+        owner_client.post("/billing/change-plan/", {"tier": "pro", "interval": "month"})
+    assert CreditAccount.objects.get(user=owner).pending_tier == ""
+    assert "subscription_schedule.updated" in stripe_harness.types()
+    stripe_harness.deliver(order="reversed")
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.pending_tier) == ("elite", "pro")
+    assert "Changes to Pro on" in owner_client.get("/billing/").content.decode()
