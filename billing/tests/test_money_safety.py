@@ -578,3 +578,24 @@ def test_a_free_account_whose_customer_is_deleted_gets_no_fresh_allowance(
     account = CreditAccount.objects.get(user=owner)
     assert (account.tier, account.stripe_customer_id) == ("free", None)
     assert LedgerEntry.objects.filter(user=owner).count() == rows
+
+
+def test_credits_spent_before_the_first_invoice_lands_stay_spent(api, owner, stripe_harness):
+    """Stripe does not order a new subscription's event and its first invoice's. When the
+    subscription's lands first it grants the period; the invoice that follows must not reset
+    it again (that handed back what was spent in between, and wrote a +0 ledger row)."""
+    from billing.tests.harness import checkout, spend
+
+    checkout(api, stripe_harness, {"tier": "pro", "interval": "month"})
+    queued, stripe_harness.queued = stripe_harness.queued, []
+    invoice_paid = [d for d in queued if d.event["type"] == "invoice.paid"]
+    stripe_harness.queued = [d for d in queued if d.event["type"] != "invoice.paid"]
+    stripe_harness.deliver()
+    assert CreditAccount.objects.get(user=owner).monthly_remaining == 500
+    spend(api, 120)
+    stripe_harness.queued = invoice_paid
+    stripe_harness.deliver()
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.monthly_remaining) == ("pro", 380)
+    rows = LedgerEntry.objects.filter(user=owner)
+    assert not rows.filter(monthly_delta=0, purchased_delta=0).exists()

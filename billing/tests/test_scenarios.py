@@ -26,6 +26,7 @@ import time_machine
 from django.test import Client
 
 from activities.models import Activity, ActivityType, LedgerEntry, LedgerKind
+from billing.stripe_data import invoice_subscription_period
 from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, payment_intent_of, stripe_customer_of
 from conftest import bearer_client
 from stripe_emulator import Emulator
@@ -144,9 +145,16 @@ class Life:
                 and inv.parent.subscription_details.subscription == sub["id"]
             ]
             latest = max(paid, key=lambda inv: inv.period_end)
-            assert LedgerEntry.objects.filter(
-                user=self.user, kind=LedgerKind.PERIOD_RESET, source=latest.id
-            ).exists(), f"no allowance reset for {latest.id}"
+            # Its period began here: reset by this invoice, or already begun when it came (the
+            # subscription's own event granted the first period; a yearly month rolled).
+            period = invoice_subscription_period(latest.to_dict())
+            assert period is not None
+            assert (
+                account.period_anchor == period[0]
+                or LedgerEntry.objects.filter(
+                    user=self.user, kind=LedgerKind.PERIOD_RESET, source=latest.id
+                ).exists()
+            ), f"the period {latest.id} paid for never began"
         assert account.monthly_allowance == catalogue.TIERS[account.tier].monthly_credits
         assert account.purchased_balance == purchased
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from activities.models import ActivityType, Actor, LedgerEntry, LedgerKind
@@ -241,6 +241,17 @@ def allowance_period_start(
             return existing
         if account.billing_period_end is not None and period_end < account.billing_period_end:
             logger.info("ignoring paid invoice for an older period (%s)", idempotency_key)
+            return None
+        if account.period_start == period_start:
+            # This period already began here, with its allowance: a new subscription's first
+            # invoice after its subscription event, or a yearly plan whose month rolled at the
+            # anniversary. A second reset would write a +0 row, or hand back what was spent
+            # since; only Stripe's billing period is recorded.
+            CreditAccount.objects.filter(pk=account.pk).update(
+                billing_period_end=period_end,
+                billing_interval=interval,
+                version=F("version") + 1,
+            )
             return None
         allowance_end = add_months(period_start, 1) if interval == BillingInterval.YEAR else None
         return reset_locked(
