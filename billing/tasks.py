@@ -205,11 +205,9 @@ def process_webhook(trigger_id: int) -> None:
     pass_context=False,
 )
 def grant_monthly_allowances(timestamp: int) -> None:
-    from billing.auto_topup import auto_topups_sweep
     from subscriptions.services import upkeep_run
 
-    done = upkeep_run()
-    done["auto_topups"] = auto_topups_sweep()
+    done = upkeep_run()  # billing's auto top-ups included (billing.apps registers them)
     logger.info("scheduled at %s: %s", timestamp, done)
 
 

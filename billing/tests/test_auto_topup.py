@@ -156,3 +156,29 @@ def test_free_plans_cannot_turn_it_on_and_bad_input_is_a_400(owner, owner_client
     for bad in ("-1", "many", ""):
         assert owner_client.post("/billing/auto-topup/", {"below": bad}).status_code == 400
     assert CreditAccount.objects.get(user=owner).auto_topup_below == 0
+
+
+def test_cron_without_a_task_queue_tops_up_what_no_spend_did(pro_with_auto_topup, owner):
+    """Credits taken by something other than a spend (here support's correction): the
+    upkeep buys the bundle, from the scheduler or from the cron command alike."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from subscriptions.services import credits_adjust
+
+    credits_adjust(
+        user=owner,
+        amount=-450,
+        reason="Duplicate grant reversed",
+        staff_user=None,
+        idempotency_key="fix",
+    )
+    assert top_ups(owner) == []
+    out = StringIO()
+    call_command("grant_monthly_allowances", stdout=out)
+    assert "auto topups: 1" in out.getvalue()
+    assert len(top_ups(owner)) == 1
+    assert CreditAccount.objects.get(user=owner).remaining == 50 + 250
+    call_command("grant_monthly_allowances", stdout=out)
+    assert len(top_ups(owner)) == 1  # one per crossing

@@ -9,6 +9,8 @@ any number of processes and machines; CHECK constraints are the last line agains
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from subscriptions.services.accounts import (
     account_create,
     account_get,
@@ -86,14 +88,28 @@ __all__ = [
     "tier_allowance",
     "unlocks_record_expired",
     "upkeep_run",
+    "upkeep_step_register",
 ]
+
+
+# Steps that apps built on this one add to the upkeep (billing: auto top-ups), by name.
+UPKEEP_STEPS: dict[str, Callable[[], int]] = {}
+
+
+def upkeep_step_register(name: str, step: Callable[[], int]) -> None:
+    """Run ``step`` in every upkeep, whichever runs it (called from an app's ``ready``)."""
+    UPKEEP_STEPS[name] = step
 
 
 def upkeep_run() -> dict[str, int]:
     """The every-minute upkeep (the task queue's scheduler, or cron without one): renew due
-    allowances and expire holds, record expired unlocks, tell users low on credits."""
-    return {
+    allowances and expire holds, record expired unlocks, tell users low on credits, then the
+    registered steps. Returns what each did."""
+    done = {
         "renewed": allowances_grant_due(),
         "unlocks_expired": unlocks_record_expired(),
         "low_credit_notices": low_credit_notices_send(),
     }
+    for name, step in UPKEEP_STEPS.items():
+        done[name] = step()
+    return done

@@ -76,8 +76,8 @@ def test_credits_adjust_refuses_what_it_cannot_do(owner):
 def test_grant_monthly_allowances_is_idempotent(db):
     user = UserFactory.create()
     with time_machine.travel(timezone.now() + timedelta(days=40), tick=False):
-        assert "brought up to date: 1" in run("grant_monthly_allowances")
-        assert "brought up to date: 0" in run("grant_monthly_allowances")
+        assert "renewed: 1" in run("grant_monthly_allowances")
+        assert "renewed: 0" in run("grant_monthly_allowances")
     assert CreditAccount.objects.get(user=user).period_end > timezone.now()
 
 

@@ -10,14 +10,11 @@ from subscriptions.services import upkeep_run
 class Command(BaseCommand):
     help = (
         "Renew monthly allowances of free and yearly accounts whose period ended, expire open "
-        "holds, record expired unlocks and e-mail users below their low-credit threshold. "
+        "holds, record expired unlocks, e-mail users below their low-credit threshold and run "
+        "the steps other apps add (billing: auto top-ups). "
         "Idempotent: safe to run every minute."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
         done = upkeep_run()
-        self.stdout.write(
-            f"accounts brought up to date: {done['renewed']}; "
-            f"unlocks expired: {done['unlocks_expired']}; "
-            f"low-credit e-mails: {done['low_credit_notices']}"
-        )
+        self.stdout.write("; ".join(f"{name.replace('_', ' ')}: {n}" for name, n in done.items()))
