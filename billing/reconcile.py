@@ -97,7 +97,7 @@ def account_drift(account: CreditAccount) -> tuple[list[Drift], dict[str, Any] |
     if state.tier and not state.paid:
         expected_tier = account.tier  # an upgrade Stripe has not been paid for yet
     differs("tier", account.tier, expected_tier)
-    differs("pending_tier", account.pending_tier, state.scheduled_tier)
+    differs("pending_tier", account.pending_tier, state.pending_tier(expected_tier))
     differs("subscription_status", account.subscription_status, current["status"])
     differs("stripe_subscription_id", account.stripe_subscription_id, current["id"])
     differs("billing_period_end", account.billing_period_end, state.period_end)

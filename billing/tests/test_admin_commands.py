@@ -94,3 +94,30 @@ def test_start_up_checks_keep_test_and_live_keys_apart(settings, overrides, erro
 def test_start_up_checks_pass_with_test_keys(settings):
     settings.STRIPE_TEST_SECRET_KEY = "sk_test_fine"
     assert stripe_keys_check() == []
+
+
+def test_a_scheduled_switch_of_interval_alone_is_no_drift(owner, owner_client, stripe_harness):
+    """Yearly to monthly on the same plan is scheduled for the year's end: the plan does not
+    change, so the page announces nothing and reconcile must not call that drift (the soak
+    found it did: pending_tier '' vs 'institutional')."""
+    from billing.tests.harness import checkout_and_pay
+
+    checkout_and_pay(owner_client, stripe_harness, {"tier": "institutional", "interval": "year"})
+    response = owner_client.post(
+        "/billing/change-plan/", {"tier": "institutional", "interval": "month"}
+    )
+    assert response.status_code == 302
+    stripe_harness.deliver()
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.billing_interval, account.pending_tier) == (
+        "institutional",
+        "year",
+        "",
+    )
+    assert (
+        stripe_harness.emulator.store.get(
+            stripe_harness.emulator.store.get(account.stripe_subscription_id)["schedule"]
+        )["status"]
+        == "active"
+    )
+    assert "drifted: 0" in run("reconcile_billing")

@@ -56,6 +56,11 @@ class SubscriptionState:
     # state, so no earlier-applied event can be newer than it.
     authoritative: bool = False
 
+    def pending_tier(self, tier: str) -> str:
+        """What the page announces as "Changes to ...": the scheduled tier, unless it is
+        ``tier`` (a switch of interval alone keeps the plan)."""
+        return self.scheduled_tier if self.scheduled_tier != tier else ""
+
 
 def subscription_sync(
     *, user: User, state: SubscriptionState, idempotency_key: str, source: str = ""
@@ -166,7 +171,7 @@ def _subscription_sync_locked(
     if account.billing_period_end is None or newer or state.period_end > account.billing_period_end:
         fields["billing_period_end"] = state.period_end
 
-    scheduled = state.scheduled_tier if state.scheduled_tier != new_tier else ""
+    scheduled = state.pending_tier(new_tier)
     allowance = None
     used = None
     kind = LedgerKind.ALLOWANCE_CHANGE
