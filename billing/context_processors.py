@@ -6,6 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from billing import devclock
 from billing.dunning import dunning_for
 
 
@@ -15,3 +16,17 @@ def dunning(request: HttpRequest) -> dict[str, Any]:
     if user is None or not user.is_authenticated:
         return {}
     return {"dunning": dunning_for(getattr(user, "credit_account", None))}
+
+
+def test_clock(request: HttpRequest) -> dict[str, Any]:
+    """``make run`` on the offline Stripe: the footer shows the clock the app and Stripe share,
+    and links to the page that moves it (never with real Stripe: ``devclock.allowed``)."""
+    clock = devclock.active()
+    if clock is None:
+        return {}
+    return {
+        "test_clock": {
+            "now": clock(),
+            "url": devclock.page_url(request.build_absolute_uri()),
+        }
+    }

@@ -20,7 +20,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -73,6 +73,19 @@ def install() -> EmulatorClock | None:
     clock = EmulatorClock(settings.STRIPE_API_HOST, real_now)
     timezone.now = clock
     return clock
+
+
+def active() -> EmulatorClock | None:
+    """The installed clock, if the app follows the emulator's."""
+    clock = timezone.now
+    return clock if isinstance(clock, EmulatorClock) else None
+
+
+def page_url(return_to: str) -> str:
+    """The offline Stripe's clock page (advance a day, a week, a month), linking back."""
+    return f"{settings.STRIPE_API_HOST.rstrip('/')}/_emulator/clock?" + urlencode(
+        {"return_to": return_to}
+    )
 
 
 def uninstall() -> None:

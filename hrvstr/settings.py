@@ -129,6 +129,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "billing.context_processors.dunning",
+                "billing.context_processors.test_clock",
             ],
         },
     },
@@ -353,6 +354,10 @@ STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 1)
 # ``make run`` on the offline Stripe: the app's clock follows the emulator's (billing/devclock.py;
 # DEBUG, test mode and a loopback STRIPE_API_HOST only).
 STRIPE_FOLLOW_EMULATOR_CLOCK = env_bool("STRIPE_FOLLOW_EMULATOR_CLOCK", False)
+if STRIPE_FOLLOW_EMULATOR_CLOCK:
+    # A session's expiry is checked against timezone.now, which then follows the emulator:
+    # two weeks of time travel would sign the person trying it out.
+    SESSION_COOKIE_AGE = 10 * 365 * 86400
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"

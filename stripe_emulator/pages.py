@@ -6,9 +6,10 @@ redirect, or re-renders the form with the error.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 from . import billing
 from .api import attach_payment_method, create_payment_method, set_default_payment_method
@@ -405,3 +406,55 @@ def invoice_pay_submit(emu: Emulator, req: Request, oid: str) -> Response:
     except StripeError as err:
         message = err.message
     return Response.redirect(f"/invoices/{oid}?message={quote(message)}")
+
+
+# --- the test clock, for a person trying renewals in a browser ------------------------------
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# (hours, label). A renewal invoice is charged about an hour after the period ends, as on
+# Stripe: 32 days is safely past a monthly renewal.
+CLOCK_STEPS = ((1, "1 hour"), (24, "1 day"), (24 * 7, "1 week"), (24 * 32, "32 days"))
+
+
+def _return_to(req: Request) -> str:
+    """Where "Back to the app" goes: a page of an app on this machine, nothing else."""
+    target = form_value(req, "return_to")
+    parts = urlsplit(target)
+    return target if parts.scheme in {"http", "https"} and parts.hostname in LOOPBACK else ""
+
+
+@routes("GET", "/_emulator/clock")
+def clock_page(emu: Emulator, req: Request) -> Response:
+    now = datetime.fromtimestamp(emu.now(), tz=UTC)
+    back = _return_to(req)
+    message = form_value(req, "message")
+    steps = "".join(
+        "<form method='post' action='/_emulator/clock' class='inline'>"
+        f"<input type='hidden' name='hours' value='{hours}'>"
+        f"<input type='hidden' name='return_to' value='{escape(back)}'>"
+        f"<button type='submit'>Advance {label}</button></form>"
+        for hours, label in CLOCK_STEPS
+    )
+    body = (
+        "<h1>Test clock</h1>"
+        + (f"<p class='note' role='status'>{escape(message)}</p>" if message else "")
+        + f"<p>Stripe's time here: <strong id='now'>{now:%d %b %Y, %H:%M} UTC</strong></p>"
+        "<p class='note'>Advancing runs what falls due meanwhile, as Stripe's test clocks do: "
+        "renewals, payment retries, cancellations at the period end, and their webhooks. "
+        "An app following this clock (make run) moves with it.</p>"
+        f"<section>{steps}</section>"
+        + (f"<p><a href='{escape(back)}'>Back to the app</a></p>" if back else "")
+    )
+    return page("Test clock", body)
+
+
+@routes("POST", "/_emulator/clock")
+def clock_submit(emu: Emulator, req: Request) -> Response:
+    hours = form_value(req, "hours")
+    if hours.isdigit() and 0 < int(hours) <= 24 * 3660:
+        emu.advance_clock(int(hours) * 3600)
+        label = dict(CLOCK_STEPS).get(int(hours), f"{hours} hours")
+        message = f"Advanced {label}."
+    else:
+        message = "Advance by a whole number of hours."
+    query = urlencode({"message": message, "return_to": _return_to(req)})
+    return Response.redirect(f"/_emulator/clock?{query}")

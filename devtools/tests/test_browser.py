@@ -547,3 +547,63 @@ def test_a_customer_life_subscribe_upgrade_fail_pay_downgrade_cancel_return_and_
     page.goto(f"{base}/billing/")
     expect(page.locator(".big-number")).to_contain_text(f"{left - 20 + 250:,} left")
     expect(page.get_by_text("+ 250 purchased")).to_be_visible()
+
+
+def test_time_travel_in_make_run_moves_stripe_and_the_app_together(
+    page, live_server, stripe_server, settings
+):
+    """`make run`: the footer's "Time travel" opens the offline Stripe's clock; a month on,
+    the renewal is on the billing page and the app's own dates have moved with it."""
+    import time
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    from billing import devclock
+    from subscriptions.models import CreditAccount
+
+    settings.DEBUG = True  # the clock is only ever followed in development
+    settings.SESSION_COOKIE_AGE = 10 * 365 * 86400  # as settings.py sets it for make run
+    clock = devclock.install()
+    assert clock is not None
+    try:
+        base, email = live_server.url, "traveller@example.com"
+        sign_up(page, base, email=email)
+        page.get_by_role("button", name="Choose Pro monthly").click()
+        page.wait_for_url(re.compile(r"/checkout/cs_"))
+        pay_on_stripe(page)
+        expect(page.locator("#activation")).to_contain_text("500 credits", timeout=TIMEOUT_MS)
+        signed_in = page.request.post(
+            f"{base}/api/auth/token", data={"email": email, "password": "a long passphrase"}
+        )
+        spent = page.request.post(
+            f"{base}/api/credits/spend",
+            headers={"Authorization": f"Bearer {signed_in.json()['access']}"},
+            data={"action": "ai_ticker_analysis", "quantity": 100},
+        )
+        assert spent.ok, spent.text()
+        page.goto(f"{base}/billing/")
+        expect(page.locator(".big-number")).to_contain_text("400 left")
+        first_period = CreditAccount.objects.get(user__email=email).period_end
+
+        page.locator(".test-clock").get_by_role("link", name="Time travel").click()
+        expect(page.get_by_role("heading", name="Test clock")).to_be_visible()
+        page.get_by_role("button", name="Advance 32 days").click()
+        expect(page.get_by_role("status")).to_contain_text("Advanced 32 days.")
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while CreditAccount.objects.get(user__email=email).period_start < first_period:
+            assert time.monotonic() < deadline, "the renewal never reached the app"
+            time.sleep(0.05)
+        time.sleep(devclock.REFRESH_SECONDS)  # the app reads Stripe's clock once a second
+        page.get_by_role("link", name="Back to the app").click()
+        page.wait_for_url(f"{base}/billing/")
+        expect(page.locator(".big-number")).to_contain_text("500 left")  # renewed
+        # The app's "now" is Stripe's: the new period resets in about a month, not two.
+        days = page.locator("li", has_text="Resets on").inner_text()
+        assert 27 <= int(re.search(r"in (\d+) day", days).group(1)) <= 31, days
+        a_day_into_the_new_period = first_period + timedelta(days=1)
+        expect(page.locator(".test-clock time")).to_contain_text(
+            f"{a_day_into_the_new_period:%-d %b %Y}"
+        )
+    finally:
+        devclock.uninstall()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import unquote, unquote_plus, urlencode, urlsplit
 
 import stripe
 
@@ -161,3 +161,20 @@ def test_an_open_invoice_is_paid_with_a_card_on_its_hosted_page(client, emu, cat
     again = post_form(emu, path, card_number="4242 4242 4242 4242")
     assert "nothing to pay" in unquote(again.headers["Location"])
     assert "name='card_number'" not in emu.handle("GET", path).body.decode()
+
+
+def test_the_clock_page_advances_by_its_steps_and_links_back_only_to_this_machine(emu):
+    before = emu.now()
+    back = "http://127.0.0.1:8000/billing/"
+    page = emu.handle("GET", "/_emulator/clock?" + urlencode({"return_to": back})).body.decode()
+    assert "Advance 32 days" in page and f"href='{back}'" in page
+    moved = post_form(emu, "/_emulator/clock", hours="24", return_to=back)
+    assert emu.now() - before == 86_400
+    after = emu.handle("GET", moved.headers["Location"]).body.decode()
+    assert "Advanced 1 day." in after and f"href='{back}'" in after
+    assert "Advance by a whole number" in unquote_plus(
+        post_form(emu, "/_emulator/clock", hours="-5").headers["Location"]
+    )
+    assert emu.now() - before == 86_400
+    elsewhere = "/_emulator/clock?" + urlencode({"return_to": "https://evil.example/"})
+    assert "Back to the app" not in emu.handle("GET", elsewhere).body.decode()
