@@ -599,8 +599,9 @@ def test_time_travel_in_make_run_moves_stripe_and_the_app_together(
         page.wait_for_url(f"{base}/billing/")
         expect(page.locator(".big-number")).to_contain_text("500 left")  # renewed
         # The app's "now" is Stripe's: the new period resets in about a month, not two.
-        days = page.locator("li", has_text="Resets on").inner_text()
-        assert 27 <= int(re.search(r"in (\d+) day", days).group(1)) <= 31, days
+        resets = page.locator("li", has_text="Resets on").inner_text()
+        days = re.search(r"in (\d+) day", resets)
+        assert days is not None and 27 <= int(days.group(1)) <= 31, resets
         a_day_into_the_new_period = first_period + timedelta(days=1)
         expect(page.locator(".test-clock time")).to_contain_text(
             f"{a_day_into_the_new_period:%-d %b %Y}"
