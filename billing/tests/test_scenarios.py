@@ -103,6 +103,9 @@ class Life:
 
     def check_ledger(self) -> None:
         assert ledger_drift(account=self.account()) == {}
+        # Every row moves credits (issue 16): a change of state alone is no ledger row.
+        idle = LedgerEntry.objects.filter(user=self.user, monthly_delta=0, purchased_delta=0)
+        assert not idle.exists(), list(idle.values_list("kind", "reason", "source"))
 
     def customer(self) -> str:
         return stripe_customer_of(self.user)
