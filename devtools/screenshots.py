@@ -88,7 +88,36 @@ def _serve(port: int) -> ThreadedWSGIServer:
     return server
 
 
-def _pay(emulator: Emulator, user: User, **choice: Any) -> None:
+def _past_due(emulator: Emulator, user: User) -> None:
+    """A renewal that really failed at Stripe, with its open invoice (the banner's "Pay now"):
+    the customer lives on a Stripe test clock of their own, moved past the renewal, so no
+    other demo customer's dates move."""
+    import stripe
+
+    from billing.dunning import dunning_for
+    from subscriptions.models import CreditAccount
+    from subscriptions.services import customer_link
+
+    clock = stripe.test_helpers.TestClock.create(frozen_time=emulator.now(), api_key=KEY)
+    customer = stripe.Customer.create(
+        email=user.email,
+        test_clock=clock.id,
+        metadata={"hrvstr_user_id": str(user.pk)},
+        api_key=KEY,
+    )
+    customer_link(user_id=user.pk, customer_id=customer.id)
+    _pay(emulator, user, tier="pro", interval="month", card="4000000000000341")
+    stripe.test_helpers.TestClock.advance(
+        clock.id, frozen_time=clock.frozen_time + 31 * 86_400 + 3_600, api_key=KEY
+    )
+    _wait(
+        lambda: getattr(dunning_for(CreditAccount.objects.get(user=user)), "pay_url", ""),
+        what="the failed renewal and its open invoice",
+    )
+    emulator.flush(10)
+
+
+def _pay(emulator: Emulator, user: User, card: str = "4242424242424242", **choice: Any) -> None:
     """Checkout as a customer would; returns once the webhook has changed the account."""
     from billing.services import checkout_session_create
     from subscriptions.models import CreditAccount
@@ -101,7 +130,7 @@ def _pay(emulator: Emulator, user: User, **choice: Any) -> None:
     # A fresh user: one from earlier carries the credit account it was loaded with.
     user = type(user).objects.get(pk=user.pk)
     start = checkout_session_create(user=user, **choice)
-    emulator.complete_checkout(start.session_id)
+    emulator.complete_checkout(start.session_id, card=card)
     # A plan changes the tier, a bundle the purchased credits: wait for that, not any write.
     index = 1 if "bundle" in choice else 0
     _wait(lambda: state()[index] != before[index], what=f"the webhook for {choice}")
@@ -116,12 +145,10 @@ def demo_data(emulator: Emulator) -> None:
     from billing.customer_details import billing_details_update
     from billing.services import subscription_cancel
     from subscriptions.services import (
-        SubscriptionState,
         allowance_override_set,
         component_unlock,
         credits_adjust,
         credits_spend,
-        subscription_sync,
     )
     from subscriptions.users import user_register
 
@@ -179,24 +206,7 @@ def demo_data(emulator: Emulator) -> None:
         idempotency_key="demo-fund-allowance",
     )
     late = user_register(email="late@example.com", password=PASSWORD, name="Lee Late")
-    _pay(emulator, late, tier="pro", interval="month")
-    late = get_user_model().objects.get(pk=late.pk)
-    account = late.credit_account
-    subscription_sync(
-        user=late,
-        state=SubscriptionState(
-            subscription_id=account.stripe_subscription_id,
-            status="past_due",
-            tier="pro",
-            price_lookup_key="pro_monthly",
-            interval="month",
-            period_start=account.period_start,
-            period_end=account.billing_period_end or account.period_end,
-            cancel_at_period_end=False,
-            observed_at=timezone.now() + timedelta(seconds=5),
-        ),
-        idempotency_key="demo-late-past-due",
-    )
+    _past_due(emulator, late)
     gone = user_register(email="gone@example.com", password=PASSWORD, name="Gale Gone")
     _pay(emulator, gone, tier="pro", interval="month")
     _pay(emulator, gone, bundle="credits_250")
