@@ -22,10 +22,11 @@ from activities.models import EmailSent
 logger = logging.getLogger(__name__)
 
 
-def email_once(*, user: User, key: str, kind: str, context: dict[str, Any]) -> bool:
-    """Send the ``kind`` e-mail to ``user`` unless one was sent for ``key``; whether it was
-    queued now."""
-    if not user.email:
+def email_once(*, user: User, key: str, kind: str, context: dict[str, Any], to: str = "") -> bool:
+    """Send the ``kind`` e-mail to ``user`` (at ``to`` if given, e.g. the billing e-mail an
+    invoice carries) unless one was sent for ``key``; whether it was queued now."""
+    address = to or user.email
+    if not address:
         return False
     context = {"user": user, "site_url": settings.SITE_URL, **context}
     subject = " ".join(render_to_string(f"activities/email/{kind}_subject.txt", context).split())
@@ -35,7 +36,7 @@ def email_once(*, user: User, key: str, kind: str, context: dict[str, Any]) -> b
             key=key[:255], defaults={"user": user, "kind": kind, "subject": subject[:200]}
         )
         if created:
-            transaction.on_commit(lambda: _deliver(user.email, subject, body, key))
+            transaction.on_commit(lambda: _deliver(address, subject, body, key))
     return created
 
 

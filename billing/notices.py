@@ -78,6 +78,7 @@ def receipt_send(invoice: StripeDict) -> None:
     paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
     email_once(
         user=user,
+        to=invoice.get("customer_email") or "",  # the billing e-mail, as Stripe's receipts
         key=f"receipt:{invoice['id']}",
         kind="receipt",
         context={
@@ -102,6 +103,7 @@ def payment_failed_send(invoice: StripeDict) -> None:
     plan = dunning_for(account) if account is not None else None
     email_once(
         user=user,
+        to=invoice.get("customer_email") or "",
         key=f"payment-failed:{invoice['id']}",
         kind="payment_failed",
         context={

@@ -119,3 +119,19 @@ def test_the_upkeep_sweep_tells_whoever_is_below_whatever_took_the_credits(
         assert upkeep_run()["low_credit_notices"] == 1
         assert upkeep_run()["low_credit_notices"] == 0
     assert [m.subject for m in mailoutbox] == ["20 HRVSTR credits left"]
+
+
+def test_receipts_go_to_the_billing_e_mail_the_customer_set(
+    owner, owner_client, stripe_harness, commits, mailoutbox
+):
+    """An invoice carries the customer's billing e-mail (Stripe's customer_email); our
+    receipt goes where Stripe's own would."""
+    from billing.customer_details import billing_details_update
+
+    checkout_and_pay(owner_client, stripe_harness, {"tier": "pro"})
+    owner = type(owner).objects.get(pk=owner.pk)  # with the account Checkout linked
+    billing_details_update(user=owner, email="accounts@acme.example")
+    with commits():
+        checkout_and_pay(owner_client, stripe_harness, {"bundle": "credits_250"})
+    [receipt] = [m for m in mailoutbox if m.subject.endswith(": $10")]
+    assert receipt.to == ["accounts@acme.example"]
