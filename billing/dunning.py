@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core import signing
+from django.urls import reverse
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
@@ -39,7 +40,9 @@ class Dunning:
     grace_until: datetime | None
     amount_cents: int
     currency: str
-    pay_url: str  # the open invoice's hosted page; "" until its row has synced
+    # The open invoice's hosted page; until its row has synced (its event may come a moment
+    # after the subscription's past_due), our page that looks it up at Stripe on the click.
+    pay_url: str
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,23 @@ def dunning_for(account: CreditAccount | None) -> Dunning | None:
         grace_until=account.grace_until if account.in_grace(timezone.now()) else None,
         amount_cents=int(invoice.get("amount_remaining") or invoice.get("amount_due") or 0),
         currency=invoice.get("currency") or "usd",
-        pay_url=invoice.get("hosted_invoice_url") or "",
+        pay_url=invoice.get("hosted_invoice_url") or reverse("billing-pay-now"),
     )
+
+
+def open_invoice_page(account: CreditAccount) -> str:
+    """The hosted page of the invoice the subscription owes, read from Stripe now ("" when
+    nothing is owed): "Pay now" before the invoice's own event has reached us."""
+    if not account.stripe_subscription_id:
+        return ""
+    subscription = to_dict(gateway.subscription_retrieve(account.stripe_subscription_id))
+    invoice_id = object_id(subscription.get("latest_invoice"))
+    if not invoice_id:
+        return ""
+    invoice = to_dict(gateway.invoice_retrieve(invoice_id))
+    if invoice.get("status") != "open":
+        return ""
+    return str(invoice.get("hosted_invoice_url") or "")
 
 
 def return_token(account: CreditAccount) -> str:

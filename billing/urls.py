@@ -27,6 +27,7 @@ page_urlpatterns = [
     path("billing/change-plan/", views.change_plan, name="billing-change-plan"),
     path("billing/portal/", views.portal, name="billing-portal"),
     path("billing/card-updated/", views.card_updated, name="billing-card-updated"),
+    path("billing/pay-now/", views.pay_now, name="billing-pay-now"),
     path("billing/low-credits/", views.low_credits, name="billing-low-credits"),
     path("billing/auto-topup/", views.auto_topup, name="billing-auto-topup"),
     path(

@@ -213,6 +213,19 @@ def portal(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @page_errors
 @ratelimit(key="user_or_ip", rate=BILLING_RATE, method="GET", block=True)
+def pay_now(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The banner's "Pay now" before the open invoice has synced: to its hosted page."""
+    account = selectors.account_for(user=request.user, now=timezone.now())
+    if dunning.dunning_for(account) is not None and (url := dunning.open_invoice_page(account)):
+        return HttpResponseRedirect(url)
+    messages.info(request, "There is nothing to pay right now.")
+    return redirect("billing")
+
+
+@require_GET
+@login_required
+@page_errors
+@ratelimit(key="user_or_ip", rate=BILLING_RATE, method="GET", block=True)
 def card_updated(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Where the portal returns: what the customer changed there is read from Stripe first
     (the billing page is right at once); a past-due customer's open invoice is then paid with

@@ -184,3 +184,29 @@ def test_a_cancellation_made_at_stripe_is_not_called_the_customers(
     body = owner_client.get("/billing/").content.decode()
     assert "It was cancelled at Stripe (in the billing portal or by our support team)." in body
     assert "You cancelled it." not in body
+
+
+def test_pay_now_works_before_the_invoices_own_event_has_arrived(
+    owner, owner_client, stripe_harness
+):
+    """The subscription's past_due may land before the invoice's events: "Pay now" is there
+    anyway and finds the open invoice at Stripe on the click."""
+    checkout_and_pay(owner_client, stripe_harness, {"tier": "pro"}, card="4000000000000341")
+    stripe_harness.emulator.advance_clock(31 * DAY + HOUR)
+    stripe_harness.queued = [
+        d for d in stripe_harness.queued if d.event["type"].startswith("customer.subscription.")
+    ]
+    stripe_harness.deliver()
+    account = CreditAccount.objects.get(user=owner)
+    assert account.subscription_status == "past_due"
+    body = owner_client.get("/pricing/").content.decode()
+    assert 'href="/billing/pay-now/"' in body
+    response = owner_client.get("/billing/pay-now/")
+    invoice = open_invoice_of(stripe_harness.emulator, account)
+    assert response.status_code == 302 and response["Location"] == invoice["hosted_invoice_url"]
+
+
+def test_pay_now_with_nothing_owed_says_so(owner, owner_client, stripe_harness):
+    checkout_and_pay(owner_client, stripe_harness, {"tier": "pro"})
+    response = owner_client.get("/billing/pay-now/", follow=True)
+    assert "There is nothing to pay right now." in response.content.decode()
