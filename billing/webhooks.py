@@ -76,6 +76,16 @@ def on_checkout_payment_failed(sender: Any, event: Any, **kwargs: Any) -> None:
         sync.checkout_payment_failed_apply(session, event_id=event.id)
 
 
+def _subscription_apply(subscription: dict[str, Any], event: Any) -> None:
+    """Apply a subscription Stripe confirmed for ``event``, once per event."""
+    sync.subscription_apply(
+        subscription,
+        observed_at=event.created,
+        idempotency_key=f"sub:{subscription['id']}:{event.id}",
+        source=event.id,
+    )
+
+
 @djstripe_receiver(
     [
         "customer.subscription.created",
@@ -94,12 +104,7 @@ def on_subscription_changed(sender: Any, event: Any, **kwargs: Any) -> None:
         subscription = confirmed(djstripe_models.Subscription, event)
     if subscription is None:
         return
-    sync.subscription_apply(
-        subscription,
-        observed_at=event.created,
-        idempotency_key=f"sub:{subscription['id']}:{event.id}",
-        source=event.id,
-    )
+    _subscription_apply(subscription, event)
 
 
 @djstripe_receiver(
@@ -127,12 +132,7 @@ def on_schedule_changed(sender: Any, event: Any, **kwargs: Any) -> None:
     subscription = refetched_subscription(event, subscription_id)
     if subscription is None:
         return
-    sync.subscription_apply(
-        subscription,
-        observed_at=event.created,
-        idempotency_key=f"sub:{subscription['id']}:{event.id}",
-        source=event.id,
-    )
+    _subscription_apply(subscription, event)
 
 
 @djstripe_receiver("customer.deleted")

@@ -113,6 +113,19 @@ def sign_up(page, base_url, email="browser@example.com"):
     page.wait_for_url(f"{base_url}/pricing/")
 
 
+def spend_as_the_spa(page, base_url, email, quantity):
+    """Spend credits through the API with a token, as the SPA does (no page spends)."""
+    signed_in = page.request.post(
+        f"{base_url}/api/auth/token", data={"email": email, "password": "a long passphrase"}
+    )
+    spent = page.request.post(
+        f"{base_url}/api/credits/spend",
+        headers={"Authorization": f"Bearer {signed_in.json()['access']}"},
+        data={"action": "ai_ticker_analysis", "quantity": quantity},
+    )
+    assert spent.ok, spent.text()
+
+
 def pay_on_stripe(page, card="4242 4242 4242 4242"):
     page.locator("#card").fill(card)
     page.get_by_role("button", name=re.compile("Subscribe|Pay")).click()
@@ -535,15 +548,7 @@ def test_a_customer_life_subscribe_upgrade_fail_pay_downgrade_cancel_return_and_
     page.get_by_label(re.compile("^Auto top-up")).fill(str(left - 10))
     page.locator("#auto-topup").get_by_role("button", name="Save").click()
     expect(page.locator(".messages")).to_contain_text(f"When fewer than {left - 10:,} credits")
-    signed_in = page.request.post(
-        f"{base}/api/auth/token", data={"email": email, "password": "a long passphrase"}
-    )
-    spent = page.request.post(
-        f"{base}/api/credits/spend",
-        headers={"Authorization": f"Bearer {signed_in.json()['access']}"},
-        data={"action": "ai_ticker_analysis", "quantity": 20},
-    )
-    assert spent.ok, spent.text()
+    spend_as_the_spa(page, base, email, 20)
     page.goto(f"{base}/billing/")
     expect(page.locator(".big-number")).to_contain_text(f"{left - 20 + 250:,} left")
     expect(page.get_by_text("+ 250 purchased")).to_be_visible()
@@ -573,15 +578,7 @@ def test_time_travel_in_make_run_moves_stripe_and_the_app_together(
         page.wait_for_url(re.compile(r"/checkout/cs_"))
         pay_on_stripe(page)
         expect(page.locator("#activation")).to_contain_text("500 credits", timeout=TIMEOUT_MS)
-        signed_in = page.request.post(
-            f"{base}/api/auth/token", data={"email": email, "password": "a long passphrase"}
-        )
-        spent = page.request.post(
-            f"{base}/api/credits/spend",
-            headers={"Authorization": f"Bearer {signed_in.json()['access']}"},
-            data={"action": "ai_ticker_analysis", "quantity": 100},
-        )
-        assert spent.ok, spent.text()
+        spend_as_the_spa(page, base, email, 100)
         page.goto(f"{base}/billing/")
         expect(page.locator(".big-number")).to_contain_text("400 left")
         first_period = CreditAccount.objects.get(user__email=email).period_end
