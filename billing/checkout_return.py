@@ -12,7 +12,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+import stripe
 from django.contrib.auth.models import User
+from django.db import DatabaseError
+from djstripe import models as djstripe_models
 
 from billing import gateway, sync
 from billing.stripe_data import object_id, to_dict
@@ -28,10 +31,11 @@ def checkout_return_apply(*, user: User, session_id: str, now: datetime) -> bool
     if not session_id.startswith("cs_") or not gateway.is_configured():
         return False
     try:
-        session = to_dict(gateway.checkout_session_retrieve_on_return(session_id))
+        stripe_session = gateway.checkout_session_retrieve_on_return(session_id)
     except DomainError as exc:  # unreachable, or no such session: the webhook will do it
         logger.info("checkout return %s: not fetched (%s)", session_id, exc)
         return False
+    session = to_dict(stripe_session)
     customer_id = (
         CreditAccount.objects.filter(user=user).values_list("stripe_customer_id", flat=True).first()
     )
@@ -44,10 +48,18 @@ def checkout_return_apply(*, user: User, session_id: str, now: datetime) -> bool
     if session.get("status") != "complete" or session.get("payment_status") not in sync.PAID:
         return False
     source = f"checkout-return:{session_id}"
+    invoice = session.get("invoice")
     if session.get("mode") == "payment":
         sync.checkout_completed_apply(session, event_id=source)
+        if isinstance(invoice, dict):
+            # The bundle's receipt is on the billing page the customer goes to next, not
+            # when the invoice's webhooks arrive (they write the same row again). dj-stripe
+            # takes the SDK's object (its decimals as Stripe sent them), not our dict.
+            try:
+                djstripe_models.Invoice.sync_from_stripe_data(stripe_session["invoice"])
+            except (stripe.StripeError, DatabaseError) as exc:  # the webhook writes it later
+                logger.warning("checkout return %s: receipt not mirrored (%r)", session_id, exc)
         return True
-    invoice = session.get("invoice")
     if session.get("mode") == "subscription" and isinstance(invoice, dict):
         if invoice.get("status") != "paid":
             return False

@@ -71,3 +71,14 @@ def test_an_unpaid_or_unknown_session_waits_for_the_webhook(owner, owner_client,
     assert owner_client.get(f"/billing/success/?session_id={session_id}").status_code == 200
     assert owner_client.get("/billing/success/?session_id=cs_nope").status_code == 200
     assert CreditAccount.objects.get(user=owner).tier == "free"
+
+
+def test_a_bundles_receipt_is_listed_before_its_webhooks(owner, owner_client, stripe_harness):
+    checkout_and_pay(owner_client, stripe_harness, {"tier": "pro"})
+    session_id = start_and_pay(owner_client, stripe_harness, {"bundle": "credits_250"})
+    assert stripe_harness.queued  # the invoice's webhooks have not been delivered
+    assert owner_client.get(f"/billing/success/?session_id={session_id}").status_code == 200
+    html = owner_client.get("/billing/").content.decode()
+    assert "250 credits (credit bundle)" in html and "(receipt)" in html
+    stripe_harness.deliver()  # the same row, written again
+    assert owner_client.get("/billing/").content.decode().count("(receipt)") == 1
