@@ -14,6 +14,11 @@ statement::
 
 So a charge can never overdraw (the WHERE is evaluated on the locked, latest row; the CHECK
 constraints stay the last line), and the ledger row exists exactly when the account changed.
+The split between the allowance and purchased credits is worked out in ``src``; the UPDATE
+also requires the row it updates to hold the very figures ``src`` read. The soak once saw a
+charge's split applied to a newer row (a plan ending at that moment: used 50 + 8 of an
+allowance of 50, refused by the CHECK as a 500); a mismatch now changes nothing and the
+locked path answers.
 When the statement changes nothing (not enough credits, or something fell due: a period to
 roll, a hold to expire, a grace period over, or no account yet) the caller takes the locked
 path, which does what fell due and answers exactly. A repeated idempotency key makes the
@@ -34,7 +39,8 @@ from subscriptions.models import ComponentUnlock, CreditAccount, SubscriptionSta
 
 _SQL = f"""
 WITH src AS (
-    SELECT id, LEAST(%(cost)s, GREATEST(monthly_allowance - monthly_used, 0)) AS from_monthly
+    SELECT id, monthly_allowance, monthly_used, purchased_balance,
+           LEAST(%(cost)s, GREATEST(monthly_allowance - monthly_used, 0)) AS from_monthly
     FROM {CreditAccount._meta.db_table}
     WHERE user_id = %(user_id)s
     FOR UPDATE
@@ -46,6 +52,9 @@ WITH src AS (
         updated_at = %(now)s
     FROM src
     WHERE a.id = src.id
+      -- The split was worked out on the row src read; the row updated must be that one.
+      AND (a.monthly_allowance, a.monthly_used, a.purchased_balance)
+          = (src.monthly_allowance, src.monthly_used, src.purchased_balance)
       AND a.tier = %(tier)s
       AND (a.monthly_allowance - a.monthly_used) + a.purchased_balance >= %(cost)s
       AND a.period_end > %(now)s
@@ -141,7 +150,8 @@ def charge_in_one_statement(
 
 _UNLOCK_SQL = f"""
 WITH src AS (
-    SELECT id, LEAST(%(cost)s, GREATEST(monthly_allowance - monthly_used, 0)) AS from_monthly
+    SELECT id, monthly_allowance, monthly_used, purchased_balance,
+           LEAST(%(cost)s, GREATEST(monthly_allowance - monthly_used, 0)) AS from_monthly
     FROM {CreditAccount._meta.db_table}
     WHERE user_id = %(user_id)s
     FOR UPDATE
@@ -153,6 +163,9 @@ WITH src AS (
         updated_at = %(now)s
     FROM src
     WHERE a.id = src.id
+      -- The split was worked out on the row src read; the row updated must be that one.
+      AND (a.monthly_allowance, a.monthly_used, a.purchased_balance)
+          = (src.monthly_allowance, src.monthly_used, src.purchased_balance)
       AND a.tier = ANY(%(tiers)s)
       AND (a.monthly_allowance - a.monthly_used) + a.purchased_balance >= %(cost)s
       AND a.period_end > %(now)s

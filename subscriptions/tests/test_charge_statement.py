@@ -106,3 +106,70 @@ def test_the_database_refuses_a_second_open_unlock_of_a_component(user):
             unlocked_at=unlock.unlocked_at,
             expires_at=unlock.expires_at,
         )
+
+
+def test_spends_while_the_allowance_changes_under_them_stay_within_it(user):
+    """Found by the soak (a 500 on a spend as a plan ended): PostgreSQL re-checks the row an
+    UPDATE targets when a concurrent write got there first, but the split between allowance
+    and purchased credits had been worked out on the row as it was. Spends racing a writer that
+    shrinks and grows the allowance (as a plan ending and a new one starting do, under the row
+    lock) must each succeed or be refused, never break the CHECK."""
+    import threading
+    import time
+
+    from django.db import connections, transaction
+    from django.db.models import F
+    from django.db.models.functions import Least
+
+    CreditAccount.objects.filter(user=user).update(monthly_allowance=2000, monthly_used=40)
+    services.credits_purchase_add(user=user, credits=10_000, idempotency_key="cs_more")
+    stop = time.monotonic() + 3
+    failures: list[str] = []
+    charged: list[int] = []
+
+    def plan_changes() -> None:
+        try:
+            small = True
+            while time.monotonic() < stop:
+                with transaction.atomic():
+                    CreditAccount.objects.select_for_update().get(user=user)
+                    changed = CreditAccount.objects.filter(user=user)
+                    if small:
+                        changed.update(
+                            monthly_allowance=50, monthly_used=Least(F("monthly_used"), 50)
+                        )
+                    else:
+                        changed.update(monthly_allowance=2000)
+                small = not small
+        finally:
+            connections.close_all()
+
+    def spends(worker: int) -> None:
+        try:
+            count = 0
+            while time.monotonic() < stop:
+                count += 1
+                try:
+                    services.credits_spend(
+                        user=user,
+                        action="finviz_sentiment",
+                        quantity=1,
+                        idempotency_key=f"race-{worker}-{count}",
+                    )
+                except Exception as exc:  # any failure is the finding
+                    failures.append(repr(exc)[:160])
+                else:
+                    charged.append(worker)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=plan_changes)]
+    threads += [threading.Thread(target=spends, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [], (len(failures), failures[:2])
+    # (The stand-in writer moves the allowance without ledger rows: only the spends are
+    # counted here.) Every spend that answered has its row, and only those.
+    assert LedgerEntry.objects.filter(user=user, kind="spend").count() == len(charged) > 0
