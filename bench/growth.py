@@ -43,7 +43,7 @@ def user_with_rows(size: int):
     from activities.models import Activity, LedgerEntry
     from subscriptions import services
 
-    email = f"growth-{size}@bench"
+    email = f"growth-{size}@bench.example"
     user_model = get_user_model()
     user = user_model.objects.filter(username=email).first()
     if user is None:

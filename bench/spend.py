@@ -57,7 +57,10 @@ def accounts_fresh(prefix: str, count: int, credits: int) -> list:
     now = timezone.now()
     users = user_model.objects.bulk_create(
         [
-            user_model(username=f"{prefix}-{run}-{n}@bench", email=f"{prefix}-{run}-{n}@bench")
+            user_model(
+                username=f"{prefix}-{run}-{n}@bench.example",
+                email=f"{prefix}-{run}-{n}@bench.example",
+            )
             for n in range(count)
         ]
     )

@@ -92,7 +92,9 @@ def world_build(customers: int, events_wanted: int) -> tuple[Path, list[dict]]:
         prices = {synced.lookup_key: synced.price_id for synced in catalogue_sync()}
         for n in range(customers):
             customer = stripe.Customer.create(
-                api_key=STRIPE_KEY, email=f"wh-{n}@bench", metadata={"bench_customer": str(n)}
+                api_key=STRIPE_KEY,
+                email=f"wh-{n}@bench.example",
+                metadata={"bench_customer": str(n)},
             )
             # Subscriptions start through Checkout, as ours do; then a bundle is bought.
             for mode, lookup_key in (("subscription", "pro_monthly"), ("payment", "credits_250")):
@@ -148,7 +150,10 @@ def database_reset(events: list[dict]) -> list:
     user_model = get_user_model()
     stamp = int(time.time() * 1000)
     users = user_model.objects.bulk_create(
-        [user_model(username=f"wh-{stamp}-{c}", email=f"wh-{stamp}-{c}@bench") for c in customers]
+        [
+            user_model(username=f"wh-{stamp}-{c}", email=f"wh-{stamp}-{c}@bench.example")
+            for c in customers
+        ]
     )
     now = timezone.now()
     CreditAccount.objects.bulk_create(
