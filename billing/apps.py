@@ -8,11 +8,13 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from billing import checks, gateway, webhooks  # noqa: F401  (receivers, checks)
-        from billing.auto_topup import auto_topups_sweep
-        from subscriptions.services import upkeep_step_register
+        from billing.auto_topup import auto_topup_run, auto_topups_sweep
+        from subscriptions.services import after_spend_register, upkeep_step_register
 
-        # Whichever runs the upkeep (the scheduler, or cron on a machine without one).
+        # Whichever runs the upkeep (the scheduler, or cron on a machine without one), and at
+        # once after a spend.
         upkeep_step_register("auto_topups", auto_topups_sweep)
+        after_spend_register(auto_topup_run)
 
         # Bounded timeouts and retries from the first SDK call, dj-stripe's included.
         gateway.sdk_configure()

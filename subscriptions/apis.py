@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import uuid
 from typing import Any
 
@@ -20,7 +19,6 @@ from rest_framework.views import APIView
 
 from activities.models import LedgerEntry
 from activities.selectors import ledger_for_user
-from billing.auto_topup import auto_topup_run
 from hrvstr.api import (
     ERRORS,
     RATE_LIMITED,
@@ -33,7 +31,6 @@ from hrvstr.api import (
 from hrvstr.parsing import ascii_int
 from subscriptions import catalogue, selectors, services
 from subscriptions.errors import InvalidAmount, UnknownComponent
-from subscriptions.models import CreditAccount
 
 SPEND_RATE = "120/m"
 UNLOCK_RATE = "30/m"
@@ -43,8 +40,6 @@ ratelimit_spend = method_decorator(
 ratelimit_unlock = method_decorator(
     ratelimit(key="user_or_ip", rate=UNLOCK_RATE, method="POST", block=True), name="post"
 )
-
-logger = logging.getLogger(__name__)
 
 
 def idempotency_key_from(request: Request) -> str:
@@ -239,19 +234,6 @@ def _transaction_json(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
-def _after_spend(account: CreditAccount, remaining: int) -> None:
-    """The low-credit e-mail and auto top-up, at once for the common case (the scheduled
-    sweep catches every other path, and repeats what failed here). The spend has committed:
-    nothing here may turn it into an error for the client."""
-    try:
-        services.low_credit_notice(account=account, remaining=remaining)
-        auto_topup_run(account=account, remaining=remaining)
-    except Exception:
-        logger.exception(
-            "after the spend of user %s: left for the scheduled sweep", account.user_id
-        )
-
-
 @ratelimit_spend
 class SpendApi(APIView):
     @extend_schema(
@@ -268,7 +250,9 @@ class SpendApi(APIView):
         )
         if not result.replayed:
             # At once for the common case; the scheduled sweep catches every other path.
-            _after_spend(request.user.credit_account, result.entry.remaining_after)
+            services.after_spend_run(
+                account=request.user.credit_account, remaining=result.entry.remaining_after
+            )
         response = ok(spend_as_json(result.entry))
         response["Idempotent-Replayed"] = "true" if result.replayed else "false"
         return response

@@ -9,8 +9,10 @@ any number of processes and machines; CHECK constraints are the last line agains
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from subscriptions.models import CreditAccount
 from subscriptions.services.accounts import (
     account_create,
     account_get,
@@ -66,6 +68,8 @@ __all__ = [
     "account_refresh",
     "action_cost",
     "action_get",
+    "after_spend_register",
+    "after_spend_run",
     "allowance_override_set",
     "allowance_period_start",
     "allowances_grant_due",
@@ -92,13 +96,37 @@ __all__ = [
 ]
 
 
-# Steps that apps built on this one add to the upkeep (billing: auto top-ups), by name.
+logger = logging.getLogger(__name__)
+
+# What apps built on this one add (billing: auto top-ups), registered from their ``ready``:
+# steps of the every-minute upkeep, by name, and reactions right after a spend.
 UPKEEP_STEPS: dict[str, Callable[[], int]] = {}
+AFTER_SPEND_STEPS: list[Callable[..., object]] = [low_credit_notice]
 
 
 def upkeep_step_register(name: str, step: Callable[[], int]) -> None:
-    """Run ``step`` in every upkeep, whichever runs it (called from an app's ``ready``)."""
+    """Run ``step`` in every upkeep, whichever runs it."""
     UPKEEP_STEPS[name] = step
+
+
+def after_spend_register(step: Callable[..., object]) -> None:
+    """Call ``step(account=, remaining=)`` right after each spend."""
+    if step not in AFTER_SPEND_STEPS:
+        AFTER_SPEND_STEPS.append(step)
+
+
+def after_spend_run(*, account: CreditAccount, remaining: int) -> None:
+    """The low-credit e-mail and the registered reactions, at once for the common case (the
+    upkeep's sweeps catch every other path and repeat what failed here). The spend has
+    committed: no step may turn it into an error for the client, nor keep the next from
+    running."""
+    for step in AFTER_SPEND_STEPS:
+        try:
+            step(account=account, remaining=remaining)
+        except Exception:
+            logger.exception(
+                "after the spend of user %s: %s left for the sweep", account.user_id, step.__name__
+            )
 
 
 def upkeep_run() -> dict[str, int]:
