@@ -182,3 +182,16 @@ def test_cron_without_a_task_queue_tops_up_what_no_spend_did(pro_with_auto_topup
     assert CreditAccount.objects.get(user=owner).remaining == 50 + 250
     call_command("grant_monthly_allowances", stdout=out)
     assert len(top_ups(owner)) == 1  # one per crossing
+
+
+def test_a_failing_reaction_neither_fails_the_spend_nor_skips_the_top_up(
+    pro_with_auto_topup, owner, api, monkeypatch
+):
+    from subscriptions import services
+
+    def broken(**kwargs):
+        raise RuntimeError("a mail server down")
+
+    monkeypatch.setattr(services, "AFTER_SPEND_STEPS", [broken, *services.AFTER_SPEND_STEPS])
+    spend(api, 410)  # 90 left: below 100; the spend answers 200 all the same
+    assert len(top_ups(owner)) == 1
