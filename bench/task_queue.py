@@ -53,7 +53,13 @@ from bench.common import (
     verdict,
     wrk_post_each,
 )
-from bench.webhooks import database_reset, post_all, wait_port, world_build
+from bench.webhooks import (
+    database_reset,
+    post_all,
+    stripe_mirror_as_deployed,
+    wait_port,
+    world_build,
+)
 
 LATENCY_MS = float(os.environ.get("BENCH_STRIPE_LATENCY_MS", "150"))
 
@@ -143,9 +149,12 @@ class StripeCallCounter:
         self._class.request = self._original  # type: ignore[method-assign]
 
 
-def per_type_costs(events: list[dict], stripe_host: str, customers: int) -> dict[str, dict]:
+def per_type_costs(
+    events: list[dict], stripe_host: str, customers: int, *, expanded: bool = True
+) -> dict[str, dict]:
     """Every event of ``customers`` customers processed here, in order, as a worker processes
-    it (billing.tasks.webhook_process): Stripe calls, queries and milliseconds per event type."""
+    it (billing.tasks.webhook_process): Stripe calls, queries and milliseconds per event type.
+    ``expanded`` False: dj-stripe's own handlers (settings.STRIPE_EVENT_OBJECTS_EXPANDED)."""
     import stripe
     from django.conf import settings
     from django.db import connection
@@ -153,12 +162,15 @@ def per_type_costs(events: list[dict], stripe_host: str, customers: int) -> dict
     from djstripe.models import WebhookEventTrigger
 
     from billing import tasks
-    from billing.endpoint import webhook_endpoint_ensure
+    from billing.endpoint import webhook_endpoint_ensure, webhook_endpoint_forget
 
     settings.STRIPE_API_HOST = stripe.api_base = stripe_host  # dj-stripe's calls too
+    settings.STRIPE_EVENT_OBJECTS_EXPANDED = expanded
     chosen = sorted({e["data"]["object"].get("customer") for e in events} - {None})[:customers]
     sample = [e for e in events if e["data"]["object"].get("customer") in chosen]
     database_reset(events)
+    stripe_mirror_as_deployed(stripe_host, sample)
+    webhook_endpoint_forget()  # its row went with the reset
     endpoint = webhook_endpoint_ensure()
     counter = StripeCallCounter()
     costs: dict[str, dict] = {}
@@ -179,6 +191,7 @@ def per_type_costs(events: list[dict], stripe_host: str, customers: int) -> dict
             cost["ms"].append((time.perf_counter() - started) * 1000)
     finally:
         counter.close()
+        settings.STRIPE_EVENT_OBJECTS_EXPANDED = True
     return costs
 
 
@@ -212,19 +225,28 @@ def run(quick: bool = False) -> list[Row]:
     workers: list[subprocess.Popen] = []
     try:
         wait_port(port, timeout=120)
-        costs = per_type_costs(burst, stripe_host, customers=3 if quick else 10)
+        sampled = 3 if quick else 10
+        costs = per_type_costs(burst, stripe_host, customers=sampled)
         log(f"queue bench: per event type {costs}")
-        # Baseline: processing in the request (issue 7's design), same server as the intake.
-        database_reset(events)
-        with webhook_server(stripe_host, "inline") as server:
-            inline = post_all(
-                server.url + "/api/billing/webhook", [body(e) for e in burst[:baseline_n]]
-            )
-        log(f"queue bench: inline baseline {inline}")
+        costs_before = per_type_costs(burst, stripe_host, customers=sampled, expanded=False)
+        log(f"queue bench: per event type, dj-stripe's handlers {costs_before}")
+        # Baseline: processing in the request with dj-stripe's handlers, the design the issue
+        # measured (issue 7's), on the same server as the intake; then the same with the
+        # event's object read in one call, to tell the two gains apart.
+        inline = {}
+        for expanded in (False, True):
+            database_reset(events)
+            stripe_mirror_as_deployed(stripe_host, events)
+            with webhook_server(stripe_host, "inline", expanded=expanded) as server:
+                inline[expanded] = post_all(
+                    server.url + "/api/billing/webhook", [body(e) for e in burst[:baseline_n]]
+                )
+        log(f"queue bench: inline baselines {inline}")
 
         # The queue: intake with no worker running (copies of the burst with new event ids,
         # then the burst itself), then the workers drain the burst.
         database_reset(events)
+        stripe_mirror_as_deployed(stripe_host, events)
         queue_clear()
         with webhook_server(stripe_host, "queue") as server:
             url = server.url + "/api/billing/webhook"
@@ -282,7 +304,7 @@ def run(quick: bool = False) -> list[Row]:
         emulator.wait(timeout=10)
     failed = jobs_failed()
     processing = (queued + 1) / drained
-    ratio = processing / inline["rate"]
+    ratio = processing / inline[False]["rate"]
     intake_rate = median([r["rate"] for r in intakes])
     intake_failures = sum(r["failures"] + r["socket_errors"] for r in intakes)
     scale = "" if not quick else " (quick: scaled down)"
@@ -290,11 +312,21 @@ def run(quick: bool = False) -> list[Row]:
         Row(
             "6 queue",
             f"first deliveries processed in the request, {baseline_n:,} events, "
-            f"Stripe {LATENCY_MS:.0f} ms{scale}",
-            fmt(inline["rate"], "events/s"),
-            f"p50 {inline['p50']:.0f} ms, p99 {inline['p99']:.0f} ms",
-            f"{inline['failures']} failed",
+            f"Stripe {LATENCY_MS:.0f} ms, dj-stripe's handlers (issue 7's design){scale}",
+            fmt(inline[False]["rate"], "events/s"),
+            f"p50 {inline[False]['p50']:.0f} ms, p99 {inline[False]['p99']:.0f} ms",
+            f"{inline[False]['failures']} failed",
             "(baseline)",
+        ),
+        Row(
+            "6 queue",
+            "the same in the request, each event's object read in one call "
+            "(billing/event_objects.py)",
+            fmt(inline[True]["rate"], "events/s"),
+            f"p50 {inline[True]['p50']:.0f} ms, p99 {inline[True]['p99']:.0f} ms",
+            f"{inline[True]['rate'] / inline[False]['rate']:.1f}x, "
+            f"{inline[True]['failures']} failed",
+            "",
         ),
         Row(
             "6 queue",
@@ -312,7 +344,7 @@ def run(quick: bool = False) -> list[Row]:
             "6 queue",
             f"processing: {queued + 1:,} jobs, {task_workers} workers x {concurrency}",
             fmt(processing, "events/s", 1),
-            fmt(inline["rate"], "events/s (in the request)", 1),
+            fmt(inline[False]["rate"], "events/s (in the request)", 1),
             f"{ratio:.1f}x",
             ">= 2x",
             verdict(ratio >= 2 and failed == 0),
@@ -330,12 +362,16 @@ def run(quick: bool = False) -> list[Row]:
     for event_type, cost in sorted(costs.items()):
         count = cost["events"]
         calls = cost["calls"] / count
+        djstripe_cost = costs_before[event_type]
         rows.append(
             Row(
                 "6 queue",
                 f"per event: {event_type} ({count} processed by a worker's code)",
-                f"{calls:.1f} Stripe calls, {cost['queries'] / count:.0f} queries",
-                f"{median(cost['ms']):.0f} ms (median)",
+                f"{calls:.1f} Stripe calls, {cost['queries'] / count:.0f} queries, "
+                f"{median(cost['ms']):.0f} ms",
+                f"{djstripe_cost['calls'] / djstripe_cost['events']:.1f} calls, "
+                f"{djstripe_cost['queries'] / djstripe_cost['events']:.0f} queries, "
+                f"{median(djstripe_cost['ms']):.0f} ms (dj-stripe's handlers)",
                 "",
                 "<= 1 Stripe call",
                 verdict(calls <= 1),
@@ -357,7 +393,7 @@ def server_size() -> tuple[int, int]:
 
 
 @contextmanager
-def webhook_server(stripe_host: str, task_mode: str) -> Iterator[Server]:
+def webhook_server(stripe_host: str, task_mode: str, *, expanded: bool = True) -> Iterator[Server]:
     """The production server (gunicorn.conf.py: threaded workers, pooled connections), as the
     image runs it: BENCH_WEBHOOK_SERVER_WORKERS x BENCH_WEBHOOK_SERVER_THREADS (3 x 8)."""
     workers, threads = server_size()
@@ -367,6 +403,7 @@ def webhook_server(stripe_host: str, task_mode: str) -> Iterator[Server]:
         STRIPE_API_HOST=stripe_host,
         HRVSTR_TASK_MODE=task_mode,
         DATABASE_POOL="true",
+        STRIPE_EVENT_OBJECTS_EXPANDED=str(expanded).lower(),
     ) as server:
         for _ in range(16):
             urllib.request.urlopen(server.url + "/healthz").read()

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from djstripe import models as djstripe_models
+
 from billing import gateway
 from billing.stripe_data import to_dict
 from subscriptions import catalogue
@@ -58,6 +60,11 @@ def catalogue_sync() -> list[SyncedPrice]:
             idempotency_key=f"price:{entry.lookup_key}:{entry.amount_cents}",
         )
         synced.append(SyncedPrice(entry.lookup_key, price.id, created=True))
+    # dj-stripe's mirror of the prices and their products: an event whose invoice or
+    # subscription names a price with no row would fetch the price, its product and the
+    # product's features first (three Stripe calls).
+    for price in gateway.prices_by_lookup_keys([entry.lookup_key for entry in entries]).values():
+        djstripe_models.Price.sync_from_stripe_data(price)
     return synced
 
 

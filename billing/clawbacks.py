@@ -11,13 +11,13 @@ twice, end in the same place.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Literal
 
 from activities.models import LedgerEntry, LedgerKind
 from billing import gateway
-from billing.stripe_data import to_dict
+from billing.stripe_data import StripeDict, object_id, to_dict
 from subscriptions import services
 
 logger = logging.getLogger(__name__)
@@ -34,20 +34,38 @@ def purchase_for_payment_intent(payment_intent_id: str | None) -> LedgerEntry | 
     ).first()
 
 
-def owed_cents(payment_intent_id: str) -> int | None:
+def owed_cents(payment_intent: str | StripeDict) -> int | None:
     """Cents of a payment that went back to the customer: refunds, and dispute funds withdrawn
     and not reinstated (from the dispute's balance transactions; an inquiry has none).
 
     None when Stripe has no successful payment at all (a purchase nobody paid for): all of it.
+    ``payment_intent`` is an id, or the intent as just read from Stripe with its latest charge
+    expanded (a Checkout Session's, billing/event_objects.py): when that charge has no refund
+    and no dispute, nothing is owed and Stripe is not asked three more times.
     """
-    try:
-        intent = to_dict(gateway.payment_intent_retrieve(payment_intent_id))
-    except gateway.StripeRequestFailed as exc:
-        if exc.extra.get("stripe_code") != "resource_missing":
-            raise
-        return None
+    if isinstance(payment_intent, str) or not isinstance(
+        payment_intent.get("latest_charge"), Mapping
+    ):
+        try:
+            intent = to_dict(gateway.payment_intent_retrieve(object_id(payment_intent) or ""))
+        except gateway.StripeRequestFailed as exc:
+            if exc.extra.get("stripe_code") != "resource_missing":
+                raise
+            return None
+    else:
+        intent = dict(payment_intent)
     if intent.get("status") != "succeeded":
         return None
+    charge = intent.get("latest_charge")
+    # Stripe counts a refund in its charge's amount_refunded from its creation (and takes a
+    # failed one out again), and marks a charge disputed from the dispute's creation.
+    if (
+        isinstance(charge, Mapping)
+        and not charge.get("amount_refunded")
+        and not charge.get("disputed")
+    ):
+        return 0
+    payment_intent_id = intent["id"]
     refunded = sum(
         int(refund.get("amount") or 0)
         for refund in map(to_dict, gateway.refunds_for_payment_intent(payment_intent_id))

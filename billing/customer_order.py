@@ -1,12 +1,12 @@
 """One Stripe customer's state is read and applied by one worker at a time.
 
-Every path that applies Stripe's state re-reads it from Stripe first (dj-stripe's re-fetch for
-a webhook, the object our own call returned for a page). Two workers handling two events of the
-same customer could still read in one order and apply in the other: both states carry the same
-second on Stripe's clock (a customer who changes plan and cancels within a second), so neither
-looks older, and the one read first, applied last, leaves the account a step behind Stripe with
-no event left to repair it (found by the soak: one account's ``cancel_at_period_end`` differed
-from Stripe's after the queue drained).
+Every path that applies Stripe's state re-reads it from Stripe first (billing/
+event_objects.py for a webhook, the object our own call returned for a page). Two workers
+handling two events of the same customer could still read in one order and apply in the
+other: both states carry the same second on Stripe's clock (a customer who changes plan and
+cancels within a second), so neither looks older, and the one read first, applied last,
+leaves the account a step behind Stripe with no event left to repair it (found by the soak:
+one account's ``cancel_at_period_end`` differed from Stripe's after the queue drained).
 
 So each of those paths holds this customer's lock from its read to its commit: a transaction
 -scoped PostgreSQL advisory lock, not the account row, so spends never wait on Stripe.

@@ -148,6 +148,11 @@ def _call(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         ) from exc
 
 
+def object_retrieve(resource: Any, object_id: str, *, expand: list[str]) -> Any:
+    """Any object by id, with ``expand`` (billing/event_objects.py: an event's object)."""
+    return _call(resource.retrieve, object_id, expand=expand)
+
+
 # --- customers --------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from activities.models import SPENDING_KINDS, LedgerEntry, LedgerKind
 from activities.selectors import LedgerDay, ledger_daily
 from billing import gateway, plan_end, previews, sync
 from billing.stripe_data import (
+    invoice_line_price_id,
     object_id,
     price_entry,
     subscription_period,
@@ -74,7 +75,7 @@ def entries_by_price_id(invoices: list[dict[str, Any]]) -> dict[str, catalogue.P
         line_price
         for invoice in invoices
         for line in (invoice.get("lines") or {}).get("data", [])
-        if (line_price := _line_price_id(line))
+        if (line_price := invoice_line_price_id(line))
     }
     found: dict[str, catalogue.PriceEntry] = {}
     for price_id in price_ids:
@@ -85,11 +86,6 @@ def entries_by_price_id(invoices: list[dict[str, Any]]) -> dict[str, catalogue.P
         if entry is not None:
             found[price_id] = entry
     return found
-
-
-def _line_price_id(line: dict[str, Any]) -> str | None:
-    pricing = line.get("pricing") or {}
-    return object_id((pricing.get("price_details") or {}).get("price"))
 
 
 def _line_is_proration(line: dict[str, Any]) -> bool:
@@ -129,7 +125,7 @@ def invoice_lines(
     whose price is not ours keeps Stripe's text."""
     lines = []
     for line in (invoice.get("lines") or {}).get("data", []):
-        entry = entries.get(_line_price_id(line) or "")
+        entry = entries.get(invoice_line_price_id(line) or "")
         proration = _line_is_proration(line)
         amount = int(line.get("amount") or 0)
         if entry is None:
@@ -224,7 +220,8 @@ def invoices_recent(*, user: User, limit: int = 10) -> list[dict[str, Any]]:
 
 def _is_bundle_receipt(invoice: dict[str, Any], entries: dict[str, catalogue.PriceEntry]) -> bool:
     return any(
-        (entry := entries.get(_line_price_id(line) or "")) is not None and entry.bundle is not None
+        (entry := entries.get(invoice_line_price_id(line) or "")) is not None
+        and entry.bundle is not None
         for line in (invoice.get("lines") or {}).get("data", [])
     )
 

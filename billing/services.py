@@ -21,6 +21,7 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from djstripe import models as djstripe_models
 from djstripe.models import WebhookEventTrigger
 
 from activities.models import Activity
@@ -175,6 +176,9 @@ def customer_ensure(*, user: User) -> str:
         metadata={"hrvstr_user_id": str(user.pk), "djstripe_subscriber": str(user.pk)},
         idempotency_key=f"customer:{user.pk}" + (f":{gone}" if gone else ""),
     )
+    # Mirrored now from Stripe's answer: every event about this customer would otherwise fetch
+    # it again first (dj-stripe stores an object's customer before the object).
+    djstripe_models.Customer.sync_from_stripe_data(customer)
     stored = customer_link(user_id=user.pk, customer_id=customer.id)
     if stored != customer.id:
         # Only if the key expired between two attempts (24 h): keep the first, say so.

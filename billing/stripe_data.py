@@ -62,6 +62,10 @@ def subscription_item_id(subscription: StripeDict) -> str | None:
     return item.get("id") if item else None
 
 
+def subscription_price_id(subscription: StripeDict) -> str | None:
+    return object_id(subscription_price(subscription))
+
+
 def price_entry(price: StripeDict | None) -> PriceEntry | None:
     """The catalogue entry a Stripe price sells, by lookup key; None for a stranger."""
     if not price:
@@ -69,10 +73,19 @@ def price_entry(price: StripeDict | None) -> PriceEntry | None:
     return catalogue.PRICES_BY_LOOKUP_KEY.get(price.get("lookup_key") or "")
 
 
-def invoice_subscription_id(invoice: StripeDict) -> str | None:
+def _invoice_subscription_field(invoice: StripeDict) -> Any:
     parent = invoice.get("parent") or {}
-    details = parent.get("subscription_details") or {}
-    return object_id(details.get("subscription"))
+    return (parent.get("subscription_details") or {}).get("subscription")
+
+
+def invoice_subscription_id(invoice: StripeDict) -> str | None:
+    return object_id(_invoice_subscription_field(invoice))
+
+
+def invoice_subscription(invoice: StripeDict) -> dict[str, Any] | None:
+    """The invoice's subscription when it was read expanded with the invoice, else None."""
+    field = _invoice_subscription_field(invoice)
+    return dict(field) if isinstance(field, Mapping) else None
 
 
 def invoice_subscription_period(invoice: StripeDict) -> tuple[datetime, datetime] | None:
@@ -87,6 +100,28 @@ def invoice_subscription_period(invoice: StripeDict) -> tuple[datetime, datetime
         if period.get("start") is not None and period.get("end") is not None:
             return timestamp(period["start"]), timestamp(period["end"])
     return None
+
+
+def invoice_line_price_id(line: StripeDict) -> str | None:
+    pricing = line.get("pricing") or {}
+    return object_id((pricing.get("price_details") or {}).get("price"))
+
+
+def invoice_bills_price_to(
+    invoice: StripeDict, price_id: str | None, period: tuple[datetime, datetime] | None
+) -> bool:
+    """Whether one of the invoice's lines bills ``price_id`` up to the end of ``period``."""
+    if not price_id or period is None:
+        return False
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        line_end = (line.get("period") or {}).get("end")
+        if (
+            invoice_line_price_id(line) == price_id
+            and line_end is not None
+            and (timestamp(line_end) >= period[1])
+        ):
+            return True
+    return False
 
 
 def checkout_price_lookup_keys(session: StripeDict) -> list[tuple[str, int]]:

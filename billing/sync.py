@@ -1,7 +1,7 @@
 """Stripe's state -> our accounts, through the subscriptions rules.
 
 Webhook receivers, the admin's resync and ``reconcile_billing`` all come here. Every function
-reads the *current* Stripe object (dj-stripe has just re-fetched it for a webhook) rather than
+reads the *current* Stripe object (re-read for a webhook: billing/event_objects.py) rather than
 trusting an event's snapshot, so late, duplicated and reordered deliveries converge; every
 write is keyed so that a replay changes nothing.
 """
@@ -9,6 +9,7 @@ write is keyed so that a replay changes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -25,12 +26,15 @@ from billing.duplicates import kept_subscription
 from billing.stripe_data import (
     StripeDict,
     checkout_price_lookup_keys,
+    invoice_bills_price_to,
+    invoice_subscription,
     invoice_subscription_id,
     invoice_subscription_period,
     object_id,
     price_entry,
     subscription_period,
     subscription_price,
+    subscription_price_id,
     timestamp,
     to_dict,
 )
@@ -99,11 +103,20 @@ def subscription_paid_for(subscription: StripeDict) -> bool:
     proration for it may be waiting for a later invoice (a ``create_prorations`` change made in
     the dashboard is billed at the renewal: the upgrade is granted when that invoice is paid).
     """
-    invoice_id = object_id(subscription.get("latest_invoice"))
-    if invoice_id:
-        invoice = to_dict(gateway.invoice_retrieve(invoice_id))
+    latest = subscription.get("latest_invoice")
+    if invoice_id := object_id(latest):
+        # Expanded when read for an event (billing/event_objects.py): no second call.
+        invoice = (
+            latest if isinstance(latest, Mapping) else to_dict(gateway.invoice_retrieve(invoice_id))
+        )
         if invoice.get("status") != "paid" and int(invoice.get("amount_due") or 0) > 0:
             return False
+        if invoice_bills_price_to(
+            invoice, subscription_price_id(subscription), subscription_period(subscription)
+        ):
+            # Paid for this price up to the period's end: a proration waiting for a later invoice
+            # comes from a change made after this invoice, so the price would not be this one.
+            return True
     customer_id = object_id(subscription.get("customer"))
     if customer_id:
         owed = 0
@@ -285,7 +298,11 @@ def invoice_paid_apply(invoice: StripeDict, *, event_id: str, observed_at: datet
     if not subscription_id or user is None or (period is None and reason in RENEWAL_REASONS):
         logger.warning("invoice %s: not linked to a known subscription/user", invoice.get("id"))
         return
-    subscription = to_dict(gateway.subscription_retrieve(subscription_id))
+    subscription = invoice_subscription(invoice) or to_dict(
+        gateway.subscription_retrieve(subscription_id)
+    )
+    if object_id(subscription.get("latest_invoice")) == invoice.get("id"):
+        subscription["latest_invoice"] = invoice  # what subscription_paid_for reads
     # The plan first, so the allowance granted below is the paid tier's.
     subscription_apply(
         subscription,
@@ -338,7 +355,7 @@ def checkout_completed_apply(session: StripeDict, *, event_id: str) -> LedgerEnt
     # a dispute test card is disputed at once) and found no purchase: it is settled below.
     # Stripe is read now, before the purchase locks the account (held until the webhook's
     # transaction commits), so the customer's spends never wait on Stripe.
-    owed = clawbacks.owed_cents(payment_intent) if payment_intent else 0
+    owed = clawbacks.owed_cents(session["payment_intent"]) if payment_intent else 0
     purchase = services.credits_purchase_add(
         user=user,
         credits=credits,

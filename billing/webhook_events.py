@@ -1,6 +1,6 @@
 """Which Stripe event types the webhook endpoint is subscribed to, and processes.
 
-Every processed event costs dj-stripe's re-fetch of its object from Stripe (150-400 ms each on
+Every processed event costs a re-read of its object from Stripe (150-400 ms each on
 the real API, and Stripe's rate limit); most of the ~250 types change nothing we read. We take:
 
 - the types our receivers act on (read from dj-stripe's signals, so a receiver added in

@@ -5,10 +5,11 @@ duplicate delivery never reaches them); an exception rolls everything back and a
 and Stripe retries.
 
 An event's body is a hint, never the truth: it is signed with the webhook secret only, which
-travels through proxies and logs. dj-stripe re-fetches the event's object from Stripe with our
-API key before our receivers run; a receiver applies only that re-fetched copy. When Stripe
-has no such object (a forged event, or one about something deleted since), dj-stripe skips it,
-and so do we: the event is logged and acknowledged without effect.
+travels through proxies and logs. The event's object is re-read from Stripe with our API key
+and stored before our receivers run (billing/event_objects.py: one call, with what our rules
+read expanded; dj-stripe's handler for other objects); a receiver applies only that copy.
+When Stripe has no such object (a forged event, or one about something deleted since), it is
+not stored, and so we skip it too: the event is logged and acknowledged without effect.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from djstripe import models as djstripe_models
 from djstripe.event_handlers import djstripe_receiver
 
+# event_objects first: it stores the event's object before any receiver below reads it.
+from billing import event_objects  # noqa: F401  isort: skip
 from billing import dunning, gateway, notices, sync
 from billing.stripe_data import object_id, to_dict
 
@@ -26,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 def confirmed(model: type[djstripe_models.StripeModel], event: Any) -> dict[str, Any] | None:
-    """The object as dj-stripe re-fetched it from Stripe for this event, else None.
+    """The object as re-read from Stripe and stored for this event, else None.
 
     dj-stripe stores the Event row, then syncs the object (``djstripe_updated`` is set on
     every save); a row not saved since the event was stored is not Stripe's answer to it
@@ -49,12 +52,8 @@ def confirmed(model: type[djstripe_models.StripeModel], event: Any) -> dict[str,
     return row["stripe_data"]
 
 
-def refetched_subscription(event: Any, subscription_id: str | None = None) -> dict[str, Any] | None:
-    """A subscription re-read from Stripe ourselves (dj-stripe drops its row on ``deleted``):
-    ``subscription_id``, else the event's object."""
-    subscription_id = subscription_id or (event.data.get("object") or {}).get("id")
-    if not subscription_id:
-        return None
+def refetched_subscription(event: Any, subscription_id: str) -> dict[str, Any] | None:
+    """A subscription the event's object names, read from Stripe."""
     try:
         return to_dict(gateway.subscription_retrieve(subscription_id))
     except gateway.StripeRequestFailed as exc:
@@ -98,13 +97,9 @@ def _subscription_apply(subscription: dict[str, Any], event: Any) -> None:
     ]
 )
 def on_subscription_changed(sender: Any, event: Any, **kwargs: Any) -> None:
-    if event.type == "customer.subscription.deleted":
-        subscription = refetched_subscription(event)
-    else:
-        subscription = confirmed(djstripe_models.Subscription, event)
-    if subscription is None:
-        return
-    _subscription_apply(subscription, event)
+    # A deleted subscription too: Stripe still returns it (cancelled), and its row stays.
+    if (subscription := confirmed(djstripe_models.Subscription, event)) is not None:
+        _subscription_apply(subscription, event)
 
 
 @djstripe_receiver(
@@ -124,15 +119,13 @@ def on_schedule_changed(sender: Any, event: Any, **kwargs: Any) -> None:
     the schedule and applying it (found by the soak) left "Changes to ..." unsaid for good."""
     if (schedule := confirmed(djstripe_models.SubscriptionSchedule, event)) is None:
         return
-    subscription_id = object_id(
-        schedule.get("subscription") or schedule.get("released_subscription")
-    )
-    if not subscription_id:
-        return
-    subscription = refetched_subscription(event, subscription_id)
-    if subscription is None:
-        return
-    _subscription_apply(subscription, event)
+    subscription = schedule.get("subscription")  # read with the schedule (event_objects)
+    if not isinstance(subscription, dict):
+        # A released schedule names the subscription it let go of, unexpanded.
+        subscription_id = object_id(subscription or schedule.get("released_subscription"))
+        subscription = refetched_subscription(event, subscription_id) if subscription_id else None
+    if subscription is not None:
+        _subscription_apply(subscription, event)
 
 
 @djstripe_receiver("customer.deleted")
@@ -184,7 +177,7 @@ def on_refund_changed(sender: Any, event: Any, **kwargs: Any) -> None:
 
 @djstripe_receiver("customer.subscription.trial_will_end")
 def on_trial_will_end(sender: Any, event: Any, **kwargs: Any) -> None:
-    if (subscription := refetched_subscription(event)) is not None:
+    if (subscription := confirmed(djstripe_models.Subscription, event)) is not None:
         notices.trial_ending_apply(subscription, event_id=event.id)
 
 

@@ -349,6 +349,10 @@ if os.environ.get("STRIPE_API_HOST"):
 # and is retried this many times (idempotency keys make retries safe); the worst case,
 # (retries + 1) x timeout + ~1 s, stays under gunicorn's 30 s request timeout.
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 10)
+# A webhook's object is read in one call with what our rules need expanded (billing/
+# event_objects.py). Off: dj-stripe's own handlers, a call per related object it has no row
+# for; the fallback should a dj-stripe upgrade store nested objects differently.
+STRIPE_EVENT_OBJECTS_EXPANDED = env_bool("STRIPE_EVENT_OBJECTS_EXPANDED", True)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 1)
 
 # ``make run`` on the offline Stripe: the app's clock follows the emulator's (billing/devclock.py;

@@ -49,7 +49,9 @@ def dispute_with(*moves, status="needs_response"):
     }
 
 
-def subscription(lookup_key="pro_monthly", status="active", interval="month", **extra):
+def subscription(
+    lookup_key="pro_monthly", status="active", interval="month", price_id="price_x", **extra
+):
     return {
         "id": "sub_1",
         "object": "subscription",
@@ -65,7 +67,7 @@ def subscription(lookup_key="pro_monthly", status="active", interval="month", **
                     "current_period_start": NOW,
                     "current_period_end": NOW + 30 * 86400,
                     "price": {
-                        "id": "price_x",
+                        "id": price_id,
                         "lookup_key": lookup_key,
                         "recurring": {"interval": interval},
                     },
@@ -161,6 +163,48 @@ def test_an_upgrade_whose_proration_waits_for_the_renewal_is_not_granted_yet(own
         subscription("elite_monthly"), observed_at=datetime.now(tz=UTC), idempotency_key="b"
     )
     assert CreditAccount.objects.get(user=owner).tier == "pro"
+
+
+def invoice_billing(price_id, until, status="paid"):
+    line = {"pricing": {"price_details": {"price": price_id}}, "period": {"end": until}}
+    return {"id": "in_latest", "status": status, "amount_due": 2900, "lines": {"data": [line]}}
+
+
+PERIOD_END = NOW + 30 * 86400
+
+
+@pytest.mark.parametrize(
+    "latest_invoice, granted",
+    [
+        (invoice_billing("price_elite", PERIOD_END), True),
+        (invoice_billing("price_elite", PERIOD_END, status="open"), False),  # not paid yet
+        (invoice_billing("price_pro", PERIOD_END), False),  # the old price: the proration waits
+        (invoice_billing("price_elite", PERIOD_END - 86400), False),  # not to the period's end
+    ],
+)
+def test_an_upgrade_paid_up_to_the_period_end_asks_stripe_nothing_more(
+    owner, monkeypatch, latest_invoice, granted
+):
+    """The latest invoice read with the subscription (billing/event_objects.py) settles it
+    when it bills the new price to the period's end; otherwise the proration waiting for a
+    later invoice is looked for, as before."""
+    link(owner)
+    sync.subscription_apply(subscription(), observed_at=datetime.now(tz=UTC), idempotency_key="a")
+    asked = []
+    pending = {"amount": 2900, "parent": {"subscription_details": {"subscription": "sub_1"}}}
+
+    def invoice_items_pending(customer):
+        asked.append(customer)
+        return [pending]
+
+    monkeypatch.setattr(sync.gateway, "invoice_items_pending", invoice_items_pending)
+    sync.subscription_apply(
+        subscription("elite_monthly", price_id="price_elite", latest_invoice=latest_invoice),
+        observed_at=datetime.now(tz=UTC),
+        idempotency_key="b",
+    )
+    assert CreditAccount.objects.get(user=owner).tier == ("elite" if granted else "pro")
+    assert asked == ([] if granted or latest_invoice["status"] == "open" else ["cus_1"])
 
 
 def test_a_downgrade_takes_effect_when_stripe_switches_the_price(owner):

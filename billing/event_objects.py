@@ -1,0 +1,140 @@
+"""An event's object, read from Stripe once and stored in dj-stripe's tables.
+
+dj-stripe's own handler re-reads the event's object, then fetches every related object it has
+no row for, one call each: the customer, the default card, the payment intent and its card, a
+product. Our rules then read the subscription's latest invoice, the customer's pending invoice
+items, the payment's refunds and disputes. bench/task_queue.py measured 2 to 6 Stripe calls
+per event; each costs 150-400 ms on the real API and counts against Stripe's rate limit.
+
+For the objects our rules read (Checkout Sessions, subscriptions, invoices, subscription
+schedules), this handler takes dj-stripe's place: one retrieve with those related objects
+expanded. dj-stripe stores nested objects from the answer instead of fetching them, and our
+rules find what they need in it (billing/sync.py, billing/clawbacks.py). Other objects keep
+dj-stripe's handler; a deletion too.
+
+The object is still re-read, never taken from the event's body: see billing/webhooks.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import stripe
+from django.conf import settings
+from djstripe import models as djstripe_models
+from djstripe import signals as djstripe_signals
+from djstripe.event_handlers import (
+    CrudType,
+    _handle_crud_like_event,
+    handle_customer_subscription_event,
+    handle_other_event,
+)
+
+from billing import gateway
+
+logger = logging.getLogger(__name__)
+
+# The relations each object is read with: what our rules read, and what dj-stripe would
+# otherwise fetch to store the row (a relation already stored costs nothing either way).
+_CUSTOMER = "customer.invoice_settings.default_payment_method"
+_SUBSCRIPTION_RELATIONS = [_CUSTOMER, "default_payment_method", "latest_invoice"]
+EXPANSIONS: dict[str, tuple[type[djstripe_models.StripeModel], list[str]]] = {
+    "checkout.session": (
+        djstripe_models.Session,
+        [
+            *djstripe_models.Session.expand_fields,
+            _CUSTOMER,
+            "payment_intent.payment_method",
+            "payment_intent.latest_charge",  # billing/clawbacks.py: refunded or disputed?
+            "subscription.default_payment_method",
+            "subscription.latest_invoice",
+        ],
+    ),
+    "customer.subscription": (djstripe_models.Subscription, _SUBSCRIPTION_RELATIONS),
+    "invoice": (
+        djstripe_models.Invoice,
+        [
+            *djstripe_models.Invoice.expand_fields,
+            _CUSTOMER,
+            "default_payment_method",
+            # billing/sync.py's invoice_paid_apply applies the subscription with the invoice.
+            "parent.subscription_details.subscription.default_payment_method",
+        ],
+    ),
+    "subscription_schedule": (
+        djstripe_models.SubscriptionSchedule,
+        [_CUSTOMER, "subscription.default_payment_method", "subscription.latest_invoice"],
+    ),
+}
+# Expanded relations stored before the object, from the same answer, when they have no row:
+# dj-stripe cannot store a nested subscription itself (it pages the items of the SDK object,
+# which it has turned into a plain dict by then) and would fetch it again. The customer first,
+# as the subscription's own customer.
+_STORED_FIRST: tuple[tuple[str, type[djstripe_models.StripeModel]], ...] = (
+    ("customer", djstripe_models.Customer),
+    ("subscription", djstripe_models.Subscription),
+)
+_REPLACED_HANDLERS = (handle_customer_subscription_event, handle_other_event)
+
+
+def _kind(event_type: str) -> str | None:
+    """The EXPANSIONS key an event type's object falls under, if any."""
+    for kind in EXPANSIONS:
+        if event_type.startswith(kind + "."):
+            return kind
+    return None
+
+
+# dj-stripe's handlers this one stands in for, by event type (settings.
+# STRIPE_EVENT_OBJECTS_EXPANDED off calls them instead).
+_REPLACED: dict[str, list[Callable[..., Any]]] = {}
+
+
+def event_object_store(sender: Any, event: Any, **kwargs: Any) -> None:
+    """Read the event's object from Stripe (one call) and store it with dj-stripe's sync."""
+    if not settings.STRIPE_EVENT_OBJECTS_EXPANDED:
+        for handler in _REPLACED.get(event.type, []):
+            handler(sender=sender, event=event, **kwargs)
+        return
+    kind = _kind(event.type)
+    data = event.data.get("object") or {}
+    if kind is None or not data.get("id"):
+        return  # e.g. invoice.upcoming: an invoice that does not exist yet
+    model, expand = EXPANSIONS[kind]
+    deleted = CrudType.determine(event=event, verb=event.verb) is CrudType.DELETED
+    if deleted and model is not djstripe_models.Subscription:
+        # A deleted object cannot be read back: dj-stripe removes its row.
+        _handle_crud_like_event(target_cls=model, event=event)
+        return
+    try:
+        stripe_object = gateway.object_retrieve(model.stripe_class, data["id"], expand=expand)
+    except gateway.StripeRequestFailed as exc:
+        if exc.extra.get("stripe_code") != "resource_missing":
+            raise
+        # Forged, or deleted since: our receivers find no fresh row and skip the event.
+        logger.warning("event %s: Stripe has no %s; not stored", event.id, data["id"])
+        return
+    for field, related in _STORED_FIRST:
+        nested = getattr(stripe_object, field, None)
+        if (
+            isinstance(nested, stripe.StripeObject)
+            and not related.objects.filter(id=nested["id"]).exists()
+        ):
+            related.sync_from_stripe_data(nested, api_key=event.default_api_key)
+    model.sync_from_stripe_data(stripe_object, api_key=event.default_api_key)
+
+
+def install() -> None:
+    """Put ``event_object_store`` in dj-stripe's handlers' place, ahead of our receivers."""
+    for event_type, signal in djstripe_signals.WEBHOOK_SIGNALS.items():
+        if _kind(event_type) is None:
+            continue
+        for handler in _REPLACED_HANDLERS:
+            if signal.disconnect(handler, sender=djstripe_models.Event):
+                _REPLACED.setdefault(event_type, []).append(handler)
+        signal.connect(event_object_store, sender=djstripe_models.Event, weak=False)
+
+
+install()

@@ -1,0 +1,106 @@
+"""What each webhook costs at Stripe (issue 14): the event's object is read once, with what our
+rules read expanded (billing/event_objects.py), and nothing else is asked.
+
+Counted through the SDK's HTTP client, around each delivery to the public endpoint, over a
+customer's life: subscribe through Checkout, buy a bundle, renew, a refund.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+import stripe
+
+from billing.tests.harness import (
+    SECRET_KEY,
+    buy_bundle,
+    checkout,
+    payment_intent_of,
+    subscribe_pro,
+    tier_info,
+)
+from subscriptions.models import CreditAccount
+
+DAY = 86400
+HOUR = 3600
+# The events a waiting customer's credits and tier come from.
+WAITED_ON = {
+    "checkout.session.completed",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "invoice.paid",
+}
+
+
+@pytest.fixture
+def calls_per_delivery(stripe_harness, monkeypatch):
+    """Stripe requests made while each delivery was processed: {event type: [count, ...]}."""
+    counted: dict[str, list[int]] = defaultdict(list)
+    client = stripe.default_http_client
+    assert client is not None  # the offline Stripe's (the stripe_harness fixture)
+    original_request = client.request
+    requests = []
+
+    def request(method, url, *args, **kwargs):
+        requests.append((method, url))
+        return original_request(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(client, "request", request)
+    original_post = stripe_harness.post
+
+    def post(delivery):
+        before = len(requests)
+        status = original_post(delivery)
+        counted[delivery.event["type"]].append(len(requests) - before)
+        return status
+
+    monkeypatch.setattr(stripe_harness, "post", post)
+    return counted
+
+
+def test_each_event_of_a_customer_life_costs_one_stripe_call_at_most(
+    api, owner, stripe_harness, calls_per_delivery
+):
+    subscribe_pro(api, stripe_harness)
+    buy_bundle(api, stripe_harness)
+    stripe_harness.emulator.advance_clock(31 * DAY + 2 * HOUR)  # renewed and paid
+    stripe_harness.deliver()
+    assert tier_info(api)["tier"] == "pro"
+    assert CreditAccount.objects.get(user=owner).purchased_balance == 250
+
+    seen = dict(calls_per_delivery)
+    assert set(seen) >= WAITED_ON, seen
+    assert len(seen["invoice.paid"]) == 3  # the first, the bundle's receipt, the renewal
+    over = {event_type: counts for event_type, counts in seen.items() if max(counts) > 1}
+    assert not over, f"more than one Stripe call per event: {over} (all: {seen})"
+
+
+def test_a_bundle_refunded_before_its_event_lands_is_asked_about_in_full(
+    api, owner, stripe_harness, calls_per_delivery
+):
+    """The one-call path is only for a payment whose charge has no refund or dispute: a
+    refund made before the purchase's event lands is read, and the credits clawed back."""
+    subscribe_pro(api, stripe_harness)
+    session_id = checkout(api, stripe_harness, {"bundle": "credits_250"})
+    stripe.Refund.create(payment_intent=payment_intent_of(session_id), api_key=SECRET_KEY)
+    stripe_harness.deliver(order="reversed")  # the refund's events first
+    assert CreditAccount.objects.get(user=owner).purchased_balance == 0
+    assert max(calls_per_delivery["checkout.session.completed"]) > 1
+
+
+def test_with_dj_stripes_own_handlers_the_same_life_ends_the_same(
+    api, owner, stripe_harness, calls_per_delivery, settings
+):
+    """STRIPE_EVENT_OBJECTS_EXPANDED off (the fallback should a dj-stripe upgrade store nested
+    objects differently): dj-stripe fetches what it has no row for, our rules ask Stripe for
+    what was not read expanded, and the customer ends up where the one-call path puts them."""
+    settings.STRIPE_EVENT_OBJECTS_EXPANDED = False
+    subscribe_pro(api, stripe_harness)
+    buy_bundle(api, stripe_harness)
+    stripe_harness.emulator.advance_clock(31 * DAY + 2 * HOUR)
+    stripe_harness.deliver()
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.purchased_balance) == ("pro", 250)
+    assert account.monthly_allowance == 500 and account.monthly_used == 0
+    assert max(calls_per_delivery["invoice.paid"]) > 1  # the subscription read again
