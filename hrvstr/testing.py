@@ -1,13 +1,18 @@
 """How big the suite's proofs run: small by default so ``make test`` stays quick, full in CI.
 
 ``HRVSTR_PROOFS=full`` (CI, ``make test-full``) runs the property tests, the API fuzzing and the
-screenshots at the sizes that found bugs before; the default runs the same code on fewer cases.
+screenshots at the sizes that found bugs before; the default runs the same code on fewer cases,
+one browser journey of eleven, and not the proofs that start servers in subprocesses.
 A specific variable (``HRVSTR_FUZZ_EXAMPLES=100``) still wins over both.
 """
 
 from __future__ import annotations
 
 import os
+
+# Why a proof is skipped under ``make test``: it runs whole only (a browser journey, a server
+# started in a subprocess), and CI runs it.
+FULL_SIZE_ONLY = "runs at full proof size only: HRVSTR_PROOFS=full (make test-full, CI)"
 
 
 def full_proofs() -> bool:

@@ -10,18 +10,18 @@ import pytest
 
 from devtools.browser import chromium_available
 from devtools.screenshots import CHURNED_PAGES, PAST_DUE_PAGES, STAFF_PAGES, USER_PAGES, WIDTHS
-from hrvstr.testing import full_proofs
+from hrvstr.testing import FULL_SIZE_ONLY, full_proofs
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium and playwright"),
+    pytest.mark.skipif(not full_proofs(), reason=FULL_SIZE_ONLY),  # 21 s at one width
 ]
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 def test_make_screenshots_saves_every_page_at_every_width(tmp_path):
-    # Both widths take twice as long and prove nothing more about the command; CI runs them.
-    widths = WIDTHS if full_proofs() else {"desktop": WIDTHS["desktop"]}
+    widths = WIDTHS
     result = subprocess.run(
         [sys.executable, "-m", "devtools.screenshots", "--out", str(tmp_path)]
         + [f"--width={label}" for label in widths],
