@@ -107,6 +107,10 @@ class CreditAccount(models.Model):
     next_hold_expiry_at = models.DateTimeField(null=True, blank=True)
     # Bumped on every change: the ETag of tier-info derives from it.
     version = models.PositiveBigIntegerField(default=1)
+    # The share of the last one-statement charge taken from the allowance, written by that
+    # statement (subscriptions/services/charge.py) so its ledger row reads the split the row
+    # itself was charged with. Nothing else reads it.
+    last_charge_from_allowance = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

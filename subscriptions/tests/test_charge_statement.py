@@ -36,7 +36,7 @@ def test_a_spend_is_one_round_trip_and_sums_to_the_ledger(user):
             user=user, action="finviz_sentiment", quantity=2, idempotency_key="one"
         )
     assert len(queries) == 1, [q["sql"][:80] for q in queries]
-    assert "FOR UPDATE" in queries[0]["sql"] and "INSERT INTO" in queries[0]["sql"]
+    assert "UPDATE" in queries[0]["sql"] and "INSERT INTO" in queries[0]["sql"]
     account = CreditAccount.objects.get(user=user)
     assert account.remaining == before - 6
     assert result.entry.total_delta == -6 and result.entry.details["cost"] == 6
@@ -173,3 +173,43 @@ def test_spends_while_the_allowance_changes_under_them_stay_within_it(user):
     # (The stand-in writer moves the allowance without ledger rows: only the spends are
     # counted here.) Every spend that answered has its row, and only those.
     assert LedgerEntry.objects.filter(user=user, kind="spend").count() == len(charged) > 0
+
+
+def test_contended_charges_are_each_one_statement_and_split_on_the_row_they_charge(
+    user, monkeypatch
+):
+    """Eight clients charging one account at once, across the end of its allowance: the
+    statement charges every one of them (a split worked out before the UPDATE got its lock
+    disagreed with the row 9 times in 10 and sent those charges to the locked path), and the
+    allowance is used to exactly its size before purchased credits are touched."""
+    from hrvstr.tests.concurrency import run_together
+    from subscriptions.services import charge
+
+    CreditAccount.objects.filter(user=user).update(monthly_allowance=20, monthly_used=0)
+    answered: list[bool] = []
+    statement = charge.charge_in_one_statement
+
+    def counted(**kwargs):
+        entry = statement(**kwargs)
+        answered.append(entry is not None)
+        return entry
+
+    monkeypatch.setattr(charge, "charge_in_one_statement", counted)
+
+    def spends(worker: int) -> None:
+        for count in range(6):
+            services.credits_spend(
+                user=user,
+                action="ai_ticker_analysis",
+                quantity=1,
+                idempotency_key=f"contended-{worker}-{count}",
+            )
+
+    run_together(8, spends)
+    assert answered == [True] * 48
+    account = CreditAccount.objects.get(user=user)
+    assert (account.monthly_used, account.purchased_balance) == (20, 100 - 28)
+    spent = LedgerEntry.objects.filter(user=user, kind="spend")
+    # (The allowance was set without a ledger row: the spends' rows are compared alone.)
+    assert sum(row.monthly_delta for row in spent) == -20
+    assert sum(row.purchased_delta for row in spent) == -28
