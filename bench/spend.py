@@ -39,6 +39,7 @@ from bench.common import (
 )
 
 CLIENTS = 64
+CHARGE_CLIENTS = 8  # issue 14's concurrency for charged spends
 ACTION = "ai_ticker_analysis"  # 1 credit
 
 
@@ -138,12 +139,13 @@ def spend_naive(user) -> bool:
     return True
 
 
-def hammer(spend, users: list, attempts: int) -> tuple[int, float]:
-    """``attempts`` spends from CLIENTS threads over ``users`` (random); successes and seconds."""
+def hammer(spend, users: list, attempts: int, clients: int = CLIENTS) -> tuple[int, float]:
+    """``attempts`` spends from ``clients`` threads over ``users`` (random); successes and
+    seconds."""
     from django.db import connections
 
-    barrier = threading.Barrier(CLIENTS)
-    per_client = attempts // CLIENTS
+    barrier = threading.Barrier(clients)
+    per_client = attempts // clients
 
     def client(index: int) -> int:
         rng = random.Random(index)
@@ -158,8 +160,8 @@ def hammer(spend, users: list, attempts: int) -> tuple[int, float]:
         return ok
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
-        successes = sum(pool.map(client, range(CLIENTS)))
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        successes = sum(pool.map(client, range(clients)))
     return successes, time.perf_counter() - start
 
 
@@ -179,6 +181,61 @@ def audit(users: list, credits_each: int, successes: int) -> dict[str, int]:
         "drifted": drifted,
         "remaining": remaining,
     }
+
+
+def one_statement_against_locked_path(quick: bool) -> list[Row]:
+    """Issue 14's charge: one conditional statement (subscriptions/services/charge.py) against
+    the locked path every charge took before it (lock, SELECT, check, INSERT, UPDATE, which
+    the app still takes when the statement changes nothing), 8 clients on one hot account,
+    interleaved rounds. The locked path is forced here by answering "not available"."""
+    from subscriptions.services import charge
+
+    credits = 400 if quick else 1_200
+    # Every attempt can succeed: a refused charge takes the locked path in both (the 64-client
+    # rows above prove no overdraft with more attempts than credits).
+    attempts = credits // CHARGE_CLIENTS * CHARGE_CLIENTS
+    stats: dict[str, list[dict]] = {"statement": [], "locked path": []}
+    original = charge.available
+    original_statement = charge.charge_in_one_statement
+    answered = {"asked": 0, "charged": 0}
+
+    def statement_counted(*args, **kwargs):
+        answered["asked"] += 1
+        entry = original_statement(*args, **kwargs)
+        answered["charged"] += entry is not None
+        return entry
+
+    charge.charge_in_one_statement = statement_counted
+    try:
+        for index in range(3 if quick else 5):
+            order = ("statement", "locked path") if index % 2 == 0 else ("locked path", "statement")
+            for name in order:
+                charge.available = original if name == "statement" else lambda: False
+                users = accounts_fresh(f"charge-{name.split()[0]}", 1, credits)
+                successes, seconds = hammer(spend_locked, users, attempts, CHARGE_CLIENTS)
+                stats[name].append(audit(users, credits, successes) | {"rate": successes / seconds})
+    finally:
+        charge.available = original
+        charge.charge_in_one_statement = original_statement
+    log(f"charge c={CHARGE_CLIENTS}: {stats}")
+    rate = median([r["rate"] for r in stats["statement"]])
+    before = median([r["rate"] for r in stats["locked path"]])
+    wrong = [
+        r for got in stats.values() for r in got if r["overdraft"] or r["lost"] or r["drifted"]
+    ]
+    return [
+        Row(
+            "2 spends",
+            f"1 hot account, {CHARGE_CLIENTS} clients, charges as the app takes them vs "
+            "always the locked path",
+            f"{fmt(rate, 'charges/s')}; the statement charged "
+            f"{answered['charged'] / max(answered['asked'], 1):.0%}",
+            fmt(before, "charges/s (locked path)"),
+            f"{rate / before:.1f}x",
+            ">= 2x, 0 overdraft",
+            verdict(rate / before >= 2 and not wrong),
+        )
+    ]
 
 
 def spend_lua(tokens: list[str]) -> str:
@@ -266,6 +323,7 @@ def run(quick: bool = False) -> list[Row]:
                         verdict(lost < 0 or drifted > 0),
                     )
                 )
+    rows.extend(one_statement_against_locked_path(quick))
     if have_wrk():
         seconds = 2 if quick else 4
         served = []
