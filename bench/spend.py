@@ -183,29 +183,66 @@ def audit(users: list, credits_each: int, successes: int) -> dict[str, int]:
     }
 
 
+def unlock_all(jobs: list[tuple], clients: int) -> tuple[int, float]:
+    """Each (user, component) unlocked once, the jobs shared by ``clients`` threads; charged
+    unlocks and seconds."""
+    from django.db import connections
+
+    from subscriptions import services
+
+    barrier = threading.Barrier(clients)
+
+    def client(index: int) -> int:
+        charged = 0
+        try:
+            connections["default"].ensure_connection()
+            barrier.wait()
+            for user, component in jobs[index::clients]:
+                charged += services.component_unlock(user=user, component=component).charged
+        finally:
+            connections.close_all()
+        return charged
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        charged = sum(pool.map(client, range(clients)))
+    return charged, time.perf_counter() - start
+
+
 def one_statement_against_locked_path(quick: bool) -> list[Row]:
-    """Issue 14's charge: one conditional statement (subscriptions/services/charge.py) against
+    """Issue 14's charges: one conditional statement (subscriptions/services/charge.py) against
     the locked path every charge took before it (lock, SELECT, check, INSERT, UPDATE, which
-    the app still takes when the statement changes nothing), 8 clients on one hot account,
-    interleaved rounds. The locked path is forced here by answering "not available"."""
+    the app still takes when the statement changes nothing), 8 clients, interleaved rounds:
+    spends on one hot account, and unlocks of every free component of 100 accounts (an open
+    unlock is not charged again, so each is unlocked once). The locked path is forced here by
+    answering "not available"."""
+    from subscriptions import catalogue
     from subscriptions.services import charge
 
     credits = 400 if quick else 1_200
     # Every attempt can succeed: a refused charge takes the locked path in both (the 64-client
     # rows above prove no overdraft with more attempts than credits).
     attempts = credits // CHARGE_CLIENTS * CHARGE_CLIENTS
-    stats: dict[str, list[dict]] = {"statement": [], "locked path": []}
+    free = catalogue.TIERS["free"]
+    free_components = [c.key for c in catalogue.COMPONENTS.values() if free.allows(c)]
+    unlock_accounts = 25 if quick else 100
     original = charge.available
-    original_statement = charge.charge_in_one_statement
-    answered = {"asked": 0, "charged": 0}
+    statements = {"spend": "charge_in_one_statement", "unlock": "unlock_in_one_statement"}
+    originals = {kind: getattr(charge, name) for kind, name in statements.items()}
+    answered = {kind: {"asked": 0, "charged": 0} for kind in statements}
 
-    def statement_counted(*args, **kwargs):
-        answered["asked"] += 1
-        entry = original_statement(*args, **kwargs)
-        answered["charged"] += entry is not None
-        return entry
+    def counted(kind: str):
+        def statement(*args, **kwargs):
+            answered[kind]["asked"] += 1
+            result = originals[kind](*args, **kwargs)
+            answered[kind]["charged"] += result is not None
+            return result
 
-    charge.charge_in_one_statement = statement_counted
+        return statement
+
+    for kind, name in statements.items():
+        setattr(charge, name, counted(kind))
+    stats: dict[tuple[str, str], list[dict]] = {}
     try:
         for index in range(3 if quick else 5):
             order = ("statement", "locked path") if index % 2 == 0 else ("locked path", "statement")
@@ -213,29 +250,45 @@ def one_statement_against_locked_path(quick: bool) -> list[Row]:
                 charge.available = original if name == "statement" else lambda: False
                 users = accounts_fresh(f"charge-{name.split()[0]}", 1, credits)
                 successes, seconds = hammer(spend_locked, users, attempts, CHARGE_CLIENTS)
-                stats[name].append(audit(users, credits, successes) | {"rate": successes / seconds})
+                result = audit(users, credits, successes) | {"rate": successes / seconds}
+                stats.setdefault(("spend", name), []).append(result)
+                users = accounts_fresh(f"unlock-{name.split()[0]}", unlock_accounts, 1_000)
+                jobs = [(user, component) for user in users for component in free_components]
+                random.Random(index).shuffle(jobs)
+                charged, seconds = unlock_all(jobs, CHARGE_CLIENTS)
+                result = audit(users, 1_000, 0) | {"rate": charged / seconds}
+                result["wrong"] = charged != len(jobs) or result["drifted"]
+                stats.setdefault(("unlock", name), []).append(result)
     finally:
         charge.available = original
-        charge.charge_in_one_statement = original_statement
-    log(f"charge c={CHARGE_CLIENTS}: {stats}")
-    rate = median([r["rate"] for r in stats["statement"]])
-    before = median([r["rate"] for r in stats["locked path"]])
-    wrong = [
-        r for got in stats.values() for r in got if r["overdraft"] or r["lost"] or r["drifted"]
-    ]
-    return [
-        Row(
-            "2 spends",
-            f"1 hot account, {CHARGE_CLIENTS} clients, charges as the app takes them vs "
-            "always the locked path",
-            f"{fmt(rate, 'charges/s')}; the statement charged "
-            f"{answered['charged'] / max(answered['asked'], 1):.0%}",
-            fmt(before, "charges/s (locked path)"),
-            f"{rate / before:.1f}x",
-            ">= 2x, 0 overdraft",
-            verdict(rate / before >= 2 and not wrong),
+        for kind, name in statements.items():
+            setattr(charge, name, originals[kind])
+    log(f"charges c={CHARGE_CLIENTS}: {stats}")
+    rows = []
+    for kind, label, unit in (
+        ("spend", "1 hot account, spends", "charges/s"),
+        ("unlock", f"{unlock_accounts} accounts, unlocks", "unlocks/s"),
+    ):
+        rate = median([r["rate"] for r in stats[(kind, "statement")]])
+        before = median([r["rate"] for r in stats[(kind, "locked path")]])
+        got = stats[(kind, "statement")] + stats[(kind, "locked path")]
+        if kind == "spend":
+            wrong = [r for r in got if r["overdraft"] or r["lost"] or r["drifted"]]
+        else:
+            wrong = [r for r in got if r["wrong"]]
+        share = answered[kind]["charged"] / max(answered[kind]["asked"], 1)
+        rows.append(
+            Row(
+                "2 spends",
+                f"{label}, {CHARGE_CLIENTS} clients: as the app charges vs always the locked path",
+                f"{fmt(rate, unit)}; the statement charged {share:.0%}",
+                fmt(before, f"{unit} (locked path)"),
+                f"{rate / before:.1f}x",
+                ">= 2x, 0 overdraft" if kind == "spend" else ">= 2x, each charged once",
+                verdict(rate / before >= 2 and not wrong),
+            )
         )
-    ]
+    return rows
 
 
 def spend_lua(tokens: list[str]) -> str:
