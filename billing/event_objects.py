@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 # The relations each object is read with: what our rules read, and what dj-stripe would
 # otherwise fetch to store the row (a relation already stored costs nothing either way).
 _CUSTOMER = "customer.invoice_settings.default_payment_method"
-_SUBSCRIPTION_RELATIONS = [_CUSTOMER, "default_payment_method", "latest_invoice"]
+_NESTED_SUBSCRIPTION = ["subscription.default_payment_method", "subscription.latest_invoice"]
 EXPANSIONS: dict[str, tuple[type[djstripe_models.StripeModel], list[str]]] = {
     "checkout.session": (
         djstripe_models.Session,
@@ -48,11 +48,13 @@ EXPANSIONS: dict[str, tuple[type[djstripe_models.StripeModel], list[str]]] = {
             _CUSTOMER,
             "payment_intent.payment_method",
             "payment_intent.latest_charge",  # billing/clawbacks.py: refunded or disputed?
-            "subscription.default_payment_method",
-            "subscription.latest_invoice",
+            *_NESTED_SUBSCRIPTION,
         ],
     ),
-    "customer.subscription": (djstripe_models.Subscription, _SUBSCRIPTION_RELATIONS),
+    "customer.subscription": (
+        djstripe_models.Subscription,
+        [_CUSTOMER, "default_payment_method", "latest_invoice"],
+    ),
     "invoice": (
         djstripe_models.Invoice,
         [
@@ -65,17 +67,9 @@ EXPANSIONS: dict[str, tuple[type[djstripe_models.StripeModel], list[str]]] = {
     ),
     "subscription_schedule": (
         djstripe_models.SubscriptionSchedule,
-        [_CUSTOMER, "subscription.default_payment_method", "subscription.latest_invoice"],
+        [_CUSTOMER, *_NESTED_SUBSCRIPTION],
     ),
 }
-# Expanded relations stored before the object, from the same answer, when they have no row:
-# dj-stripe cannot store a nested subscription itself (it pages the items of the SDK object,
-# which it has turned into a plain dict by then) and would fetch it again. The customer first,
-# as the subscription's own customer.
-_STORED_FIRST: tuple[tuple[str, type[djstripe_models.StripeModel]], ...] = (
-    ("customer", djstripe_models.Customer),
-    ("subscription", djstripe_models.Subscription),
-)
 _REPLACED_HANDLERS = (handle_customer_subscription_event, handle_other_event)
 
 
@@ -116,14 +110,24 @@ def event_object_store(sender: Any, event: Any, **kwargs: Any) -> None:
         # Forged, or deleted since: our receivers find no fresh row and skip the event.
         logger.warning("event %s: Stripe has no %s; not stored", event.id, data["id"])
         return
-    for field, related in _STORED_FIRST:
-        nested = getattr(stripe_object, field, None)
-        if (
-            isinstance(nested, stripe.StripeObject)
-            and not related.objects.filter(id=nested["id"]).exists()
-        ):
-            related.sync_from_stripe_data(nested, api_key=event.default_api_key)
+    _nested_subscription_store(stripe_object, api_key=event.default_api_key)
     model.sync_from_stripe_data(stripe_object, api_key=event.default_api_key)
+
+
+def _nested_subscription_store(stripe_object: Any, *, api_key: str) -> None:
+    """A session's or schedule's expanded subscription with no row yet, stored from the same
+    answer before its parent: dj-stripe cannot store a nested subscription itself (it pages
+    the items of the SDK object, which it has turned into a plain dict by then) and would
+    fetch it again. Its customer first, which the subscription names by id only."""
+    subscription = getattr(stripe_object, "subscription", None)
+    if not isinstance(subscription, stripe.StripeObject):
+        return
+    if djstripe_models.Subscription.objects.filter(id=subscription["id"]).exists():
+        return
+    customer = getattr(stripe_object, "customer", None)
+    if isinstance(customer, stripe.StripeObject):
+        djstripe_models.Customer.sync_from_stripe_data(customer, api_key=api_key)
+    djstripe_models.Subscription.sync_from_stripe_data(subscription, api_key=api_key)
 
 
 def install() -> None:
