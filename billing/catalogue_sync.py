@@ -63,8 +63,11 @@ def catalogue_sync() -> list[SyncedPrice]:
     # dj-stripe's mirror of the prices and their products: an event whose invoice or
     # subscription names a price with no row would fetch the price, its product and the
     # product's features first (three Stripe calls).
-    for price in gateway.prices_by_lookup_keys([entry.lookup_key for entry in entries]).values():
-        djstripe_models.Price.sync_from_stripe_data(price)
+    # The list read above has every price (and its product) unless some were created just now.
+    if any(price.created for price in synced):
+        existing = gateway.prices_by_lookup_keys([entry.lookup_key for entry in entries])
+    for stripe_price in existing.values():
+        djstripe_models.Price.sync_from_stripe_data(stripe_price)
     return synced
 
 
