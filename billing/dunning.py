@@ -90,12 +90,11 @@ def open_invoice_page(account: CreditAccount) -> str:
     nothing is owed): "Pay now" before the invoice's own event has reached us."""
     if not account.stripe_subscription_id:
         return ""
-    subscription = to_dict(gateway.subscription_retrieve(account.stripe_subscription_id))
-    invoice_id = object_id(subscription.get("latest_invoice"))
-    if not invoice_id:
-        return ""
-    invoice = to_dict(gateway.invoice_retrieve(invoice_id))
-    if invoice.get("status") != "open":
+    subscription = to_dict(
+        gateway.subscription_retrieve(account.stripe_subscription_id, expand=["latest_invoice"])
+    )
+    invoice = subscription.get("latest_invoice")
+    if not isinstance(invoice, dict) or invoice.get("status") != "open":
         return ""
     return str(invoice.get("hosted_invoice_url") or "")
 

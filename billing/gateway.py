@@ -286,8 +286,10 @@ def portal_session_create(
 # --- subscriptions and invoices -----------------------------------------------------------------
 
 
-def subscription_retrieve(subscription_id: str) -> stripe.Subscription:
-    return _call(stripe.Subscription.retrieve, subscription_id)
+def subscription_retrieve(
+    subscription_id: str, *, expand: list[str] | None = None
+) -> stripe.Subscription:
+    return _call(stripe.Subscription.retrieve, subscription_id, expand=expand or [])
 
 
 def subscriptions_list(customer_id: str) -> list[stripe.Subscription]:
