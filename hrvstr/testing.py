@@ -9,10 +9,7 @@ A specific variable (``HRVSTR_FUZZ_EXAMPLES=100``) still wins over both.
 from __future__ import annotations
 
 import os
-
-# Why a proof is skipped under ``make test``: it runs whole only (a browser journey, a server
-# started in a subprocess), and CI runs it.
-FULL_SIZE_ONLY = "runs at full proof size only: HRVSTR_PROOFS=full (make test-full, CI)"
+from typing import Any
 
 
 def full_proofs() -> bool:
@@ -28,3 +25,13 @@ def proof_size(variable: str, *, small: int, full: int) -> int:
     if variable in os.environ:
         return int(os.environ[variable])
     return full if full_proofs() else small
+
+
+def full_size_only() -> Any:
+    """The mark for a proof that runs whole or not at all (a browser journey, a server started
+    in a subprocess): skipped under ``make test``, run by ``make test-full`` and CI."""
+    import pytest  # the suite's mark; this module is only imported by tests
+
+    return pytest.mark.skipif(
+        not full_proofs(), reason="runs at full proof size only: HRVSTR_PROOFS=full"
+    )

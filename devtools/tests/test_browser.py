@@ -12,7 +12,7 @@ import re
 import pytest
 
 from devtools.browser import chromium_available, launch
-from hrvstr.testing import FULL_SIZE_ONLY, full_proofs
+from hrvstr.testing import full_size_only
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,9 +21,8 @@ pytestmark = [
     pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium and playwright"),
 ]
 TIMEOUT_MS = 20_000
-# Under `make test`, the whole customer life below walks the pages; the other journeys run in
-# CI (and make test-full).
-full_size_only = pytest.mark.skipif(not full_proofs(), reason=FULL_SIZE_ONLY)
+# Under `make test` the whole customer life below walks the pages; the journeys marked
+# full_size_only() run in CI and make test-full.
 
 
 @pytest.fixture(autouse=True)
@@ -135,7 +134,7 @@ def pay_on_stripe(page, card="4242 4242 4242 4242"):
     page.get_by_role("button", name=re.compile("Subscribe|Pay")).click()
 
 
-@full_size_only
+@full_size_only()
 def test_sign_up_choose_pro_pay_on_stripe_and_see_pro_then_buy_credits(
     page, live_server, stripe_server
 ):
@@ -169,7 +168,7 @@ def test_sign_up_choose_pro_pay_on_stripe_and_see_pro_then_buy_credits(
     expect(page.get_by_text("+ 250 purchased")).to_be_visible()
 
 
-@full_size_only
+@full_size_only()
 def test_a_cancelled_checkout_changes_nothing(page, live_server, stripe_server):
     from playwright.sync_api import expect
 
@@ -182,7 +181,7 @@ def test_a_cancelled_checkout_changes_nothing(page, live_server, stripe_server):
     expect(page.get_by_role("heading", name="Free plan")).to_be_visible()
 
 
-@full_size_only
+@full_size_only()
 def test_support_grants_credits_with_a_reason(page, live_server):
     from playwright.sync_api import expect
 
@@ -227,7 +226,7 @@ UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, tex
   .map(el => el.outerHTML.slice(0, 120))"""
 
 
-@full_size_only
+@full_size_only()
 @pytest.mark.parametrize("width", [1280, 390])
 def test_pages_have_labelled_controls_and_fit_a_phone(browser, live_server, width):
     from conftest import logged_in
@@ -269,7 +268,7 @@ def test_pages_have_labelled_controls_and_fit_a_phone(browser, live_server, widt
     assert violations == []
 
 
-@full_size_only
+@full_size_only()
 def test_no_page_breaks_under_the_content_security_policy(page, live_server):
     """Every kind of page we serve, the admin and the API docs included, in Chromium: the
     policy is there, the page works, and Chromium reports nothing blocked (the fixture)."""
@@ -321,7 +320,7 @@ def test_no_page_breaks_under_the_content_security_policy(page, live_server):
         assert page.locator("#content").count() == 1, path
 
 
-@full_size_only
+@full_size_only()
 def test_an_upgrade_shows_its_price_first_and_cancel_and_resume_show_at_once(
     page, live_server, stripe_server
 ):
@@ -371,7 +370,7 @@ def test_an_upgrade_shows_its_price_first_and_cancel_and_resume_show_at_once(
     expect(page.get_by_role("button", name="Resume subscription")).to_have_count(0)
 
 
-@full_size_only
+@full_size_only()
 def test_the_billing_page_shows_the_card_the_bundle_receipt_and_takes_billing_details(
     page, live_server, stripe_server
 ):
@@ -421,7 +420,7 @@ def test_the_billing_page_shows_the_card_the_bundle_receipt_and_takes_billing_de
         assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
-@full_size_only
+@full_size_only()
 def test_support_sees_credits_first_and_stripe_objects_folded_away(page, live_server):
     from playwright.sync_api import expect
 
@@ -566,7 +565,7 @@ def test_a_customer_life_subscribe_upgrade_fail_pay_downgrade_cancel_return_and_
     expect(page.get_by_text("+ 250 purchased")).to_be_visible()
 
 
-@full_size_only
+@full_size_only()
 def test_time_travel_in_make_run_moves_stripe_and_the_app_together(
     page, live_server, stripe_server, settings
 ):

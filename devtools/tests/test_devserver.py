@@ -14,9 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
-from hrvstr.testing import FULL_SIZE_ONLY, full_proofs
+from hrvstr.testing import full_size_only
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -32,7 +30,7 @@ def get_json(url: str, data: bytes | None = None) -> dict:
         return json.loads(answer.read())
 
 
-@pytest.mark.skipif(not full_proofs(), reason=FULL_SIZE_ONLY)  # make run started: 13 s
+@full_size_only()  # make run started: 13 s
 def test_make_run_leaves_no_failed_delivery(tmp_path):
     port, emulator_port = free_port(), free_port()
     env = {

@@ -10,12 +10,12 @@ import pytest
 
 from devtools.browser import chromium_available
 from devtools.screenshots import CHURNED_PAGES, PAST_DUE_PAGES, STAFF_PAGES, USER_PAGES, WIDTHS
-from hrvstr.testing import FULL_SIZE_ONLY, full_proofs
+from hrvstr.testing import full_size_only
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium and playwright"),
-    pytest.mark.skipif(not full_proofs(), reason=FULL_SIZE_ONLY),  # 21 s at one width
+    full_size_only(),  # 21 s at one width
 ]
 BASE_DIR = Path(__file__).resolve().parents[2]
 

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from hrvstr.testing import FULL_SIZE_ONLY, full_proofs
+from hrvstr.testing import full_size_only
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # One gunicorn (migrated, started: ~10 s) per run, not one per xdist worker.
 pytestmark = [
     pytest.mark.xdist_group("production_server"),
-    pytest.mark.skipif(not full_proofs(), reason=FULL_SIZE_ONLY),  # gunicorn started twice
+    full_size_only(),  # gunicorn started twice
 ]
 WORKERS, THREADS, READ_TIMEOUT = 2, 4, 4
 SLOW_BODIES, SLOW_HEADERS = 4, 2
