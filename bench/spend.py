@@ -139,30 +139,36 @@ def spend_naive(user) -> bool:
     return True
 
 
-def hammer(spend, users: list, attempts: int, clients: int = CLIENTS) -> tuple[int, float]:
-    """``attempts`` spends from ``clients`` threads over ``users`` (random); successes and
-    seconds."""
+def together(clients: int, work) -> tuple[int, float]:
+    """``work(index)`` in ``clients`` threads released at once, each on its own connection;
+    the sum of what they return, and seconds."""
     from django.db import connections
 
     barrier = threading.Barrier(clients)
-    per_client = attempts // clients
 
     def client(index: int) -> int:
-        rng = random.Random(index)
-        ok = 0
         try:
             connections["default"].ensure_connection()
             barrier.wait()
-            for _ in range(per_client):
-                ok += spend(users[rng.randrange(len(users))])
+            return work(index)
         finally:
             connections.close_all()
-        return ok
 
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        successes = sum(pool.map(client, range(clients)))
-    return successes, time.perf_counter() - start
+        total = sum(pool.map(client, range(clients)))
+    return total, time.perf_counter() - start
+
+
+def hammer(spend, users: list, attempts: int, clients: int = CLIENTS) -> tuple[int, float]:
+    """``attempts`` spends from ``clients`` threads over ``users`` (random); successes and
+    seconds."""
+
+    def spends(index: int) -> int:
+        rng = random.Random(index)
+        return sum(spend(users[rng.randrange(len(users))]) for _ in range(attempts // clients))
+
+    return together(clients, spends)
 
 
 def audit(users: list, credits_each: int, successes: int) -> dict[str, int]:
@@ -186,27 +192,15 @@ def audit(users: list, credits_each: int, successes: int) -> dict[str, int]:
 def unlock_all(jobs: list[tuple], clients: int) -> tuple[int, float]:
     """Each (user, component) unlocked once, the jobs shared by ``clients`` threads; charged
     unlocks and seconds."""
-    from django.db import connections
-
     from subscriptions import services
 
-    barrier = threading.Barrier(clients)
+    def unlocks(index: int) -> int:
+        return sum(
+            services.component_unlock(user=user, component=component).charged
+            for user, component in jobs[index::clients]
+        )
 
-    def client(index: int) -> int:
-        charged = 0
-        try:
-            connections["default"].ensure_connection()
-            barrier.wait()
-            for user, component in jobs[index::clients]:
-                charged += services.component_unlock(user=user, component=component).charged
-        finally:
-            connections.close_all()
-        return charged
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        charged = sum(pool.map(client, range(clients)))
-    return charged, time.perf_counter() - start
+    return together(clients, unlocks)
 
 
 def one_statement_against_locked_path(quick: bool) -> list[Row]:
