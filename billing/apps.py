@@ -7,7 +7,7 @@ class BillingConfig(AppConfig):
     name = "billing"
 
     def ready(self) -> None:
-        from billing import checks, gateway, webhooks  # noqa: F401  (receivers, checks)
+        from billing import checks, gateway, owner_account, webhooks  # noqa: F401  (receivers, checks)
         from billing.auto_topup import auto_topup_run, auto_topups_sweep
         from subscriptions.services import after_spend_register, upkeep_step_register
 
@@ -15,6 +15,9 @@ class BillingConfig(AppConfig):
         # once after a spend.
         upkeep_step_register("auto_topups", auto_topups_sweep)
         after_spend_register(auto_topup_run)
+
+        # dj-stripe's owner-account lookups, once per delivery (billing/owner_account.py).
+        owner_account.install()
 
         # Bounded timeouts and retries from the first SDK call, dj-stripe's included.
         gateway.sdk_configure()

@@ -9,6 +9,7 @@ from typing import Any
 from djstripe import models as djstripe_models
 
 from billing import gateway
+from billing.owner_account import owner_account_memo
 from billing.stripe_data import to_dict
 from subscriptions import catalogue
 
@@ -66,8 +67,9 @@ def catalogue_sync() -> list[SyncedPrice]:
     # The list read above has every price (and its product) unless some were created just now.
     if any(price.created for price in synced):
         existing = gateway.prices_by_lookup_keys([entry.lookup_key for entry in entries])
-    for stripe_price in existing.values():
-        djstripe_models.Price.sync_from_stripe_data(stripe_price)
+    with owner_account_memo():
+        for stripe_price in existing.values():
+            djstripe_models.Price.sync_from_stripe_data(stripe_price)
     return synced
 
 

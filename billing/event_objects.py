@@ -110,8 +110,9 @@ def event_object_store(sender: Any, event: Any, **kwargs: Any) -> None:
         # Forged, or deleted since: our receivers find no fresh row and skip the event.
         logger.warning("event %s: Stripe has no %s; not stored", event.id, data["id"])
         return
-    _nested_subscription_store(stripe_object, api_key=event.default_api_key)
-    model.sync_from_stripe_data(stripe_object, api_key=event.default_api_key)
+    api_key = event.default_api_key
+    _nested_subscription_store(stripe_object, api_key=api_key)
+    model.sync_from_stripe_data(stripe_object, api_key=api_key)
 
 
 def _nested_subscription_store(stripe_object: Any, *, api_key: str) -> None:

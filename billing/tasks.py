@@ -38,6 +38,7 @@ from procrastinate.contrib.django import app
 from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
 
 from billing.customer_order import customer_serialize, event_customer
+from billing.owner_account import owner_account_memo
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def webhook_process(*, trigger_id: int) -> bool:
         return False
     api_key = _api_key(trigger)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), owner_account_memo():
             # Before dj-stripe re-reads the object: this customer's events apply in read order.
             customer_serialize(event_customer(trigger.body))
             djstripe_signals.webhook_pre_process.send(sender=WebhookEventTrigger, instance=trigger)

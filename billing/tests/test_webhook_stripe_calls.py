@@ -104,3 +104,31 @@ def test_with_dj_stripes_own_handlers_the_same_life_ends_the_same(
     assert (account.tier, account.purchased_balance) == ("pro", 250)
     assert account.monthly_allowance == 500 and account.monthly_used == 0
     assert max(calls_per_delivery["invoice.paid"]) > 1  # the subscription read again
+
+
+def test_a_delivery_looks_up_djstripes_owner_account_once(api, owner, stripe_harness, monkeypatch):
+    """dj-stripe finds the account owning each row it syncs from the API key, in the database,
+    once per row (billing/owner_account.py): within one delivery it is looked up once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    lookups: dict[str, list[int]] = defaultdict(list)
+    original_post = stripe_harness.post
+
+    def post(delivery):
+        with CaptureQueriesContext(connection) as queries:
+            status = original_post(delivery)
+        lookups[delivery.event["type"]].append(
+            sum('"djstripe_apikey"' in query["sql"] for query in queries.captured_queries)
+        )
+        return status
+
+    monkeypatch.setattr(stripe_harness, "post", post)
+    subscribe_pro(api, stripe_harness)
+    buy_bundle(api, stripe_harness)
+    assert CreditAccount.objects.get(user=owner).purchased_balance == 250
+    assert set(lookups) >= WAITED_ON - {"customer.subscription.updated"}, dict(lookups)
+    # One for the secret key of the account dj-stripe's trigger names, one to find the account
+    # a key belongs to; not one per synced row.
+    over = {event_type: counts for event_type, counts in lookups.items() if max(counts) > 2}
+    assert not over, f"the API-key table read more than twice in a delivery: {over}"
