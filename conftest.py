@@ -144,7 +144,7 @@ def stripe_harness(settings, db):
     """The offline Stripe behind the unmodified SDK, with webhooks posted to our endpoint."""
     import stripe
 
-    from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, StripeHarness
+    from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, StripeHarness, catalogue_ready
     from stripe_emulator import Emulator
     from stripe_emulator.client import EmulatorHTTPClient
 
@@ -156,10 +156,7 @@ def stripe_harness(settings, db):
     previous = stripe.default_http_client
     stripe.default_http_client = EmulatorHTTPClient(emulator)
     try:
-        from billing.catalogue_sync import catalogue_sync, portal_configuration_sync
-
-        catalogue_sync()
-        portal_configuration_sync()
+        catalogue_ready(emulator)
         harness.queued.clear()
         yield harness
     finally:
