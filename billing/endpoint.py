@@ -309,8 +309,7 @@ def _store_and_enqueue(
     try:
         trigger_id = tasks.webhook_store_and_enqueue(
             endpoint=endpoint,
-            event_id=event_id,
-            event_type=str(event.get("type")),
+            event=event,
             body=payload,
             headers_json=json.dumps(dict(request.headers)),
             remote_ip=get_remote_ip(request),

@@ -92,12 +92,14 @@ def test_deliveries_are_stored_and_enqueued_then_a_worker_applies_them(
     assert len(waiting) == WebhookEventTrigger.objects.count()
     assert len(waiting) >= len([d for d in batch if wanted(d.event["type"])])
     by_trigger = {job["args"]["trigger_id"]: job for job in waiting}
+    lanes = {
+        "checkout.session.completed": (tasks.PRIORITY_QUEUE, 20),  # at the success page
+        "invoice.paid": (tasks.PRIORITY_QUEUE, 10),  # the first invoice: paying now
+    }
     for trigger in WebhookEventTrigger.objects.all():
-        lane = by_trigger[trigger.pk]
-        if trigger.json_body["type"] in tasks.PRIORITY_EVENTS:
-            assert (lane["queue_name"], lane["priority"]) == (tasks.PRIORITY_QUEUE, 10)
-        else:
-            assert (lane["queue_name"], lane["priority"]) == (tasks.QUEUE, 0)
+        job = by_trigger[trigger.pk]
+        expected = lanes.get(trigger.json_body["type"], (tasks.QUEUE, 0))
+        assert (job["queue_name"], job["priority"]) == expected, trigger.json_body["type"]
 
     run_worker()
 
@@ -295,3 +297,42 @@ def test_two_workers_apply_one_customers_events_in_the_order_they_read_them(
         is False
     )
     assert account.cancel_at_period_end is False
+
+
+def test_a_checkout_during_a_renewal_backlog_is_processed_before_the_renewals(
+    queued, settings, api, owner, stripe_harness, monkeypatch
+):
+    """A month-end burst is renewals' invoice.paid, which nobody waits for: they take the
+    ordinary lane, and a bundle bought meanwhile is processed first (the bench's 10,000-event
+    burst had its Checkout wait behind 6,000 priority jobs before)."""
+    from billing.tests.harness import subscribe_pro
+
+    settings.TASK_MODE = "inline"
+    subscribe_pro(api, stripe_harness)
+    settings.TASK_MODE = "queue"
+    stripe_harness.emulator.advance_clock(31 * 86400 + 7200)  # renewed and paid
+    stripe_harness.deliver()  # stored and queued, not processed
+    checkout(api, stripe_harness, {"bundle": "credits_250"})
+    stripe_harness.deliver()
+
+    lanes = {}
+    for job in jobs(status="todo", task_name=tasks.PROCESS_WEBHOOK_TASK):
+        event = WebhookEventTrigger.objects.get(pk=job["args"]["trigger_id"]).json_body
+        reason = event["data"]["object"].get("billing_reason")
+        lanes[(event["type"], reason)] = (job["queue_name"], job["priority"])
+    assert lanes[("invoice.paid", "subscription_cycle")] == (tasks.QUEUE, 0)
+    assert lanes[("checkout.session.completed", None)] == (tasks.PRIORITY_QUEUE, 20)
+
+    processed: list[str] = []
+    original = tasks.webhook_process
+
+    def recording(*, trigger_id: int) -> bool:
+        processed.append(WebhookEventTrigger.objects.get(pk=trigger_id).json_body["type"])
+        return original(trigger_id=trigger_id)
+
+    monkeypatch.setattr(tasks, "webhook_process", recording)
+    run_worker()
+    assert processed[0] == "checkout.session.completed", processed
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.purchased_balance) == ("pro", 250)
+    assert ledger_drift(account=account) == {}
