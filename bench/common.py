@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +178,52 @@ def gunicorn(workers: int = WORKERS, *, threads: int = 0, **extra_env: str) -> I
             process.wait()
 
 
+# --- CPU time, read from /proc ---------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU of a process so far, in clock ticks (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 onwards
+    return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The gunicorn workers of ``server`` (the master's children)."""
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on this machine (the bench is its only client)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+@contextmanager
+def cpu_seconds(**groups: Callable[[], list[int]]) -> Iterator[dict[str, float]]:
+    """CPU seconds each group of processes used during the block: ``{name: seconds}``, filled
+    in when the block ends. A process started during the block counts from zero."""
+    before = {name: {pid: _cpu_ticks(pid) for pid in pids()} for name, pids in groups.items()}
+    used: dict[str, float] = {}
+    yield used
+    for name, pids in groups.items():
+        ticks = sum(_cpu_ticks(pid) - before[name].get(pid, 0) for pid in pids())
+        used[name] = ticks / CLOCK_TICKS
+
+
 # --- load generation -----------------------------------------------------------------------
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -227,6 +273,7 @@ def wrk(
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
+        "requests": float(_wrk_figure(r"(\d+) requests in", out)),
         "rps": rps,
         "p50": p50,
         "p99": p99,

@@ -1,4 +1,5 @@
-"""Growth: tier-info and the activity feed for users with 10, 10,000 and 1,000,000 rows.
+"""Growth: tier-info and the activity feed for users with 10, 10,000 and 1,000,000 rows
+(``--quick``: 100,000 for the largest, which a fresh database builds in seconds, not a minute).
 
 Each size is one user with that many ledger rows and as many activity rows, COPY-ed into
 PostgreSQL once and kept in the bench database for later runs. Rounds alternate the sizes;
@@ -31,6 +32,7 @@ from bench.common import (
 )
 
 SIZES = (10, 10_000, 1_000_000)
+QUICK_SIZES = (10, 10_000, 100_000)
 CONCURRENCY = 4
 FLAT = 2.0  # "flat": within 2x of the 10-row user's p50
 
@@ -113,16 +115,17 @@ def run(quick: bool = False) -> list[Row]:
     database_prepare()
     from bench.tier_info import access_token
 
-    users = {size: user_with_rows(size) for size in SIZES}
+    sizes = QUICK_SIZES if quick else SIZES
+    users = {size: user_with_rows(size) for size in sizes}
     cases = {size: cases_for(user, access_token(user)) for size, user in users.items()}
     rounds, seconds = (1, 1) if quick else (2, 3)
     p50: dict[tuple[int, str], list[float]] = {}
     with gunicorn() as server:
-        for size in SIZES:  # warm: connections, caches, the buffer pool
+        for size in sizes:  # warm: connections, caches, the buffer pool
             for path, headers in cases[size].values():
                 wrk(server.url + path, seconds=1, connections=CONCURRENCY, headers=headers)
         for index in range(rounds):
-            for size in SIZES if index % 2 == 0 else tuple(reversed(SIZES)):
+            for size in sizes if index % 2 == 0 else tuple(reversed(sizes)):
                 for name, (path, headers) in cases[size].items():
                     got = wrk(server.url + path, seconds=seconds, connections=CONCURRENCY,
                               headers=headers)  # fmt: skip
@@ -131,11 +134,11 @@ def run(quick: bool = False) -> list[Row]:
                     p50.setdefault((size, name), []).append(got["p50"])
                     log(f"growth {size:,} {name}: p50 {got['p50']:.1f} ms p99 {got['p99']:.1f}")
     rows = []
-    for name in cases[SIZES[0]]:
+    for name in cases[sizes[0]]:
         # Page 100 is empty for the 10-row user: its baseline is the 10,000-row user's.
-        base_size = SIZES[1] if name == "feed page 100" else SIZES[0]
+        base_size = sizes[1] if name == "feed page 100" else sizes[0]
         base = median(p50[(base_size, name)])
-        for size in [s for s in SIZES if s > base_size]:
+        for size in [s for s in sizes if s > base_size]:
             value = median(p50[(size, name)])
             ratio = value / base
             rows.append(

@@ -238,7 +238,7 @@ def one_statement_against_locked_path(quick: bool) -> list[Row]:
         setattr(charge, name, counted(kind))
     stats: dict[tuple[str, str], list[dict]] = {}
     try:
-        for index in range(3 if quick else 5):
+        for index in range(2 if quick else 5):
             order = ("statement", "locked path") if index % 2 == 0 else ("locked path", "statement")
             for name in order:
                 charge.available = original if name == "statement" else lambda: False
@@ -311,7 +311,7 @@ def run(quick: bool = False) -> list[Row]:
 
     rounds = 1 if quick else 2
     hot_credits = 500 if quick else 1_500
-    many_credits = 2 if quick else 4
+    many_credits = 1 if quick else 4
     rows: list[Row] = []
     for label, count, credits in (
         ("1 hot account", 1, hot_credits),

@@ -209,7 +209,7 @@ def run(quick: bool = False) -> list[Row]:
         if e["type"] == "checkout.session.completed" and e["data"]["object"]["mode"] == "payment"
     )
     burst = [e for e in events if e is not probe]
-    baseline_n = int(os.environ.get("BENCH_QUEUE_BASELINE_EVENTS", 75 if quick else 300))
+    baseline_n = int(os.environ.get("BENCH_QUEUE_BASELINE_EVENTS", 40 if quick else 300))
     task_workers = int(os.environ.get("BENCH_TASK_WORKERS", "4"))
     concurrency = int(os.environ.get("BENCH_TASK_CONCURRENCY", "8"))
     intake_rounds = 3
@@ -225,7 +225,7 @@ def run(quick: bool = False) -> list[Row]:
     workers: list[subprocess.Popen] = []
     try:
         wait_port(port, timeout=120)
-        sampled = 3 if quick else 10
+        sampled = 2 if quick else 10
         costs = per_type_costs(burst, stripe_host, customers=sampled)
         log(f"queue bench: per event type {costs}")
         costs_before = per_type_costs(burst, stripe_host, customers=sampled, expanded=False)
