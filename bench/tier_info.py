@@ -151,19 +151,16 @@ def run(quick: bool = False) -> list[Row]:
     def med(name: str, key: str) -> float:
         return median([r[key] for r in results[name]])
 
-    def per_round(name: str, base: str, key: str) -> float:
-        """The median of each round's ratio base/name: runs seconds apart, so a shared
-        machine's drift cancels better than in a ratio of two medians."""
-        return median(
-            [b[key] / ours[key] for ours, b in zip(results[name], results[base], strict=True)]
-        )
+    def per_round(numerator: str, denominator: str, key: str) -> float:
+        """The median of each round's ratio: runs seconds apart, so a shared machine's drift
+        cancels better than in a ratio of two medians."""
+        pairs = zip(results[numerator], results[denominator], strict=True)
+        return median([top[key] / bottom[key] for top, bottom in pairs])
 
     floor_rps = med("floor", "rps")
     rows = []
     for name, label in (("tier-info", "tier-info 200"), ("304", "tier-info 304")):
-        # Each round's ratio pairs runs a few seconds apart; their median resists the drift
-        # of a shared machine better than a ratio of two medians.
-        share = 1 / per_round(name, "floor", "rps")
+        share = per_round(name, "floor", "rps")
         rows.append(
             Row(
                 "1 tier-info",
@@ -184,7 +181,7 @@ def run(quick: bool = False) -> list[Row]:
                 f"{med(name, 'p50') / med('floor', 'p50'):.2f}x p50",
             )
         )
-    efficiency = per_round("tier-info", "floor, checked", "cpu_ms")
+    efficiency = per_round("floor, checked", "tier-info", "cpu_ms")
     rows.append(
         Row(
             "1 tier-info",
@@ -204,7 +201,7 @@ def run(quick: bool = False) -> list[Row]:
             "the floor, CPU per request: pooled vs a health check per request",
             f"{med('floor', 'cpu_ms'):.2f} ms pooled",
             f"{med('floor, checked', 'cpu_ms'):.2f} ms checked",
-            f"{per_round('floor', 'floor, checked', 'cpu_ms'):.2f}x",
+            f"{per_round('floor, checked', 'floor', 'cpu_ms'):.2f}x",
         )
     )
     rows.append(
@@ -213,7 +210,7 @@ def run(quick: bool = False) -> list[Row]:
             "tier-info 200 vs its floor, CPU per request, both pooled",
             f"{med('tier-info', 'cpu_ms'):.2f} ms",
             f"{med('floor', 'cpu_ms'):.2f} ms (floor)",
-            f"{1 / per_round('tier-info', 'floor', 'cpu_ms'):.2f}x the floor's CPU",
+            f"{per_round('tier-info', 'floor', 'cpu_ms'):.2f}x the floor's CPU",
         )
     )
     rows.append(
