@@ -14,7 +14,7 @@ only as long as the block, so a key added or an account changed is seen by the n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -38,7 +38,7 @@ def owner_account_memo() -> Iterator[None]:
         _memo.reset(token)
 
 
-def _remembered(key: tuple[Any, ...], find: Any) -> Any:
+def _remembered(key: tuple[Any, ...], find: Callable[[], Any]) -> Any:
     memo = _memo.get()
     if memo is None:
         return find()

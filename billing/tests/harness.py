@@ -201,13 +201,13 @@ def catalogue_ready(emulator: Emulator) -> None:
 
     key = _catalogue_key(emulator)
     made = _CATALOGUE_COPIES.get(key)
-    models = list(apps.get_app_config("djstripe").get_models())
     if made is not None:
         emulator.store.load_json(json.loads(made.store))
         with transaction.atomic():  # the rows name each other: checked once all are in
             for model, rows in made.rows:
                 model._default_manager.bulk_create([model(**values) for values in rows])
         return
+    models = list(apps.get_app_config("djstripe").get_models())
     before = {model: set(model._default_manager.values_list("pk", flat=True)) for model in models}
     catalogue_sync()
     portal_configuration_sync()
