@@ -14,9 +14,10 @@ from django.db.models.query import get_related_populators
 from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
+from rest_framework_simplejwt.utils import aware_utcnow
 
 
 def normalize_email(email: str) -> str:
@@ -45,7 +46,19 @@ class AccountJWTAuthentication(JWTAuthentication):
 
     Nearly every API call reads the account, so joining it here makes tier-info a one-query
     endpoint (and a 304 no dearer).
+
+    A token's signature and claims are checked once per process (``token_verified``); each
+    request still checks its expiry, and ``get_user`` its revocation.
     """
+
+    def get_validated_token(self, raw_token: bytes) -> Token:
+        token = token_verified(raw_token)
+        try:
+            token.check_exp(current_time=aware_utcnow())
+        except TokenError:
+            # Expired since it was verified: simplejwt's own check gives the usual answer.
+            return super().get_validated_token(raw_token)
+        return token
 
     # simplejwt annotates get_user with a TypeVar bound to nothing (AuthUser), which no concrete
     # return type can override; ours returns the project's User.
@@ -66,6 +79,20 @@ class AccountJWTAuthentication(JWTAuthentication):
         if validated_token.get("gen") != generation_of(user):
             raise AuthenticationFailed("Token revoked; sign in again", code="token_revoked")
         return user
+
+
+# Tokens a process has verified, most recently used first. An SPA sends the same access token
+# on every call for days, and checking its signature and claims again (base64, two JSON
+# documents, an HMAC) was 15% of tier-info's CPU in the process (bench/tier_info.py). The key
+# is the whole token, so only the exact bytes once verified hit; an invalid token is never
+# stored (lru_cache keeps no exceptions). A new signing key means a restart, which empties it.
+VERIFIED_TOKENS_PER_PROCESS = 4096
+
+
+@functools.lru_cache(maxsize=VERIFIED_TOKENS_PER_PROCESS)
+def token_verified(raw_token: bytes) -> Token:
+    """simplejwt's whole validation of ``raw_token`` (signature, type, claims, expiry)."""
+    return JWTAuthentication().get_validated_token(raw_token)
 
 
 class AccountJWTScheme(OpenApiAuthenticationExtension):

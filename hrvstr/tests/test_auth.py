@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from hrvstr.auth import user_with_account
+from hrvstr.auth import token_verified, user_with_account
 from subscriptions.models import CreditAccount
+from subscriptions.tokens import tokens_issue, tokens_revoke_all
 
 
 def test_it_loads_the_user_and_the_account_in_one_query(owner):
@@ -62,3 +67,51 @@ def test_tokens_for_deleted_inactive_or_malformed_users_are_401(anon, owner, oth
     ):
         response = anon.get("/api/subscription/tier-info", HTTP_AUTHORIZATION=f"Bearer {token}")
         assert response.status_code == 401, token
+
+
+def _get(client, token: str):
+    return client.get("/api/subscription/tier-info", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def test_a_token_is_verified_once_per_process_and_its_expiry_on_every_request(
+    anon, owner, monkeypatch
+):
+    token_verified.cache_clear()
+    decoded = []
+    decode = TokenBackend.decode
+
+    def counted(self, *args, **kwargs):
+        decoded.append(args[0])
+        return decode(self, *args, **kwargs)
+
+    monkeypatch.setattr(TokenBackend, "decode", counted)
+    token = tokens_issue(user=owner).access
+    assert _get(anon, token).status_code == 200
+    assert _get(anon, token).status_code == 200
+    assert len(decoded) == 1
+
+    lifetime = api_settings.ACCESS_TOKEN_LIFETIME
+    with time_machine.travel(timezone.now() + lifetime + timedelta(seconds=1)):
+        expired_after_use = _get(anon, token)
+        token_verified.cache_clear()
+        expired_never_seen = _get(anon, token)
+    # The same answer simplejwt gives a token it has never seen.
+    assert expired_after_use.status_code == expired_never_seen.status_code == 401
+    assert expired_after_use.json() == expired_never_seen.json()
+
+
+def test_a_verified_token_is_still_revoked_at_once(anon, owner):
+    token = tokens_issue(user=owner).access
+    assert _get(anon, token).status_code == 200
+    tokens_revoke_all(user_id=owner.pk, reason="logout")
+    assert _get(anon, token).status_code == 401
+
+
+def test_only_the_exact_verified_bytes_pass(anon, owner):
+    token = tokens_issue(user=owner).access
+    assert _get(anon, token).status_code == 200
+    header, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    assert _get(anon, f"{header}.{payload}.{flipped}").status_code == 401
+    assert _get(anon, f"{header}.{payload}.{signature}x").status_code == 401
+    assert _get(anon, token).status_code == 200
