@@ -267,6 +267,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "hrvstr.negotiation.OneRendererNegotiation",
     "DEFAULT_PARSER_CLASSES": ["hrvstr.parsing.StrictJSONParser"],
     "EXCEPTION_HANDLER": "hrvstr.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -510,3 +510,17 @@ def test_an_idempotency_key_is_honoured_however_late_the_retry_comes(api, owner)
         retry = spend(bearer_client(owner), "yahoo_sentiment", 2, key="slow-retry")
     assert retry.json() == first.json()
     assert LedgerEntry.objects.filter(user=owner, kind="spend").count() == 1
+
+
+def test_the_api_answers_json_whatever_accept_says_and_the_schema_still_negotiates(api, anon):
+    for accept in ("text/html", "application/xml", "*/*", "application/json; q=0.1, text/csv"):
+        response = api.get("/api/subscription/tier-info", HTTP_ACCEPT=accept)
+        assert response.status_code == 200, accept
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["success"] is True
+    assert api.get("/api/subscription/tier-info?format=xml").status_code == 404
+    assert api.post("/api/credits/spend", "a=1", content_type="text/plain").status_code == 415
+    schema = anon.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200 and schema["Content-Type"].startswith(
+        "application/vnd.oai.openapi+json"
+    )
