@@ -7,6 +7,7 @@ import json
 import uuid
 from typing import Any
 
+from django.http import HttpResponse, HttpResponseNotModified
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django_ratelimit.decorators import ratelimit
@@ -77,17 +78,19 @@ def spend_as_json(entry: LedgerEntry) -> dict[str, Any]:
 
 class TierInfoApi(APIView):
     @extend_schema(responses={200: AnyResponse, 304: None, 401: AnyResponse})
-    def get(self, request: AuthenticatedRequest) -> Response:
+    def get(self, request: AuthenticatedRequest) -> HttpResponse:
         now = timezone.now()
         account = services.account_get(user=request.user, now=now)
         payload = {"success": True, "data": selectors.tier_info(account=account, now=now)}
-        body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        # The ETag is a hash of the answer itself: it changes exactly when the data does.
-        etag = '"' + hashlib.blake2b(body.encode(), digest_size=16).hexdigest() + '"'
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        # The ETag is a hash of the answer itself: it changes exactly when the data does. The
+        # bytes hashed are the bytes sent (rendered once, not again by DRF's renderer).
+        etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+        response: HttpResponse
         if etag in request.headers.get("If-None-Match", ""):
-            response = Response(status=status.HTTP_304_NOT_MODIFIED)
+            response = HttpResponseNotModified()
         else:
-            response = Response(payload)
+            response = HttpResponse(body, content_type="application/json")
         response["ETag"] = etag
         response["Cache-Control"] = "private, no-cache"
         return response
