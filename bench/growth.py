@@ -106,6 +106,19 @@ def user_with_rows(size: int):
     return user
 
 
+def rotate_lua(paths: list[str]) -> str:
+    """A wrk script asking for ``paths`` in turn (one second warms them all)."""
+    quoted = ",".join(f'"{path}"' for path in paths)
+    return f"""
+local paths = {{{quoted}}}
+local counter = 0
+function request()
+  counter = counter + 1
+  return wrk.format("GET", paths[counter % #paths + 1])
+end
+"""
+
+
 def cases_for(user, token: str) -> dict[str, tuple[str, dict]]:
     """The URLs measured for one user: tier-info and the feed at its start, deep and by cursor."""
     from activities.models import Activity
@@ -132,9 +145,11 @@ def run(quick: bool = False) -> list[Row]:
     rounds, seconds = (1, 1) if quick else (2, 3)
     p50: dict[tuple[int, str], list[float]] = {}
     with gunicorn() as server:
-        for size in sizes:  # warm: connections, caches, the buffer pool
-            for path, headers in cases[size].values():
-                wrk(server.url + path, seconds=1, connections=CONCURRENCY, headers=headers)
+        for size in sizes:  # warm: connections, caches, the buffer pool; each size's URLs in turn
+            paths = [path for path, _ in cases[size].values()]
+            headers = next(iter(cases[size].values()))[1]
+            lua = rotate_lua(paths)
+            wrk(server.url, seconds=1, connections=CONCURRENCY, headers=headers, lua=lua)
         for index in range(rounds):
             for size in sizes if index % 2 == 0 else tuple(reversed(sizes)):
                 for name, (path, headers) in cases[size].items():

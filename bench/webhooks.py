@@ -318,7 +318,8 @@ def run(quick: bool = False) -> list[Row]:
             second = post_all(server.url + "/api/billing/webhook", bodies)
             log(f"webhooks duplicates: {second}")
             after_second = effects(users)
-            ceiling = post_all(server.url + "/nowhere", bodies)
+            # Under /api/: a JSON 404 (no template, no static files to find).
+            ceiling = post_all(server.url + "/api/nowhere", bodies)
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)
