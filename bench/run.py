@@ -7,8 +7,9 @@ Needs PostgreSQL (``BENCH_DATABASE_URL``, default postgres://postgres@127.0.0.1:
 hrvstr_bench, created and migrated when missing) and wrk. Every figure is a median of rounds
 measured in this run, next to its baseline measured in the same run, so compare ratios
 across machines rather than absolute numbers. ``--quick`` scales every section down (the
-webhook bursts to 250 events, no ``make run`` from a clone) for a check in about three minutes
-(192 s on a 2-core machine; the aim is two). The full run's webhook sections use 400
+webhook bursts to 250 events, no ``make run`` from a clone, the queue section without the rows
+that only tell its gains apart) for a check in about two minutes (125 s on a 2-core machine;
+the aim is under two). The full run's webhook sections use 400
 customers (2,000 events; issue 7's and 14's 2,000 customers with
 ``BENCH_WEBHOOK_CUSTOMERS=2000 BENCH_QUEUE_CUSTOMERS=2000``) and the whole test suite's time is
 left to ``make test`` (``BENCH_SUITE=1`` adds it), so that ``make bench`` fits in about ten.
