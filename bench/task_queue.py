@@ -371,7 +371,7 @@ def run(quick: bool = False) -> list[Row]:
     for event_type, cost in sorted(costs.items()):
         count = cost["events"]
         calls = cost["calls"] / count
-        handlers = costs_before.get(event_type)
+        handlers = None if quick else costs_before[event_type]
         rows.append(
             Row(
                 "6 queue",
