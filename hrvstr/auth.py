@@ -11,7 +11,9 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import connections, router
 from django.db.models import Field
 from django.db.models.query import get_related_populators
+from django.dispatch import receiver
 from django.http import HttpRequest
+from django.test.signals import setting_changed
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken, TokenError
@@ -85,7 +87,8 @@ class AccountJWTAuthentication(JWTAuthentication):
 # on every call for days, and checking its signature and claims again (base64, two JSON
 # documents, an HMAC) was 15% of tier-info's CPU in the process (bench/tier_info.py). The key
 # is the whole token, so only the exact bytes once verified hit; an invalid token is never
-# stored (lru_cache keeps no exceptions). A new signing key means a restart, which empties it.
+# stored (lru_cache keeps no exceptions). A new signing key means a restart, which empties it;
+# a test that changes SIMPLE_JWT (token classes, lifetimes) empties it too.
 VERIFIED_TOKENS_PER_PROCESS = 4096
 
 
@@ -93,6 +96,12 @@ VERIFIED_TOKENS_PER_PROCESS = 4096
 def token_verified(raw_token: bytes) -> Token:
     """simplejwt's whole validation of ``raw_token`` (signature, type, claims, expiry)."""
     return JWTAuthentication().get_validated_token(raw_token)
+
+
+@receiver(setting_changed)
+def _forget_verified_tokens(*, setting: str, **kwargs: Any) -> None:
+    if setting == "SIMPLE_JWT":
+        token_verified.cache_clear()
 
 
 class AccountJWTScheme(OpenApiAuthenticationExtension):

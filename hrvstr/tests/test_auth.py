@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -69,22 +70,26 @@ def test_tokens_for_deleted_inactive_or_malformed_users_are_401(anon, owner, oth
         assert response.status_code == 401, token
 
 
+@pytest.fixture
+def decoded(monkeypatch) -> list[str]:
+    """The tokens simplejwt decodes (verifies) from now on."""
+    seen: list[str] = []
+    decode = TokenBackend.decode
+
+    def counted(self, token, *args, **kwargs):
+        seen.append(token)
+        return decode(self, token, *args, **kwargs)
+
+    monkeypatch.setattr(TokenBackend, "decode", counted)
+    return seen
+
+
 def _get(client, token: str):
     return client.get("/api/subscription/tier-info", HTTP_AUTHORIZATION=f"Bearer {token}")
 
 
-def test_a_token_is_verified_once_per_process_and_its_expiry_on_every_request(
-    anon, owner, monkeypatch
-):
+def test_a_token_is_verified_once_per_process_and_its_expiry_on_every_request(anon, owner, decoded):
     token_verified.cache_clear()
-    decoded = []
-    decode = TokenBackend.decode
-
-    def counted(self, *args, **kwargs):
-        decoded.append(args[0])
-        return decode(self, *args, **kwargs)
-
-    monkeypatch.setattr(TokenBackend, "decode", counted)
     token = tokens_issue(user=owner).access
     assert _get(anon, token).status_code == 200
     assert _get(anon, token).status_code == 200
@@ -115,3 +120,13 @@ def test_only_the_exact_verified_bytes_pass(anon, owner):
     assert _get(anon, f"{header}.{payload}.{flipped}").status_code == 401
     assert _get(anon, f"{header}.{payload}.{signature}x").status_code == 401
     assert _get(anon, token).status_code == 200
+
+
+def test_a_change_of_token_settings_verifies_tokens_afresh(anon, owner, settings, decoded):
+    token = tokens_issue(user=owner).access
+    assert _get(anon, token).status_code == 200
+    decoded.clear()
+    settings.SIMPLE_JWT = settings.SIMPLE_JWT | {"LEEWAY": 1}
+    assert _get(anon, token).status_code == 200
+    assert _get(anon, token).status_code == 200
+    assert len(decoded) == 1

@@ -3,6 +3,8 @@ request that never touched them (the JSON API) leaves a pending one where it was
 
 from __future__ import annotations
 
+from django.utils.functional import empty
+
 NOTHING_TO_PAY = "There is nothing to pay right now."
 
 
@@ -14,6 +16,7 @@ def test_a_message_waits_through_api_calls_and_is_shown_once(owner_client):
     api = owner_client.get("/api/subscription/tier-info")
     assert api.status_code == 200 and api.json()["success"] is True
     assert "messages" not in api.cookies  # neither rewritten nor deleted
+    assert api.wsgi_request._messages._wrapped is empty  # no storage was even made
 
     assert NOTHING_TO_PAY in owner_client.get("/billing/").content.decode()
     assert NOTHING_TO_PAY not in owner_client.get("/billing/").content.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import timedelta
 
@@ -181,6 +182,8 @@ def test_tier_info_costs_one_query_and_304s_on_an_unchanged_etag(api, owner):
     assert first.status_code == 200
     assert len(queries) <= 2
     etag = first["ETag"]
+    # The tag is the hash of the very bytes sent.
+    assert etag == '"' + hashlib.blake2b(first.content, digest_size=16).hexdigest() + '"'
     with CaptureQueriesContext(connection) as queries:
         cached = api.get("/api/subscription/tier-info", HTTP_IF_NONE_MATCH=etag)
     assert cached.status_code == 304
@@ -513,11 +516,14 @@ def test_an_idempotency_key_is_honoured_however_late_the_retry_comes(api, owner)
 
 
 def test_the_api_answers_json_whatever_accept_says_and_the_schema_still_negotiates(api, anon):
-    for accept in ("text/html", "application/xml", "*/*", "application/json; q=0.1, text/csv"):
+    for accept in ("text/html", "application/xml", "*/*", "text/csv, application/pdf"):
         response = api.get("/api/subscription/tier-info", HTTP_ACCEPT=accept)
         assert response.status_code == 200, accept
         assert response["Content-Type"] == "application/json"
         assert response.json()["success"] is True
+    # Parameters still reach the renderer (DRF's JSON renderer indents on request).
+    indented = api.get("/api/credits/balance", HTTP_ACCEPT="application/json; indent=2")
+    assert indented.status_code == 200 and b'\n  "' in indented.content
     assert api.get("/api/subscription/tier-info?format=xml").status_code == 404
     assert api.post("/api/credits/spend", "a=1", content_type="text/plain").status_code == 415
     schema = anon.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
