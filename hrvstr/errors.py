@@ -11,7 +11,8 @@ import logging
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -116,16 +117,34 @@ def ratelimited(request: HttpRequest, exception: Exception) -> JsonResponse:
     return response
 
 
+# The API's answer to a request Django routed nowhere (404) or to a method a view does not take.
+API_ROUTING_ERRORS = {
+    404: ("Not found", "not_found"),
+    405: ("Method not allowed", "method_not_allowed"),
+}
+
+
+def api_routing_error(status_code: int) -> JsonResponse:
+    message, code = API_ROUTING_ERRORS[status_code]
+    return JsonResponse({"success": False, "error": message, "code": code}, status=status_code)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's ``handler404``: the API's JSON error under /api/, Django's page elsewhere.
+
+    Under /api/ the HTML page was rendered and then replaced by the middleware below: wasted
+    work, and a 500 where the page cannot render (static files not collected yet)."""
+    if request.path_info.startswith("/api/"):
+        return api_routing_error(404)
+    return page_not_found(request, exception)
+
+
 class ApiErrorsAsJsonMiddleware:
     """Under /api/, a 404 or 405 answered by Django (no route, or a view that only takes POST)
     becomes the API's JSON error instead of an HTML page; answers that are JSON already (DRF's)
     pass unchanged. Only /api/ paths: pages keep the HTML 404, and a catch-all route for a
-    served SPA (outside /api/) is not affected."""
-
-    ERRORS = {
-        404: ("Not found", "not_found"),
-        405: ("Method not allowed", "method_not_allowed"),
-    }
+    served SPA (outside /api/) is not affected. (With DEBUG off, ``not_found`` answers a
+    routing 404 in JSON already; this catches the rest.)"""
 
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
@@ -133,14 +152,11 @@ class ApiErrorsAsJsonMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         response = self.get_response(request)
         if (
-            response.status_code in self.ERRORS
+            response.status_code in API_ROUTING_ERRORS
             and request.path_info.startswith("/api/")
             and not response.get("Content-Type", "").startswith("application/json")
         ):
-            message, code = self.ERRORS[response.status_code]
-            replacement = JsonResponse(
-                {"success": False, "error": message, "code": code}, status=response.status_code
-            )
+            replacement = api_routing_error(response.status_code)
             if response.has_header("Allow"):
                 replacement["Allow"] = response["Allow"]
             return replacement

@@ -12,6 +12,8 @@ from hrvstr.spa import spa_index
 from subscriptions import urls as subscriptions_urls
 from subscriptions.views import password_form
 
+handler404 = "hrvstr.errors.not_found"
+
 djstripe_urlpatterns = [
     path(
         "webhook/<uuid:uuid>/",

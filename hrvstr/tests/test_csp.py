@@ -104,6 +104,14 @@ def test_a_404_under_api_is_json(path):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"success": False, "error": "Not found", "code": "not_found"}
+    assert response.templates == []  # no HTML page rendered and thrown away
+
+
+@pytest.mark.django_db
+def test_a_page_404_is_still_the_html_page():
+    response = Client().get("/no-such-page/")
+    assert response.status_code == 404
+    assert [t.name for t in response.templates][:1] == ["404.html"]
 
 
 @pytest.mark.django_db
