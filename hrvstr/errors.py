@@ -124,6 +124,11 @@ API_ROUTING_ERRORS = {
 }
 
 
+def is_api_request(request: HttpRequest) -> bool:
+    """Under /api/: answered in JSON, errors included."""
+    return request.path_info.startswith("/api/")
+
+
 def api_routing_error(status_code: int) -> JsonResponse:
     message, code = API_ROUTING_ERRORS[status_code]
     return JsonResponse({"success": False, "error": message, "code": code}, status=status_code)
@@ -134,7 +139,7 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
     Under /api/ the HTML page was rendered and then replaced by the middleware below: wasted
     work, and a 500 where the page cannot render (static files not collected yet)."""
-    if request.path_info.startswith("/api/"):
+    if is_api_request(request):
         return api_routing_error(404)
     return page_not_found(request, exception)
 
@@ -153,7 +158,7 @@ class ApiErrorsAsJsonMiddleware:
         response = self.get_response(request)
         if (
             response.status_code in API_ROUTING_ERRORS
-            and request.path_info.startswith("/api/")
+            and is_api_request(request)
             and not response.get("Content-Type", "").startswith("application/json")
         ):
             replacement = api_routing_error(response.status_code)

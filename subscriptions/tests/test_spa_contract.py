@@ -105,9 +105,12 @@ def test_tier_info_with_the_spas_cache_busting_headers(api, anon, owner):
         "/api/subscription/tier-info?_t=1700000000000&_r=0.123",
         HTTP_CACHE_CONTROL="no-cache, no-store, must-revalidate",
         HTTP_PRAGMA="no-cache",
+        HTTP_ACCEPT="*/*",  # fetch()'s default: TierContext sets none
     )
     assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == SPA
+    # TierContext throws unless the content type includes application/json.
+    assert "application/json" in response["Content-Type"]
     body = response.json()
     assert body["success"] is True
     data = body["data"]
