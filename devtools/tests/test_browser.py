@@ -21,8 +21,9 @@ pytestmark = [
     pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium and playwright"),
 ]
 TIMEOUT_MS = 20_000
-# Under `make test` the whole customer life below walks the pages; the journeys marked
-# full_size_only() run in CI and make test-full.
+# Under `make test` one journey walks the pages: sign up, pay for pro on the offline Stripe's
+# page, buy credits (the money path, in half the time of the whole customer life); the
+# journeys marked full_size_only() run in CI and make test-full.
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +135,6 @@ def pay_on_stripe(page, card="4242 4242 4242 4242"):
     page.get_by_role("button", name=re.compile("Subscribe|Pay")).click()
 
 
-@full_size_only()
 def test_sign_up_choose_pro_pay_on_stripe_and_see_pro_then_buy_credits(
     page, live_server, stripe_server
 ):
@@ -461,6 +461,7 @@ def test_support_sees_credits_first_and_stripe_objects_folded_away(page, live_se
         assert box is not None and box["x"] + box["width"] <= 1280, column
 
 
+@full_size_only()
 def test_a_customer_life_subscribe_upgrade_fail_pay_downgrade_cancel_return_and_top_up(
     page, live_server, stripe_server
 ):

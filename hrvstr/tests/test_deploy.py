@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+# One worker runs the module, so its one `check --deploy` serves both tests that read it.
+pytestmark = pytest.mark.xdist_group("deploy")
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -36,8 +40,15 @@ def production_env(tmp_path) -> dict[str, str]:
     }
 
 
-def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    result = manage("check", "--deploy", "--fail-level", "WARNING", **production_env(tmp_path))
+@pytest.fixture(scope="module")
+def deploy_check(tmp_path_factory) -> tuple[dict[str, str], subprocess.CompletedProcess]:
+    """One ``check --deploy`` with production settings (a start of Django costs seconds)."""
+    env = production_env(tmp_path_factory.mktemp("deploy"))
+    return env, manage("check", "--deploy", "--fail-level", "WARNING", **env)
+
+
+def test_check_deploy_is_clean_with_production_settings(deploy_check):
+    _, result = deploy_check
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -63,9 +74,8 @@ def test_without_a_secret_key_production_refuses_to_start(tmp_path):
     assert "SECRET_KEY must be set" in result.stderr
 
 
-def test_no_secret_reaches_the_output_of_a_start(tmp_path):
-    env = production_env(tmp_path)
-    result = manage("check", "--deploy", **env)
+def test_no_secret_reaches_the_output_of_a_start(deploy_check):
+    env, result = deploy_check
     output = result.stdout + result.stderr
     for name in ("SECRET_KEY", "STRIPE_TEST_SECRET_KEY", "STRIPE_TEST_WEBHOOK_SECRET"):
         assert env[name] not in output, name
