@@ -37,7 +37,7 @@ soak: install
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 # Issue 7's benchmarks, one table (needs PostgreSQL and wrk; see bench/run.py): under 10
-# minutes on a quiet 2-core machine (11 here); bench-quick in about two (120-136 s here).
+# minutes on a quiet 2-core machine (642-668 s here); bench-quick in about two (120-136 s here).
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
