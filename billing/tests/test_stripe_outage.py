@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import stripe
+from django.db import connections
 from django.test import Client
 
 from billing import gateway
@@ -73,12 +74,17 @@ def test_checkout_answers_stripe_unavailable_within_the_timeout_and_spends_go_on
 
     def start_checkout() -> None:
         started = time.monotonic()
-        response = bearer_client(owner).post(
-            "/api/billing/create-checkout-session",
-            {"tier": "pro", "interval": "month"},
-            format="json",
-        )
-        checkout.update(response=response, seconds=time.monotonic() - started)
+        try:
+            response = bearer_client(owner).post(
+                "/api/billing/create-checkout-session",
+                {"tier": "pro", "interval": "month"},
+                format="json",
+            )
+            checkout.update(response=response, seconds=time.monotonic() - started)
+        finally:
+            # This thread's own connection: left open, a statement it did not finish can hold
+            # SQLite's lock, and the test database's flush waited its 20 s timeout for it.
+            connections.close_all()
 
     thread = threading.Thread(target=start_checkout)
     thread.start()
