@@ -18,6 +18,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 
 from activities.models import EmailSent
+from hrvstr.db import insert_unless_present
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +32,11 @@ def email_once(*, user: User, key: str, kind: str, context: dict[str, Any], to: 
     context = {"user": user, "site_url": settings.SITE_URL, **context}
     subject = " ".join(render_to_string(f"activities/email/{kind}_subject.txt", context).split())
     body = render_to_string(f"activities/email/{kind}.txt", context)
-    with transaction.atomic():
-        _, created = EmailSent.objects.get_or_create(
-            key=key[:255], defaults={"user": user, "kind": kind, "subject": subject[:200]}
-        )
-        if created:
-            transaction.on_commit(lambda: _deliver(address, subject, body, key))
-    return created
+    sent = EmailSent(user=user, key=key[:255], kind=kind, subject=subject[:200])
+    if not insert_unless_present(sent):
+        return False
+    transaction.on_commit(lambda: _deliver(address, subject, body, key))
+    return True
 
 
 def _deliver(address: str, subject: str, body: str, key: str) -> None:

@@ -3,9 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
 
 from activities.models import Activity, ActivityType, Actor, LedgerEntry, LedgerKind
+from hrvstr.db import insert_unless_present
 
 
 def ledger_append(
@@ -64,8 +64,5 @@ def activity_record(
     )
     if dedupe_key is None:
         return Activity.objects.create(**fields)
-    try:
-        with transaction.atomic():
-            return Activity.objects.create(**fields)
-    except IntegrityError:
-        return None
+    activity = Activity(**fields)
+    return activity if insert_unless_present(activity) else None
