@@ -152,6 +152,10 @@ def _api_key(trigger: WebhookEventTrigger) -> str | None:
     )
 
 
+# What ``WebhookEventTrigger.process`` sets, and the row's auto_now time.
+_PROCESSED_FIELDS = ("event", "processed", "exception", "traceback", "updated")
+
+
 def webhook_process(*, trigger_id: int) -> bool:
     """Process one stored delivery (dj-stripe's sync, then our receivers), all or nothing.
 
@@ -179,8 +183,10 @@ def webhook_process(*, trigger_id: int) -> bool:
             djstripe_signals.webhook_post_process.send(
                 sender=WebhookEventTrigger, instance=trigger, api_key=api_key
             )
-            # "processed" commits with the effects, or not at all.
-            trigger.save()
+            # "processed" commits with the effects, or not at all. Only what processing set:
+            # rewriting the stored body and headers (kilobytes, TOASTed on PostgreSQL) with
+            # the same values was most of this UPDATE.
+            trigger.save(update_fields=_PROCESSED_FIELDS)
     except Exception as exc:
         max_length = WebhookEventTrigger._meta.get_field("exception").max_length
         WebhookEventTrigger.objects.filter(pk=trigger.pk).update(

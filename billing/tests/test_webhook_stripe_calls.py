@@ -106,29 +106,83 @@ def test_with_dj_stripes_own_handlers_the_same_life_ends_the_same(
     assert max(calls_per_delivery["invoice.paid"]) > 1  # the subscription read again
 
 
-def test_a_delivery_looks_up_djstripes_owner_account_once(api, owner, stripe_harness, monkeypatch):
-    """dj-stripe finds the account owning each row it syncs from the API key, in the database,
-    once per row (billing/owner_account.py): within one delivery it is looked up once."""
+@pytest.fixture
+def queries_per_delivery(stripe_harness, monkeypatch):
+    """The SQL of each delivery to the endpoint: {event type: [[statement, ...], ...]}."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    lookups: dict[str, list[int]] = defaultdict(list)
+    captured: dict[str, list[list[str]]] = defaultdict(list)
     original_post = stripe_harness.post
 
     def post(delivery):
         with CaptureQueriesContext(connection) as queries:
             status = original_post(delivery)
-        lookups[delivery.event["type"]].append(
-            sum('"djstripe_apikey"' in query["sql"] for query in queries.captured_queries)
-        )
+        captured[delivery.event["type"]].append([q["sql"] for q in queries.captured_queries])
         return status
 
     monkeypatch.setattr(stripe_harness, "post", post)
+    return captured
+
+
+def test_a_delivery_looks_up_djstripes_owner_account_once(
+    api, owner, stripe_harness, queries_per_delivery
+):
+    """dj-stripe finds the account owning each row it syncs from the API key, in the database,
+    once per row (billing/owner_account.py): within one delivery it is looked up once."""
     subscribe_pro(api, stripe_harness)
     buy_bundle(api, stripe_harness)
     assert CreditAccount.objects.get(user=owner).purchased_balance == 250
-    assert set(lookups) >= WAITED_ON - {"customer.subscription.updated"}, dict(lookups)
+    lookups = {
+        event_type: [sum('"djstripe_apikey"' in sql for sql in delivery) for delivery in deliveries]
+        for event_type, deliveries in queries_per_delivery.items()
+    }
+    assert set(lookups) >= WAITED_ON - {"customer.subscription.updated"}, lookups
     # One for the secret key of the account dj-stripe's trigger names, one to find the account
     # a key belongs to; not one per synced row.
     over = {event_type: counts for event_type, counts in lookups.items() if max(counts) > 2}
     assert not over, f"the API-key table read more than twice in a delivery: {over}"
+
+
+def test_a_delivery_writes_a_subscription_item_once(
+    api, owner, stripe_harness, queries_per_delivery
+):
+    """dj-stripe 2.11 creates a new subscription item, then syncs it again with the same values;
+    billing/event_objects.py stores each item once, and the rest of the life still works."""
+    subscribe_pro(api, stripe_harness)
+    stripe_harness.emulator.advance_clock(31 * DAY + 2 * HOUR)
+    stripe_harness.deliver()
+    account = CreditAccount.objects.get(user=owner)
+    assert (account.tier, account.monthly_used, account.monthly_allowance) == ("pro", 0, 500)
+    writes = {
+        event_type: [
+            sum(
+                sql.startswith(("INSERT", "UPDATE")) and '"djstripe_subscriptionitem"' in sql
+                for sql in delivery
+            )
+            for delivery in deliveries
+        ]
+        for event_type, deliveries in queries_per_delivery.items()
+    }
+    assert max(writes["customer.subscription.created"]) == 1, writes  # stored, once
+    over = {event_type: counts for event_type, counts in writes.items() if max(counts) > 1}
+    assert not over, f"a subscription's one item written more than once in a delivery: {over}"
+
+
+def test_marking_a_delivery_processed_does_not_rewrite_its_stored_body(
+    api, owner, stripe_harness, queries_per_delivery
+):
+    from djstripe.models import WebhookEventTrigger
+
+    subscribe_pro(api, stripe_harness)
+    marks = [
+        sql
+        for deliveries in queries_per_delivery.values()
+        for delivery in deliveries
+        for sql in delivery
+        if sql.startswith('UPDATE "djstripe_webhookeventtrigger"')
+    ]
+    assert marks and not any('"body"' in sql or '"headers"' in sql for sql in marks), marks
+    triggers = WebhookEventTrigger.objects.filter(valid=True)
+    assert triggers.exists() and not triggers.filter(processed=False).exists()
+    assert not triggers.filter(event__isnull=True).exists()
