@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from enum import Enum
-from typing import Literal
 
 from activities.models import LedgerEntry, LedgerKind
 from billing import gateway
@@ -78,29 +76,20 @@ def owed_cents(payment_intent: str | StripeDict) -> int | None:
     return refunded + max(withdrawn, 0)
 
 
-class _NotAsked(Enum):
-    NOT_ASKED = "not asked"
-
-
-UNPAID = _NotAsked.NOT_ASKED  # owed_cents' answer not asked yet
-
-
-def purchase_clawback_sync(
-    *, payment_intent_id: str | None, owed: int | Literal[_NotAsked.NOT_ASKED] | None = UNPAID
-) -> LedgerEntry | None:
-    """Bring a bundle's clawback in line with its payment's refunds and disputes on Stripe.
-
-    ``owed`` is ``owed_cents`` read already (before the caller locked the account: no row lock
-    is held across a Stripe call, so the same customer's spends never wait on Stripe).
-    """
+def purchase_clawback_sync(*, payment_intent_id: str | None) -> LedgerEntry | None:
+    """Bring a bundle's clawback in line with its payment's refunds and disputes on Stripe."""
     purchase = purchase_for_payment_intent(payment_intent_id)
     if purchase is None or not payment_intent_id:
         return None  # not a credit bundle (a subscription invoice), or not bought yet
+    return _settle(purchase, lambda: owed_cents(payment_intent_id))
 
-    def target() -> int | None:
-        return owed_cents(payment_intent_id) if owed is UNPAID else owed
 
-    return _settle(purchase, target)
+def purchase_clawback_settle(purchase: LedgerEntry, *, owed: int | None) -> LedgerEntry | None:
+    """``purchase_clawback_sync`` for a purchase in hand (a Checkout's, just recorded), with
+    ``owed_cents`` read already: before the caller locked the account (no row lock is held
+    across a Stripe call, so the same customer's spends never wait on Stripe), and the row
+    is not looked up again."""
+    return _settle(purchase, lambda: owed)
 
 
 def purchase_unpaid_reverse(*, user_id: int, source: str) -> LedgerEntry | None:

@@ -34,7 +34,8 @@ def kept_subscription(user: User, subscription: StripeDict) -> StripeDict:
     """
     if subscription.get("status") not in LIVE_STATUSES:
         return subscription
-    account = CreditAccount.objects.filter(user=user).only("stripe_subscription_id").first()
+    # Read with the user when it came from ``billing.sync.user_for_customer``; else one query.
+    account: CreditAccount | None = getattr(user, "credit_account", None)
     if account is None or account.stripe_subscription_id in {"", subscription["id"]}:
         return subscription
     customer_id = object_id(subscription.get("customer"))

@@ -160,7 +160,8 @@ def state_for(
     state = subscription_state(subscription, observed_at=observed_at)
     paid = True
     if state.tier is not None and state.status in LIVE_STATUSES:
-        account = CreditAccount.objects.filter(user=user).only("tier").first()
+        # Read with the user when it came from ``user_for_customer``; else one query.
+        account = getattr(user, "credit_account", None)
         current = catalogue.TIERS[account.tier] if account else catalogue.FREE_TIER
         if not current.at_least(state.tier):
             paid = subscription_paid_for(subscription)
@@ -188,13 +189,15 @@ def subscription_apply(
     idempotency_key: str,
     source: str = "",
     authoritative: bool = False,
+    user: User | None = None,
 ) -> LedgerEntry | None:
     """Apply a Stripe subscription to its customer's account. Unknown customers are skipped.
 
     A second live subscription of the same customer is ended here (see
-    ``billing.duplicates``) and the one kept is applied instead.
+    ``billing.duplicates``) and the one kept is applied instead. ``user``: the customer's
+    user, when the caller has just read it (an invoice's); else it is read here.
     """
-    user = _user_for(subscription)
+    user = user or _user_for(subscription)
     if user is None:
         logger.warning("subscription %s: no user for its customer", subscription.get("id"))
         return None
@@ -309,6 +312,7 @@ def invoice_paid_apply(invoice: StripeDict, *, event_id: str, observed_at: datet
         observed_at=observed_at,
         idempotency_key=f"sub:{subscription_id}:{event_id}",
         source=event_id,
+        user=user,
     )
     if reason not in RENEWAL_REASONS or period is None:
         return
@@ -365,7 +369,8 @@ def checkout_completed_apply(session: StripeDict, *, event_id: str) -> LedgerEnt
         payment_intent=payment_intent,
         amount_cents=int(session.get("amount_total") or 0),
     )
-    clawbacks.purchase_clawback_sync(payment_intent_id=payment_intent, owed=owed)
+    if payment_intent:
+        clawbacks.purchase_clawback_settle(purchase, owed=owed)
     return purchase
 
 
