@@ -33,7 +33,15 @@ class SupportAdminSite(admin.AdminSite):
     def get_app_list(
         self, request: HttpRequest, app_label: str | None = None
     ) -> list[dict[str, Any]]:
-        return sorted(super().get_app_list(request, app_label), key=_rank)
+        # Built once per request: the index page asked for it three times (ours, Django's
+        # index, the sidebar), and each build checks every model's permissions (dj-stripe's
+        # mirror alone registers dozens).
+        built: dict[str | None, list[dict[str, Any]]] = request.__dict__.setdefault(
+            "_support_app_lists", {}
+        )
+        if app_label not in built:
+            built[app_label] = sorted(super().get_app_list(request, app_label), key=_rank)
+        return built[app_label]
 
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

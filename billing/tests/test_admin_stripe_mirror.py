@@ -95,3 +95,22 @@ def test_the_index_lists_our_apps_first_and_folds_djstripe(admin_client):
         assert html.index(f'href="{ours}"') < mirror
     assert html.index('href="/admin/djstripe/customer/"') > mirror
     assert 'href="/admin/djstripe/customer/add/"' not in html
+
+
+def test_a_page_builds_the_app_list_once(admin_client, monkeypatch):
+    """Each build checks every registered model's permissions (dj-stripe's mirror is most of
+    them); the index page used to build it three times."""
+    from django.contrib.admin import AdminSite
+
+    builds = []
+    django_build = AdminSite.get_app_list
+
+    def counted(self, request, app_label=None):
+        builds.append(app_label)
+        return django_build(self, request, app_label)
+
+    monkeypatch.setattr(AdminSite, "get_app_list", counted)
+    for path in ("/admin/", "/admin/subscriptions/creditaccount/", "/admin/djstripe/"):
+        builds.clear()
+        assert admin_client.get(path).status_code == 200
+        assert len(builds) == len(set(builds)), (path, builds)
