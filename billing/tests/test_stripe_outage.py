@@ -17,7 +17,7 @@ from django.db import connections
 from django.test import Client
 
 from billing import gateway
-from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET
+from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, catalogue_ready
 from conftest import bearer_client, logged_in
 from stripe_emulator import Emulator
 from subscriptions import services
@@ -41,9 +41,9 @@ def paused_stripe(settings, transactional_db):
     settings.RATELIMIT_ENABLE = False
     previous = (stripe.api_base, stripe.default_http_client, stripe.max_network_retries)
     stripe.default_http_client = None  # the SDK's stock client, as in production
-    from billing.catalogue_sync import catalogue_sync
-
-    catalogue_sync()  # prices exist (and are cached) before the outage
+    # Prices exist (and are cached) before the outage: made over HTTP by the first test in a
+    # process, copied into later ones (~1 s of setup each, with this emulator served).
+    catalogue_ready(emulator)
     for key in ("pro_monthly",):
         from billing.services import price_id_for
 
