@@ -186,3 +186,29 @@ def test_marking_a_delivery_processed_does_not_rewrite_its_stored_body(
     triggers = WebhookEventTrigger.objects.filter(valid=True)
     assert triggers.exists() and not triggers.filter(processed=False).exists()
     assert not triggers.filter(event__isnull=True).exists()
+
+
+def test_an_object_is_stored_with_the_values_dj_stripe_would_have_stored(
+    api, owner, stripe_harness
+):
+    """billing/event_objects.py turns an SDK object into plain values without the SDK's
+    indented ``str()``: the record, and the stored JSON with its key order, are what dj-stripe's
+    ``json.loads(str(obj))`` gives, for expanded objects and for prices' decimal strings."""
+    import json
+
+    from djstripe import models as djstripe_models
+
+    from billing.event_objects import EXPANSIONS, _record_from_plain_data
+
+    subscribe_pro(api, stripe_harness)
+    invoice_id = djstripe_models.Invoice.objects.get().id
+    model, expand = EXPANSIONS["invoice"]
+    invoice = stripe.Invoice.retrieve(invoice_id, expand=expand, api_key=SECRET_KEY)
+    price_id = invoice.to_dict()["lines"]["data"][0]["pricing"]["price_details"]["price"]
+    price = stripe.Price.retrieve(price_id, expand=["tiers"], api_key=SECRET_KEY)
+    assert any(key.endswith("_decimal") for key in price.to_dict())  # a Decimal in the SDK
+    for cls, obj in ((model, invoice), (djstripe_models.Price, price)):
+        expected = _record_from_plain_data(cls, json.loads(str(obj)), api_key=SECRET_KEY)
+        record = cls._stripe_object_to_record(obj, api_key=SECRET_KEY)
+        assert record == expected
+        assert json.dumps(record["stripe_data"]) == json.dumps(expected["stripe_data"])
