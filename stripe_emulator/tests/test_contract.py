@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import stripe
 
-from stripe_emulator import shape_check
+from stripe_emulator import Emulator, shape_check
 from stripe_emulator.client import EmulatorHTTPClient
 
-from .tests_helpers import KEY, START, subscribe
+from .tests_helpers import KEY, SECRET, START, FakeClock, Sink, subscribe
 
 # The top-level field names of Stripe's own example objects (stripe/openapi fixtures3.json),
 # kept in our tree so a fresh clone runs this test; refresh it from a newer fixtures3.json with
@@ -338,9 +339,29 @@ def run_full_scenario(emu) -> RecordingClient:
     return rec
 
 
+@pytest.fixture(scope="module")
+def played() -> Iterator[tuple[RecordingClient, Sink, Emulator]]:
+    """The full scenario, played once for the module: its tests only read what it recorded
+    and stored (2.5 s a play, five tests)."""
+    emulator = Emulator(clock=FakeClock())
+    target = Sink()
+    emulator.add_webhook_endpoint(target, SECRET, ["*"])
+    try:
+        yield run_full_scenario(emulator), target, emulator
+    finally:
+        emulator.close()
+
+
 @pytest.fixture
-def scenario(emu, sink):
-    return run_full_scenario(emu), sink
+def scenario(played):
+    rec, target, _ = played
+    return rec, target
+
+
+@pytest.fixture
+def emu(played):
+    """The emulator the scenario played on (the conftest's would be a fresh one)."""
+    return played[2]
 
 
 def test_every_response_and_nested_object_matches_the_sdk(scenario):
