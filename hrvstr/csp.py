@@ -18,11 +18,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
+import csp.middleware
 from csp.constants import NONE, SELF
 from csp.middleware import CSPMiddleware, PolicyParts
+from csp.utils import build_policy
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
 
 # Where our forms send people: Checkout and the customer portal (they answer with a redirect,
@@ -90,3 +97,42 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
             update["form-action"] = [*update.get("form-action", []), origin]
             parts.update = update
         return parts
+
+
+@lru_cache(maxsize=64)
+def _policy_built(parts: str, report_only: bool) -> str:
+    return build_policy(**json.loads(parts), report_only=report_only)
+
+
+def build_policy_once(
+    config: Any = None,
+    update: Any = None,
+    replace: Any = None,
+    nonce: str | None = None,
+    report_only: bool = False,
+) -> str:
+    """django-csp's ``build_policy``, built once per process for each distinct policy.
+
+    Its middleware builds both headers from the settings on every response (about 75 us of the
+    120 us it spends per response, 28% of a cheap API request in-process): the same strings
+    every time unless a view overrides the policy or a page asks for a nonce. A nonce is new per
+    request and is never kept; a policy JSON cannot express is built as before. The JSON key
+    keeps insertion order, which decides the order of the header's directives. A policy with
+    django-csp's NONCE placeholder (an object JSON cannot express) is built every time too."""
+    if nonce is not None:
+        return build_policy(config, update, replace, nonce, report_only)
+    try:
+        parts = json.dumps({"config": config, "update": update, "replace": replace})
+    except TypeError:  # NONCE, or a set of sources
+        return build_policy(config, update, replace, nonce, report_only)
+    return _policy_built(parts, report_only)
+
+
+@receiver(setting_changed)
+def _policy_settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("CONTENT_SECURITY_POLICY"):
+        _policy_built.cache_clear()
+
+
+# django-csp's middleware calls the function by its module's global name.
+csp.middleware.build_policy = build_policy_once

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from csp.constants import NONE, SELF
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.test import Client
@@ -92,6 +94,43 @@ def test_extra_sources_and_the_spa_policy_are_configurable():
     assert merged["worker-src"] == ["'self'", "blob:"]
     assert csp.base_directives()["connect-src"] == ["'self'"]  # the base is not changed
     assert settings.CSP_SPA_DIRECTIVES["script-src"] == ["'self'"]
+
+
+def test_a_policy_built_once_is_the_one_django_csp_builds_each_time():
+    from csp.constants import NONCE
+    from csp.utils import build_policy
+
+    spa = settings.CSP_SPA_DIRECTIVES
+    cases: list[dict[str, Any]] = [
+        {},
+        {"update": {"form-action": ["http://127.0.0.1:12345"], "worker-src": ["blob:"]}},
+        {"config": spa},
+        {"replace": {"img-src": ["https://cdn.example.com"]}},
+        {"config": {"upgrade-insecure-requests": True, "default-src": [SELF]}},
+        {"update": {"img-src": {"https://a.example", "https://b.example"}}},  # a set: not kept
+    ]
+    for parts in cases:
+        for report_only in (False, True):
+            for _ in range(2):  # built, then kept
+                assert csp.build_policy_once(**parts, report_only=report_only) == build_policy(
+                    **parts, report_only=report_only
+                ), parts
+    # A nonce is the request's own: never kept.
+    with_nonce: dict[str, Any] = {"config": {"script-src": [SELF, NONCE]}}
+    first = csp.build_policy_once(**with_nonce, nonce="first")
+    assert "'nonce-first'" in first
+    assert "'nonce-second'" in csp.build_policy_once(**with_nonce, nonce="second")
+
+
+@pytest.mark.django_db
+def test_a_changed_policy_setting_is_served_at_once(settings):
+    assert "img-src 'self' data:" in Client().get("/pricing/")["Content-Security-Policy"]
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": [SELF], "img-src": [NONE]}}
+    header = directives(Client().get("/pricing/")["Content-Security-Policy"])
+    assert header["img-src"] == [NONE]
+    assert "Content-Security-Policy-Report-Only" not in Client().get("/pricing/")
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"default-src": [SELF]}}
+    assert "default-src" in Client().get("/pricing/")["Content-Security-Policy-Report-Only"]
 
 
 # --- JSON errors under /api/ -------------------------------------------------------------------
