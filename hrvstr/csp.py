@@ -115,10 +115,10 @@ def build_policy_once(
 
     Its middleware builds both headers from the settings on every response (about 75 us of the
     120 us it spends per response, 28% of a cheap API request in-process): the same strings
-    every time unless a view overrides the policy or a page asks for a nonce. A nonce is new per
-    request and is never kept; a policy JSON cannot express is built as before. The JSON key
-    keeps insertion order, which decides the order of the header's directives. A policy with
-    django-csp's NONCE placeholder (an object JSON cannot express) is built every time too."""
+    every time unless a view overrides the policy or a page asks for a nonce. A request's nonce
+    is never kept, nor a policy JSON cannot express (django-csp's NONCE placeholder, a set of
+    sources): those are built every time, as before. The key keeps the parts' insertion order,
+    which decides the order of the header's directives."""
     if nonce is not None:
         return build_policy(config, update, replace, nonce, report_only)
     try:
