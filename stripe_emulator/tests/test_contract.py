@@ -340,32 +340,20 @@ def run_full_scenario(emu) -> RecordingClient:
 
 
 @pytest.fixture(scope="module")
-def played() -> Iterator[tuple[RecordingClient, Sink, Emulator]]:
-    """The full scenario, played once for the module: its tests only read what it recorded
-    and stored (2.5 s a play, five tests)."""
-    emulator = Emulator(clock=FakeClock())
-    target = Sink()
-    emulator.add_webhook_endpoint(target, SECRET, ["*"])
+def scenario() -> Iterator[tuple[RecordingClient, Sink, Emulator]]:
+    """The full scenario, played once for the module (2.5 s a play): its tests only read what
+    it recorded, delivered and stored."""
+    emu = Emulator(clock=FakeClock())
+    sink = Sink()
+    emu.add_webhook_endpoint(sink, SECRET, ["*"])
     try:
-        yield run_full_scenario(emulator), target, emulator
+        yield run_full_scenario(emu), sink, emu
     finally:
-        emulator.close()
-
-
-@pytest.fixture
-def scenario(played):
-    rec, target, _ = played
-    return rec, target
-
-
-@pytest.fixture
-def emu(played):
-    """The emulator the scenario played on (the conftest's would be a fresh one)."""
-    return played[2]
+        emu.close()
 
 
 def test_every_response_and_nested_object_matches_the_sdk(scenario):
-    rec, _ = scenario
+    rec, _, _ = scenario
     problems = []
     seen_types = set()
     for body in rec.bodies:
@@ -384,8 +372,8 @@ def test_every_response_and_nested_object_matches_the_sdk(scenario):
     assert expected <= seen_types
 
 
-def test_every_event_payload_and_type_matches_the_sdk(scenario, emu):
-    _, sink = scenario
+def test_every_event_payload_and_type_matches_the_sdk(scenario):
+    _, sink, emu = scenario
     allowed = shape_check.event_types()
     events = emu.events()
     assert len(events) > 80 and len(sink.events) == len(events)
@@ -408,21 +396,24 @@ def test_every_event_payload_and_type_matches_the_sdk(scenario, emu):
         assert needed in types
 
 
-def test_every_stored_object_matches_the_sdk(scenario, emu):
+def test_every_stored_object_matches_the_sdk(scenario):
+    _, _, emu = scenario
     problems = []
     for obj in emu.store.objects.values():
         problems += [f"{obj['object']} {obj['id']}: {p}" for p in shape_check.check(obj)]
     assert problems == []
 
 
-def test_no_legacy_fields_are_emitted(scenario, emu):
+def test_no_legacy_fields_are_emitted(scenario):
+    _, _, emu = scenario
     for obj in walk_objects(emu.store.to_json()["objects"]):
         legacy = LEGACY_FIELDS.get(obj["object"], set()) & set(obj)
         assert not legacy, (obj["object"], legacy)
 
 
-def test_top_level_fields_cover_stripes_own_examples(scenario, emu):
+def test_top_level_fields_cover_stripes_own_examples(scenario):
     """Every field in Stripe's example object that the SDK still declares is emitted too."""
+    _, _, emu = scenario
     examples = json.loads(EXAMPLE_FIELDS.read_text())["fields"]
     checked = 0
     for kind in {o["object"] for o in emu.store.objects.values()}:
