@@ -144,7 +144,13 @@ def stripe_harness(settings, db):
     """The offline Stripe behind the unmodified SDK, with webhooks posted to our endpoint."""
     import stripe
 
-    from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, StripeHarness, catalogue_ready
+    from billing.tests.harness import (
+        SECRET_KEY,
+        WEBHOOK_SECRET,
+        StripeHarness,
+        catalogue_ready,
+        endpoint_subscribe,
+    )
     from stripe_emulator import Emulator
     from stripe_emulator.client import EmulatorHTTPClient
 
@@ -152,7 +158,7 @@ def stripe_harness(settings, db):
     settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
     emulator = Emulator(delivery="sync")
     harness = StripeHarness(emulator=emulator)
-    emulator.add_webhook_endpoint(harness, secret=WEBHOOK_SECRET)
+    endpoint_subscribe(emulator, harness)
     previous = stripe.default_http_client
     stripe.default_http_client = EmulatorHTTPClient(emulator)
     try:

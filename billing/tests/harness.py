@@ -20,10 +20,21 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from stripe_emulator import Emulator
+from stripe_emulator.webhooks import Target
 from subscriptions.models import CreditAccount
 
 WEBHOOK_SECRET = "whsec_hrvstr_tests_0123456789"
 SECRET_KEY = "sk_test_hrvstrTests0123456789abcdef"
+
+
+def endpoint_subscribe(emulator: Emulator, target: str | Target) -> dict[str, Any]:
+    """Our webhook endpoint at the offline Stripe, subscribed to the event types production
+    registers (billing/webhook_events.py): Stripe sends an endpoint nothing else."""
+    from billing.webhook_events import enabled_events
+
+    return emulator.add_webhook_endpoint(
+        target, secret=WEBHOOK_SECRET, events=list(enabled_events())
+    )
 
 
 @dataclass

@@ -29,7 +29,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, StripeHarness
+from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, StripeHarness, endpoint_subscribe
 from subscriptions import catalogue
 from subscriptions.models import CreditAccount
 from subscriptions.selectors import ledger_drift
@@ -175,7 +175,7 @@ def fresh_stripe(settings):
     def make() -> StripeHarness:
         emulator = Emulator(delivery="sync")
         harness = StripeHarness(emulator=emulator)
-        emulator.add_webhook_endpoint(harness, secret=WEBHOOK_SECRET)
+        endpoint_subscribe(emulator, harness)
         stripe.default_http_client = EmulatorHTTPClient(emulator)
         cache.clear()  # price and portal ids belong to the previous emulator
         webhook_endpoint_forget()  # its row went with the rolled-back example

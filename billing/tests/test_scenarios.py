@@ -27,7 +27,13 @@ from django.test import Client
 
 from activities.models import Activity, ActivityType, LedgerEntry, LedgerKind
 from billing.stripe_data import invoice_subscription_period
-from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, payment_intent_of, stripe_customer_of
+from billing.tests.harness import (
+    SECRET_KEY,
+    WEBHOOK_SECRET,
+    endpoint_subscribe,
+    payment_intent_of,
+    stripe_customer_of,
+)
 from conftest import bearer_client
 from stripe_emulator import Emulator
 from stripe_emulator.client import EmulatorHTTPClient
@@ -183,7 +189,7 @@ def realistic_stripe(settings, db, request):
                 HTTP_STRIPE_SIGNATURE=headers["Stripe-Signature"],
             ).status_code
 
-        emulator.add_webhook_endpoint(post, secret=WEBHOOK_SECRET)
+        endpoint_subscribe(emulator, post)
         previous = stripe.default_http_client
         stripe.default_http_client = EmulatorHTTPClient(emulator)
         try:

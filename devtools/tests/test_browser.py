@@ -87,12 +87,12 @@ def stripe_server(live_server, settings):
     import stripe
 
     from billing.catalogue_sync import catalogue_sync, portal_configuration_sync
-    from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET
+    from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, endpoint_subscribe
     from stripe_emulator import Emulator
 
     emulator = Emulator(delivery="background", retry_delays=(0.2, 0.5, 1.0))
     server = emulator.serve("127.0.0.1", 0)
-    emulator.add_webhook_endpoint(f"{live_server.url}/api/billing/webhook", WEBHOOK_SECRET)
+    endpoint_subscribe(emulator, f"{live_server.url}/api/billing/webhook")
     settings.STRIPE_TEST_SECRET_KEY = SECRET_KEY
     settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
     settings.STRIPE_API_HOST = server.url
