@@ -140,31 +140,34 @@ def rate_limits_on(settings):
 
 
 @pytest.fixture
-def stripe_harness(settings, db):
-    """The offline Stripe behind the unmodified SDK, with webhooks posted to our endpoint."""
-    import stripe
+def stripe_snapshot() -> str | None:
+    """The offline Stripe's state each test starts from: None is the catalogue alone. A test
+    class whose tests share a customer life played once overrides it (harness.play_once)."""
+    return None
 
-    from billing.tests.harness import (
-        SECRET_KEY,
-        WEBHOOK_SECRET,
-        StripeHarness,
-        catalogue_ready,
-        endpoint_subscribe,
-    )
-    from stripe_emulator import Emulator
-    from stripe_emulator.client import EmulatorHTTPClient
+
+@pytest.fixture(scope="class")
+def class_db(django_db_setup, django_db_blocker):
+    """One transaction around a test class: what the class makes once stays for each of its
+    tests (their own transactions roll back to it), and goes after the last one."""
+    from django.db import transaction
+
+    with django_db_blocker.unblock():
+        atomic = transaction.atomic()
+        atomic.__enter__()
+        try:
+            yield
+        finally:
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
+
+
+@pytest.fixture
+def stripe_harness(settings, db, stripe_snapshot):
+    """The offline Stripe behind the unmodified SDK, with webhooks posted to our endpoint."""
+    from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, offline_stripe
 
     settings.STRIPE_TEST_SECRET_KEY = SECRET_KEY
     settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
-    emulator = Emulator(delivery="sync")
-    harness = StripeHarness(emulator=emulator)
-    endpoint_subscribe(emulator, harness)
-    previous = stripe.default_http_client
-    stripe.default_http_client = EmulatorHTTPClient(emulator)
-    try:
-        catalogue_ready(emulator)
-        harness.queued.clear()
+    with offline_stripe(stripe_snapshot) as harness:
         yield harness
-    finally:
-        stripe.default_http_client = previous
-        emulator.close()

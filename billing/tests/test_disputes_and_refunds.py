@@ -7,7 +7,14 @@ import pytest
 import stripe
 
 from activities.models import ActivityType, LedgerEntry, LedgerKind
-from billing.tests.harness import SECRET_KEY, checkout, payment_intent_of, spend, subscribe_pro
+from billing.tests.harness import (
+    SECRET_KEY,
+    PlayedOnce,
+    checkout,
+    payment_intent_of,
+    spend,
+    subscribe_pro,
+)
 from stripe_emulator.api import REFUND_SETTLE_SECONDS
 from stripe_emulator.checkout import ASYNC_SETTLE_SECONDS
 from subscriptions.models import CreditAccount
@@ -53,104 +60,109 @@ def submit(dispute, text):
     )
 
 
-@pytest.fixture
-def pro(api, stripe_harness):
-    subscribe_pro(api, stripe_harness)
-    return stripe_harness
+def pro_through_the_api(owner, harness) -> None:
+    from conftest import bearer_client
+
+    subscribe_pro(bearer_client(owner), harness)
 
 
-def test_an_inquiry_takes_nothing(api, owner, pro):
-    session_id = buy(api, pro, card=INQUIRY)
-    assert dispute_of(session_id).status == "warning_needs_response"
-    assert purchased(owner) == 250
-    submit(dispute_of(session_id), "winning_evidence")
-    pro.deliver()
-    assert purchased(owner) == 250
-    assert not LedgerEntry.objects.filter(user=owner, kind=LedgerKind.CLAWBACK).exists()
+@pytest.mark.xdist_group("disputes_pro")
+class TestOnPro(PlayedOnce):
+    """Each test starts subscribed to pro: ``pro_through_the_api`` played once for the class."""
 
+    life = staticmethod(pro_through_the_api)
 
-def test_an_inquiry_that_escalates_takes_the_credits_back(api, owner, pro):
-    session_id = buy(api, pro, card=INQUIRY)
-    pro.emulator.resolve_dispute(dispute_of(session_id).id, "lost")
-    pro.deliver()
-    assert purchased(owner) == 0
+    @pytest.fixture
+    def pro(self, owner, stripe_harness):
+        assert CreditAccount.objects.get(user=owner).tier == "pro"
+        return stripe_harness
 
+    def test_an_inquiry_takes_nothing(self, api, owner, pro):
+        session_id = buy(api, pro, card=INQUIRY)
+        assert dispute_of(session_id).status == "warning_needs_response"
+        assert purchased(owner) == 250
+        submit(dispute_of(session_id), "winning_evidence")
+        pro.deliver()
+        assert purchased(owner) == 250
+        assert not LedgerEntry.objects.filter(user=owner, kind=LedgerKind.CLAWBACK).exists()
 
-@pytest.mark.parametrize("order", ["sent", "reversed"])
-def test_a_chargeback_claws_back_and_a_won_dispute_gives_it_back(api, owner, pro, order):
-    session_id = buy(api, pro, card=FRAUD, order=order)
-    assert purchased(owner) == 0
-    submit(dispute_of(session_id), "winning_evidence")
-    pro.deliver(order=order, duplicate=True)
-    assert purchased(owner) == 250
-    kinds = list(
-        LedgerEntry.objects.filter(user=owner, source__startswith="cs_")
-        .order_by("id")
-        .values_list("kind", "purchased_delta")
-    )
-    assert kinds == [
-        (LedgerKind.PURCHASE, 250),
-        (LedgerKind.CLAWBACK, -250),
-        (LedgerKind.CLAWBACK_REVERSAL, 250),
-    ]
+    def test_an_inquiry_that_escalates_takes_the_credits_back(self, api, owner, pro):
+        session_id = buy(api, pro, card=INQUIRY)
+        pro.emulator.resolve_dispute(dispute_of(session_id).id, "lost")
+        pro.deliver()
+        assert purchased(owner) == 0
 
+    @pytest.mark.parametrize("order", ["sent", "reversed"])
+    def test_a_chargeback_claws_back_and_a_won_dispute_gives_it_back(self, api, owner, pro, order):
+        session_id = buy(api, pro, card=FRAUD, order=order)
+        assert purchased(owner) == 0
+        submit(dispute_of(session_id), "winning_evidence")
+        pro.deliver(order=order, duplicate=True)
+        assert purchased(owner) == 250
+        kinds = list(
+            LedgerEntry.objects.filter(user=owner, source__startswith="cs_")
+            .order_by("id")
+            .values_list("kind", "purchased_delta")
+        )
+        assert kinds == [
+            (LedgerKind.PURCHASE, 250),
+            (LedgerKind.CLAWBACK, -250),
+            (LedgerKind.CLAWBACK_REVERSAL, 250),
+        ]
 
-def test_a_lost_dispute_keeps_the_clawback(api, owner, pro):
-    session_id = buy(api, pro, card=NOT_RECEIVED)
-    submit(dispute_of(session_id), "losing_evidence")
-    pro.deliver()
-    assert purchased(owner) == 0
-    assert LedgerEntry.objects.filter(user=owner, kind=LedgerKind.CLAWBACK).count() == 1
+    def test_a_lost_dispute_keeps_the_clawback(self, api, owner, pro):
+        session_id = buy(api, pro, card=NOT_RECEIVED)
+        submit(dispute_of(session_id), "losing_evidence")
+        pro.deliver()
+        assert purchased(owner) == 0
+        assert LedgerEntry.objects.filter(user=owner, kind=LedgerKind.CLAWBACK).count() == 1
 
+    def test_a_won_dispute_gives_back_only_what_was_taken(self, api, owner, pro):
+        session_id = checkout(api, pro, {"bundle": "credits_250"})
+        pro.deliver()
+        spend(api, 600)  # 500 monthly + 100 purchased: 150 purchased left
+        charge = stripe.PaymentIntent.retrieve(payment_intent_of(session_id), api_key=SECRET_KEY)
+        dispute = pro.emulator.dispute_charge(charge.latest_charge, "fraudulent")
+        pro.deliver()
+        assert purchased(owner) == 0
+        clawback = LedgerEntry.objects.get(user=owner, kind=LedgerKind.CLAWBACK)
+        assert clawback.details == {"requested": 250, "taken": 150, "shortfall": 100}
+        pro.emulator.resolve_dispute(dispute["id"], "won")
+        pro.deliver(order="reversed")
+        assert purchased(owner) == 150
 
-def test_a_won_dispute_gives_back_only_what_was_taken(api, owner, pro):
-    session_id = checkout(api, pro, {"bundle": "credits_250"})
-    pro.deliver()
-    spend(api, 600)  # 500 monthly + 100 purchased: 150 purchased left
-    charge = stripe.PaymentIntent.retrieve(payment_intent_of(session_id), api_key=SECRET_KEY)
-    dispute = pro.emulator.dispute_charge(charge.latest_charge, "fraudulent")
-    pro.deliver()
-    assert purchased(owner) == 0
-    clawback = LedgerEntry.objects.get(user=owner, kind=LedgerKind.CLAWBACK)
-    assert clawback.details == {"requested": 250, "taken": 150, "shortfall": 100}
-    pro.emulator.resolve_dispute(dispute["id"], "won")
-    pro.deliver(order="reversed")
-    assert purchased(owner) == 150
+    def test_a_refund_that_fails_later_restores_the_credits(self, api, owner, pro):
+        session_id = buy(api, pro, card=REFUND_FAILS)
+        stripe.Refund.create(payment_intent=payment_intent_of(session_id), api_key=SECRET_KEY)
+        pro.deliver()
+        assert purchased(owner) == 0
+        pro.emulator.advance_clock(REFUND_SETTLE_SECONDS + 1)
+        pro.deliver(duplicate=True, order="shuffled")
+        assert purchased(owner) == 250
+        assert (
+            LedgerEntry.objects.filter(user=owner, kind=LedgerKind.CLAWBACK_REVERSAL).count() == 1
+        )
 
+    def test_a_bank_debit_grants_only_when_it_settles(self, api, owner, pro):
+        session_id = start_checkout(api, pro)
+        pro.emulator.complete_checkout(session_id, bank_account="000123456789")
+        pro.deliver()
+        assert purchased(owner) == 0
+        pro.emulator.advance_clock(ASYNC_SETTLE_SECONDS)
+        pro.deliver(duplicate=True)
+        assert purchased(owner) == 250
 
-def test_a_refund_that_fails_later_restores_the_credits(api, owner, pro):
-    session_id = buy(api, pro, card=REFUND_FAILS)
-    stripe.Refund.create(payment_intent=payment_intent_of(session_id), api_key=SECRET_KEY)
-    pro.deliver()
-    assert purchased(owner) == 0
-    pro.emulator.advance_clock(REFUND_SETTLE_SECONDS + 1)
-    pro.deliver(duplicate=True, order="shuffled")
-    assert purchased(owner) == 250
-    assert LedgerEntry.objects.filter(user=owner, kind=LedgerKind.CLAWBACK_REVERSAL).count() == 1
+    def test_a_returned_bank_debit_grants_nothing_and_says_so(self, api, owner, pro):
+        session_id = start_checkout(api, pro)
+        pro.emulator.complete_checkout(session_id, bank_account="000111111116")
+        pro.emulator.advance_clock(ASYNC_SETTLE_SECONDS)
+        pro.deliver(order="reversed")
+        assert purchased(owner) == 0
+        assert owner.activities.filter(activity_type=ActivityType.PAYMENT_FAILED).count() == 1
 
-
-def test_a_bank_debit_grants_only_when_it_settles(api, owner, pro):
-    session_id = start_checkout(api, pro)
-    pro.emulator.complete_checkout(session_id, bank_account="000123456789")
-    pro.deliver()
-    assert purchased(owner) == 0
-    pro.emulator.advance_clock(ASYNC_SETTLE_SECONDS)
-    pro.deliver(duplicate=True)
-    assert purchased(owner) == 250
-
-
-def test_a_returned_bank_debit_grants_nothing_and_says_so(api, owner, pro):
-    session_id = start_checkout(api, pro)
-    pro.emulator.complete_checkout(session_id, bank_account="000111111116")
-    pro.emulator.advance_clock(ASYNC_SETTLE_SECONDS)
-    pro.deliver(order="reversed")
-    assert purchased(owner) == 0
-    assert owner.activities.filter(activity_type=ActivityType.PAYMENT_FAILED).count() == 1
-
-
-def test_an_inquiry_on_an_earlier_purchase_takes_nothing(api, owner, pro):
-    session_id = buy(api, pro)
-    charge = stripe.PaymentIntent.retrieve(payment_intent_of(session_id), api_key=SECRET_KEY)
-    pro.emulator.dispute_charge(charge.latest_charge, "general", inquiry=True)
-    pro.deliver()
-    assert purchased(owner) == 250
+    def test_an_inquiry_on_an_earlier_purchase_takes_nothing(self, api, owner, pro):
+        session_id = buy(api, pro)
+        charge = stripe.PaymentIntent.retrieve(payment_intent_of(session_id), api_key=SECRET_KEY)
+        pro.emulator.dispute_charge(charge.latest_charge, "general", inquiry=True)
+        pro.deliver()
+        assert purchased(owner) == 250
