@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from billing.gateway import StripeUnavailable
+from billing.tests.harness import PlayedOnce
 from subscriptions.models import CreditAccount
 from subscriptions.services import component_unlock, credits_adjust
 
@@ -204,60 +205,6 @@ def test_no_card_before_the_first_plan(owner_client):
     assert "No card on file yet" in html and 'id="billing-details"' not in html
 
 
-def test_a_bundle_has_a_receipt_with_number_and_pdf_next_to_the_plans_invoice(
-    owner, owner_client, api, stripe_harness
-):
-    from billing.tests.harness import checkout_and_pay
-
-    subscribe(owner_client, stripe_harness)
-    checkout_and_pay(owner_client, stripe_harness, {"bundle": "credits_250"})
-    response = owner_client.get("/billing/")
-    receipt, plan = response.context["invoices"]
-    assert receipt["isReceipt"] and not plan["isReceipt"]
-    assert receipt["number"] and receipt["status"] == "paid" and receipt["amount"] == 1000
-    assert [line.description for line in receipt["lines"]] == ["250 credits (credit bundle)"]
-    html = response.content.decode()
-    assert f'<strong>{receipt["number"]}</strong> <span class="muted">(receipt)</span>' in html
-    assert f'<a href="{receipt["pdfUrl"]}" rel="noopener">PDF' in html
-    assert receipt["pdfUrl"].endswith(f"/invoices/{receipt['id']}/pdf")
-    assert "Paid on " in html
-    # The SPA's list has it too, in the shape it reads.
-    [spa_receipt, _] = api.get("/api/billing/invoices").json()["data"]
-    assert spa_receipt["id"] == receipt["id"]
-    assert spa_receipt["description"] == "250 credits (credit bundle)"
-    assert spa_receipt["downloadUrl"] == receipt["hostedUrl"]
-    # Paid once: the bundle's credits came with the Checkout, the receipt adds none.
-    from subscriptions.models import CreditAccount
-
-    assert CreditAccount.objects.get(user=owner).purchased_balance == 250
-
-
-def test_invoice_lines_name_the_plan_and_its_period(owner, owner_client, stripe_harness):
-    subscribe(owner_client, stripe_harness)
-    [invoice] = owner_client.get("/billing/").context["invoices"]
-    [line] = invoice["lines"]
-    assert line.description == "Pro plan, monthly" and line.amount == 1900
-    assert line.period_start and line.period_end and not line.proration
-    html = owner_client.get("/billing/").content.decode()
-    assert "Pro plan, monthly" in html and "HRVSTR Pro (at" not in html
-    assert f"{line.period_start:%-d %b %Y}</time> \N{EN DASH} <time" in html
-
-
-def test_an_upgrade_invoice_says_its_lines_are_prorations(owner, owner_client, stripe_harness):
-    subscribe(owner_client, stripe_harness)
-    stripe_harness.emulator.advance_clock(10 * DAY)
-    response = owner_client.post("/billing/change-plan/", {"tier": "elite", "interval": "month"})
-    assert response.status_code == 302
-    stripe_harness.deliver()
-    upgrade = owner_client.get("/billing/").context["invoices"][0]
-    unused, remaining = upgrade["lines"]
-    assert unused.proration and remaining.proration
-    assert unused.description.startswith("Unused time on Pro plan, monthly") and unused.amount < 0
-    assert remaining.description.startswith("Remaining time on Elite plan, monthly")
-    html = owner_client.get("/billing/").content.decode()
-    assert f"-${-unused.amount // 100}." in html  # a credit reads as one, not "$-12.34"
-
-
 def test_a_failed_renewal_says_when_stripe_retries(owner, owner_client, stripe_harness):
     subscribe(owner_client, stripe_harness, card="4000000000000341")
     stripe_harness.emulator.advance_clock(31 * DAY + HOUR)
@@ -268,85 +215,6 @@ def test_a_failed_renewal_says_when_stripe_retries(owner, owner_client, stripe_h
     html = owner_client.get("/billing/").content.decode()
     assert renewal["statusText"] in html
     assert f'<a href="{renewal["hostedUrl"]}" rel="noopener">Pay<' in html
-
-
-def test_the_billing_email_and_a_tax_id_are_set_at_stripe(owner, owner_client, stripe_harness):
-    subscribe(owner_client, stripe_harness)
-    form = owner_client.get("/billing/").context["details_form"]
-    assert form["email"].value() == "owner@example.com"
-    body = {
-        "email": "accounts@acme.example",
-        "tax_id_type": "eu_vat",
-        "tax_id_value": "DE123456789",
-    }
-    response = owner_client.post("/billing/details/", body, follow=True)
-    assert response.redirect_chain == [("/billing/", 302)]
-    assert "Saved at Stripe: tax id and billing e-mail." in response.content.decode()
-    customer = stripe_customer(owner)
-    assert customer.email == "accounts@acme.example"
-    assert [(t.type, t.value) for t in customer.tax_ids.data] == [("eu_vat", "DE123456789")]
-    # Shown at once (our call's answer), not after the webhook.
-    html = response.content.decode()
-    assert "<strong>DE123456789</strong>" in html and 'value="accounts@acme.example"' in html
-    stripe_harness.deliver()  # the webhooks then change nothing
-    assert owner_client.get("/billing/").context["details"]["email"] == "accounts@acme.example"
-
-
-def test_a_tax_id_stripe_refuses_is_a_form_error_and_nothing_changes(
-    owner, owner_client, stripe_harness
-):
-    subscribe(owner_client, stripe_harness)
-    body = {"email": "new@acme.example", "tax_id_type": "eu_vat", "tax_id_value": "123"}
-    response = owner_client.post("/billing/details/", body)
-    assert response.status_code == 400
-    html = response.content.decode()
-    assert "Stripe did not accept this: Invalid value for eu_vat." in html
-    assert '<p class="field-error" role="alert">' in html
-    customer = stripe_customer(owner)
-    assert customer.email == "owner@example.com" and customer.tax_ids.data == []
-
-
-def test_an_email_stripe_refuses_takes_the_new_tax_id_back(owner, owner_client, stripe_harness):
-    subscribe(owner_client, stripe_harness)
-    # Django takes an address at "localhost"; Stripe wants a dotted domain.
-    body = {"email": "billing@localhost", "tax_id_type": "eu_vat", "tax_id_value": "DE123456789"}
-    response = owner_client.post("/billing/details/", body)
-    assert response.status_code == 400
-    assert "Invalid email address: billing@localhost" in response.content.decode()
-    customer = stripe_customer(owner)
-    assert customer.email == "owner@example.com" and customer.tax_ids.data == []
-    assert owner_client.get("/billing/").context["details"]["tax_ids"] == []
-
-
-def test_a_bad_email_or_a_lone_tax_id_is_refused_before_stripe(owner, owner_client, stripe_harness):
-    subscribe(owner_client, stripe_harness)
-    for body in (
-        {"email": "not-an-address"},
-        {"email": "owner@example.com", "tax_id_value": "DE123456789"},
-        {"email": "owner@example.com", "tax_id_type": "xx_vat", "tax_id_value": "1"},
-    ):
-        assert owner_client.post("/billing/details/", body).status_code == 400
-    customer = stripe_customer(owner)
-    assert customer.email == "owner@example.com" and customer.tax_ids.data == []
-
-
-def test_a_tax_id_is_removed_at_stripe_only_by_its_owner(
-    owner, owner_client, other_user, other_client, stripe_harness
-):
-    subscribe(owner_client, stripe_harness)
-    subscribe(other_client, stripe_harness)
-    owner_client.post(
-        "/billing/details/",
-        {"email": "owner@example.com", "tax_id_type": "us_ein", "tax_id_value": "12-3456789"},
-    )
-    [tax_id] = stripe_customer(owner).tax_ids.data
-    response = other_client.post("/billing/details/tax-id/remove/", {"tax_id": tax_id.id})
-    assert response.status_code == 404
-    assert [t.id for t in stripe_customer(owner).tax_ids.data] == [tax_id.id]
-    response = owner_client.post("/billing/details/tax-id/remove/", {"tax_id": tax_id.id})
-    assert response.status_code == 302
-    assert stripe_customer(owner).tax_ids.data == []
-    assert "<strong>12-3456789</strong>" not in owner_client.get("/billing/").content.decode()
 
 
 def test_billing_details_need_a_billing_account(owner_client):
@@ -376,3 +244,150 @@ def test_billing_details_need_the_csrf_token_and_are_rate_limited(owner, monkeyp
     ]
     assert statuses[:20] == [302] * 20 and statuses[20] == 429
     assert len(calls) == 20
+
+
+def pro_from_the_pricing_page(owner, harness) -> None:
+    from conftest import logged_in
+
+    subscribe(logged_in(owner), harness)
+
+
+@pytest.mark.xdist_group("billing_page_on_pro")
+class TestOnPro(PlayedOnce):
+    """Each test starts subscribed to pro: ``pro_from_the_pricing_page`` played once for the
+    class."""
+
+    life = staticmethod(pro_from_the_pricing_page)
+
+    def test_a_bundle_has_a_receipt_with_number_and_pdf_next_to_the_plans_invoice(
+        self, owner, owner_client, api, stripe_harness
+    ):
+        from billing.tests.harness import checkout_and_pay
+
+        checkout_and_pay(owner_client, stripe_harness, {"bundle": "credits_250"})
+        response = owner_client.get("/billing/")
+        receipt, plan = response.context["invoices"]
+        assert receipt["isReceipt"] and not plan["isReceipt"]
+        assert receipt["number"] and receipt["status"] == "paid" and receipt["amount"] == 1000
+        assert [line.description for line in receipt["lines"]] == ["250 credits (credit bundle)"]
+        html = response.content.decode()
+        assert f'<strong>{receipt["number"]}</strong> <span class="muted">(receipt)</span>' in html
+        assert f'<a href="{receipt["pdfUrl"]}" rel="noopener">PDF' in html
+        assert receipt["pdfUrl"].endswith(f"/invoices/{receipt['id']}/pdf")
+        assert "Paid on " in html
+        # The SPA's list has it too, in the shape it reads.
+        [spa_receipt, _] = api.get("/api/billing/invoices").json()["data"]
+        assert spa_receipt["id"] == receipt["id"]
+        assert spa_receipt["description"] == "250 credits (credit bundle)"
+        assert spa_receipt["downloadUrl"] == receipt["hostedUrl"]
+        # Paid once: the bundle's credits came with the Checkout, the receipt adds none.
+        from subscriptions.models import CreditAccount
+
+        assert CreditAccount.objects.get(user=owner).purchased_balance == 250
+
+    def test_invoice_lines_name_the_plan_and_its_period(self, owner, owner_client, stripe_harness):
+        [invoice] = owner_client.get("/billing/").context["invoices"]
+        [line] = invoice["lines"]
+        assert line.description == "Pro plan, monthly" and line.amount == 1900
+        assert line.period_start and line.period_end and not line.proration
+        html = owner_client.get("/billing/").content.decode()
+        assert "Pro plan, monthly" in html and "HRVSTR Pro (at" not in html
+        assert f"{line.period_start:%-d %b %Y}</time> \N{EN DASH} <time" in html
+
+    def test_an_upgrade_invoice_says_its_lines_are_prorations(
+        self, owner, owner_client, stripe_harness
+    ):
+        stripe_harness.emulator.advance_clock(10 * DAY)
+        response = owner_client.post(
+            "/billing/change-plan/", {"tier": "elite", "interval": "month"}
+        )
+        assert response.status_code == 302
+        stripe_harness.deliver()
+        upgrade = owner_client.get("/billing/").context["invoices"][0]
+        unused, remaining = upgrade["lines"]
+        assert unused.proration and remaining.proration
+        assert (
+            unused.description.startswith("Unused time on Pro plan, monthly") and unused.amount < 0
+        )
+        assert remaining.description.startswith("Remaining time on Elite plan, monthly")
+        html = owner_client.get("/billing/").content.decode()
+        assert f"-${-unused.amount // 100}." in html  # a credit reads as one, not "$-12.34"
+
+    def test_the_billing_email_and_a_tax_id_are_set_at_stripe(
+        self, owner, owner_client, stripe_harness
+    ):
+        form = owner_client.get("/billing/").context["details_form"]
+        assert form["email"].value() == "owner@example.com"
+        body = {
+            "email": "accounts@acme.example",
+            "tax_id_type": "eu_vat",
+            "tax_id_value": "DE123456789",
+        }
+        response = owner_client.post("/billing/details/", body, follow=True)
+        assert response.redirect_chain == [("/billing/", 302)]
+        assert "Saved at Stripe: tax id and billing e-mail." in response.content.decode()
+        customer = stripe_customer(owner)
+        assert customer.email == "accounts@acme.example"
+        assert [(t.type, t.value) for t in customer.tax_ids.data] == [("eu_vat", "DE123456789")]
+        # Shown at once (our call's answer), not after the webhook.
+        html = response.content.decode()
+        assert "<strong>DE123456789</strong>" in html and 'value="accounts@acme.example"' in html
+        stripe_harness.deliver()  # the webhooks then change nothing
+        assert owner_client.get("/billing/").context["details"]["email"] == "accounts@acme.example"
+
+    def test_a_tax_id_stripe_refuses_is_a_form_error_and_nothing_changes(
+        self, owner, owner_client, stripe_harness
+    ):
+        body = {"email": "new@acme.example", "tax_id_type": "eu_vat", "tax_id_value": "123"}
+        response = owner_client.post("/billing/details/", body)
+        assert response.status_code == 400
+        html = response.content.decode()
+        assert "Stripe did not accept this: Invalid value for eu_vat." in html
+        assert '<p class="field-error" role="alert">' in html
+        customer = stripe_customer(owner)
+        assert customer.email == "owner@example.com" and customer.tax_ids.data == []
+
+    def test_an_email_stripe_refuses_takes_the_new_tax_id_back(
+        self, owner, owner_client, stripe_harness
+    ):
+        # Django takes an address at "localhost"; Stripe wants a dotted domain.
+        body = {
+            "email": "billing@localhost",
+            "tax_id_type": "eu_vat",
+            "tax_id_value": "DE123456789",
+        }
+        response = owner_client.post("/billing/details/", body)
+        assert response.status_code == 400
+        assert "Invalid email address: billing@localhost" in response.content.decode()
+        customer = stripe_customer(owner)
+        assert customer.email == "owner@example.com" and customer.tax_ids.data == []
+        assert owner_client.get("/billing/").context["details"]["tax_ids"] == []
+
+    def test_a_bad_email_or_a_lone_tax_id_is_refused_before_stripe(
+        self, owner, owner_client, stripe_harness
+    ):
+        for body in (
+            {"email": "not-an-address"},
+            {"email": "owner@example.com", "tax_id_value": "DE123456789"},
+            {"email": "owner@example.com", "tax_id_type": "xx_vat", "tax_id_value": "1"},
+        ):
+            assert owner_client.post("/billing/details/", body).status_code == 400
+        customer = stripe_customer(owner)
+        assert customer.email == "owner@example.com" and customer.tax_ids.data == []
+
+    def test_a_tax_id_is_removed_at_stripe_only_by_its_owner(
+        self, owner, owner_client, other_user, other_client, stripe_harness
+    ):
+        subscribe(other_client, stripe_harness)
+        owner_client.post(
+            "/billing/details/",
+            {"email": "owner@example.com", "tax_id_type": "us_ein", "tax_id_value": "12-3456789"},
+        )
+        [tax_id] = stripe_customer(owner).tax_ids.data
+        response = other_client.post("/billing/details/tax-id/remove/", {"tax_id": tax_id.id})
+        assert response.status_code == 404
+        assert [t.id for t in stripe_customer(owner).tax_ids.data] == [tax_id.id]
+        response = owner_client.post("/billing/details/tax-id/remove/", {"tax_id": tax_id.id})
+        assert response.status_code == 302
+        assert stripe_customer(owner).tax_ids.data == []
+        assert "<strong>12-3456789</strong>" not in owner_client.get("/billing/").content.decode()
