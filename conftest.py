@@ -165,14 +165,9 @@ def class_db(django_db_setup, django_db_blocker):
     tests (their own transactions roll back to it), and goes after the last one."""
     from django.db import transaction
 
-    with django_db_blocker.unblock():
-        atomic = transaction.atomic()
-        atomic.__enter__()
-        try:
-            yield
-        finally:
-            transaction.set_rollback(True)
-            atomic.__exit__(None, None, None)
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield
+        transaction.set_rollback(True)
 
 
 @pytest.fixture
