@@ -31,6 +31,7 @@ def the_life_as_played(owner, emulator) -> tuple:
 @pytest.mark.xdist_group("played_once_isolation")
 class TestEachTestStartsFromTheLife(PlayedOnce):
     life = staticmethod(credits_and_a_stripe_customer)
+    played: tuple | None = None  # what the first test found, for the second
 
     def test_a_test_changes_the_database_and_stripe(self, owner, stripe_harness):
         played = the_life_as_played(owner, stripe_harness.emulator)
@@ -42,7 +43,7 @@ class TestEachTestStartsFromTheLife(PlayedOnce):
         type(self).played = played
 
     def test_the_next_starts_from_the_life_again(self, owner, stripe_harness):
-        expected = getattr(type(self), "played", None)
+        expected = type(self).played
         if expected is None:
             pytest.skip("runs after the test above (run alone, there is nothing to compare)")
         assert the_life_as_played(owner, stripe_harness.emulator) == expected
