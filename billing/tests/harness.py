@@ -23,6 +23,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from stripe_emulator import Emulator
+from stripe_emulator.client import EmulatorHTTPClient
 from stripe_emulator.webhooks import Target
 from subscriptions.models import CreditAccount
 
@@ -242,8 +243,6 @@ def catalogue_ready(emulator: Emulator) -> None:
 def offline_stripe(snapshot: str | None = None) -> Iterator[StripeHarness]:
     """A new offline Stripe behind the unmodified SDK, our endpoint subscribed, starting from
     ``snapshot`` (its store as JSON) or from the catalogue alone."""
-    from stripe_emulator.client import EmulatorHTTPClient
-
     emulator = Emulator(delivery="sync")
     harness = StripeHarness(emulator=emulator)
     endpoint_subscribe(emulator, harness)

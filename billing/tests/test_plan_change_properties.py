@@ -29,7 +29,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, StripeHarness, endpoint_subscribe
+from billing.tests.harness import SECRET_KEY, WEBHOOK_SECRET, StripeHarness, offline_stripe
 from subscriptions import catalogue
 from subscriptions.models import CreditAccount
 from subscriptions.selectors import ledger_drift
@@ -162,33 +162,18 @@ def check(harness, user) -> None:
 @pytest.fixture
 def fresh_stripe(settings):
     """Build a new offline Stripe per example (the database is rolled back separately)."""
-    from billing.catalogue_sync import catalogue_sync, portal_configuration_sync
     from billing.endpoint import webhook_endpoint_forget
-    from stripe_emulator import Emulator
-    from stripe_emulator.client import EmulatorHTTPClient
 
     settings.STRIPE_TEST_SECRET_KEY = SECRET_KEY
     settings.STRIPE_TEST_WEBHOOK_SECRET = WEBHOOK_SECRET
-    previous = stripe.default_http_client
-    made = []
+    with contextlib.ExitStack() as made:
 
-    def make() -> StripeHarness:
-        emulator = Emulator(delivery="sync")
-        harness = StripeHarness(emulator=emulator)
-        endpoint_subscribe(emulator, harness)
-        stripe.default_http_client = EmulatorHTTPClient(emulator)
-        cache.clear()  # price and portal ids belong to the previous emulator
-        webhook_endpoint_forget()  # its row went with the rolled-back example
-        catalogue_sync()
-        portal_configuration_sync()
-        harness.queued.clear()
-        made.append(emulator)
-        return harness
+        def make() -> StripeHarness:
+            cache.clear()  # price and portal ids belong to the previous emulator
+            webhook_endpoint_forget()  # its row went with the rolled-back example
+            return made.enter_context(offline_stripe())
 
-    yield make
-    stripe.default_http_client = previous
-    for emulator in made:
-        emulator.close()
+        yield make
 
 
 @pytest.mark.django_db
