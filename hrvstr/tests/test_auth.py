@@ -44,6 +44,32 @@ def test_it_knows_without_a_query_that_an_account_is_missing(owner):
 def test_it_finds_no_one_for_unknown_or_malformed_ids(db):
     assert user_with_account(987654) is None
     assert user_with_account("not-a-number") is None
+    assert user_with_account(2**31) is None  # beyond the id column's type
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_on_postgresql_every_request_reuses_one_prepared_lookup(api, owner, other_user):
+    """PostgreSQL plans the lookup's join once per connection, not on every request."""
+
+    def prepared_lookups() -> list[tuple[int, int]]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE NOT from_sql AND statement LIKE %s",
+                ['%FROM "auth_user" LEFT OUTER JOIN "subscriptions_creditaccount"%'],
+            )
+            return cursor.fetchall()
+
+    for _ in range(8):
+        assert api.get("/api/subscription/tier-info").status_code == 200
+    assert user_with_account(other_user.pk) == other_user
+    [(generic, custom)] = prepared_lookups()  # one statement, whichever user it looks up
+    assert generic + custom >= 4  # executed as prepared: one Parse, then Bind/Execute only
+    with CaptureQueriesContext(connection) as queries:  # still counted as Django's queries are
+        assert api.get("/api/subscription/tier-info").status_code == 200
+    assert len(queries) == 1
+    [(generic_after, custom_after)] = prepared_lookups()
+    assert generic_after + custom_after == generic + custom + 1
 
 
 def test_a_user_without_an_account_gets_one_on_first_read(api, owner):

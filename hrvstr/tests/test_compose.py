@@ -54,18 +54,19 @@ def test_the_workers_serve_both_webhook_lanes_and_the_scheduler_the_scheduled_qu
     assert scheduler.queues == [tasks.SCHEDULED_QUEUE]
 
 
-def test_the_web_service_settings_load_in_queue_mode_with_the_pool():
+def web_settings(**overrides: str) -> list[str]:
+    """What the web service's settings load as, in a fresh process with its environment."""
     environment = compose()["services"]["web"]["environment"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "HRVSTR_"))}
     env.update({k: str(v) for k, v in environment.items()})
-    env.update(SECRET_KEY="compose-test-" + "x" * 50, ALLOWED_HOSTS="example.com")
+    env.update(SECRET_KEY="compose-test-" + "x" * 50, ALLOWED_HOSTS="example.com", **overrides)
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
-        "d = s.DATABASES['default']; "
-        "print(s.TASK_MODE, 'pool' in d.get('OPTIONS', {}), d.get('CONN_HEALTH_CHECKS', False), "
-        "'procrastinate.contrib.django' in s.INSTALLED_APPS)"
+        "d = s.DATABASES['default']; o = d.get('OPTIONS', {}); "
+        "print(s.TASK_MODE, 'pool' in o, d.get('CONN_HEALTH_CHECKS', False), "
+        "'procrastinate.contrib.django' in s.INSTALLED_APPS, o.get('prepare_threshold'))"
     )
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         cwd=BASE_DIR,
         env=env | {"DJANGO_SETTINGS_MODULE": "hrvstr.settings"},
@@ -73,7 +74,14 @@ def test_the_web_service_settings_load_in_queue_mode_with_the_pool():
         text=True,
         check=True,
     ).stdout.split()
-    assert out == ["queue", "True", "False", "True"]
+
+
+def test_the_web_service_settings_load_in_queue_mode_with_the_pool():
+    assert web_settings() == ["queue", "True", "False", "True", "5"]
+
+
+def test_prepared_statements_can_be_turned_off_for_an_external_pooler():
+    assert web_settings(DATABASE_PREPARED_STATEMENTS="false")[-1] == "None"
 
 
 def test_the_image_pools_connections_by_default():
