@@ -15,6 +15,8 @@ sync workers, one request each, were all held by six clients sending a body one 
                                      Stripe calls give up before it (STRIPE_TIMEOUT_SECONDS)
     GUNICORN_REQUEST_READ_TIMEOUT (10)  seconds a client has to send headers and body
     FORWARDED_ALLOW_IPS (127.0.0.1)  proxies whose X-Forwarded-Proto gunicorn believes
+    GUNICORN_ACCESS_LOG (-)          where a line per request goes (- is stdout); empty: no
+                                     line, where the proxy or load balancer logs requests
 
 Behind a reverse proxy (the intended deployment, see README): the proxy buffers request
 bodies and terminates TLS; set TRUSTED_PROXY_COUNT for the app's client addresses.
@@ -49,7 +51,8 @@ limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-accesslog = "-"
+# An empty value means none: gunicorn formats the line for any file, /dev/null included.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # gunicorn 27's control socket (~/.gunicorn/gunicorn.ctl) is one path per user: two servers

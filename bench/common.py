@@ -53,6 +53,8 @@ SERVER_ENV = {
     # the baseline of issue 14); BENCH_TASK_MODE=queue measures the queue's intake instead
     # (workers: `manage.py procrastinate worker`).
     "HRVSTR_TASK_MODE": os.environ.get("BENCH_TASK_MODE", "inline"),
+    # No access log (gunicorn.conf.py): gunicorn formats the line even for /dev/null.
+    "GUNICORN_ACCESS_LOG": "",
     # No collectstatic for an API bench: WhiteNoise's warning about it is noise here.
     "PYTHONWARNINGS": "ignore:No directory at",
 }
@@ -152,8 +154,8 @@ def gunicorn(workers: int = WORKERS, *, threads: int = 0, **extra_env: str) -> I
 
     gunicorn loads ./gunicorn.conf.py. With ``threads`` it keeps the production worker class
     (threaded, a deadline per request) with that many threads per worker; without, sync
-    workers, asked for explicitly. The access log is off either way: a line per request is
-    the operator's choice, not the app's cost.
+    workers, asked for explicitly. The access log is off either way (``SERVER_ENV``): a line
+    per request is the operator's choice, not the app's cost.
     """
     port = free_port()
     env = dict(os.environ) | SERVER_ENV | extra_env
@@ -162,7 +164,7 @@ def gunicorn(workers: int = WORKERS, *, threads: int = 0, **extra_env: str) -> I
     process = subprocess.Popen(
         [PYTHON, "-m", "gunicorn", "hrvstr.wsgi", *worker, "-w", str(workers),
          "-b", f"127.0.0.1:{port}", "--backlog", "2048", "--log-level", "warning",
-         "--timeout", "120", "--access-logfile", "/dev/null"],
+         "--timeout", "120"],
         cwd=BASE_DIR, env=env, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
