@@ -41,6 +41,7 @@ from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
 
 from billing.customer_order import customer_serialize, event_customer
 from billing.owner_account import owner_account_memo
+from hrvstr.db import prepared_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def webhook_store_and_enqueue(
         "queueing_lock": f"event:{event_id}",
     }
     try:
-        with connection.cursor() as cursor:
+        with prepared_cursor(connection) as cursor:
             cursor.execute(_STORE_AND_ENQUEUE, parameters)
             row = cursor.fetchone()
     except IntegrityError as exc:

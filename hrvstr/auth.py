@@ -9,8 +9,6 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import connections, router
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.utils import CursorWrapper
 from django.db.models import Field
 from django.db.models.query import get_related_populators
 from django.dispatch import receiver
@@ -22,6 +20,8 @@ from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidTok
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import aware_utcnow
+
+from hrvstr.db import prepared_cursor
 
 
 def normalize_email(email: str) -> str:
@@ -165,26 +165,6 @@ def _compiled_lookup(alias: str) -> _CompiledLookup:
     )
 
 
-def _lookup_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
-    """A cursor for the user lookup: on PostgreSQL one that binds its parameter server-side,
-    so psycopg prepares the statement once a connection has run it ``prepare_threshold`` times
-    (settings.py) and PostgreSQL stops planning it on every request. Django's cursors bind
-    client-side and are never prepared. It is wrapped as Django wraps its own, so query
-    logging and ``execute_wrapper`` see it."""
-    if connection.vendor != "postgresql":
-        return connection.cursor()
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    with connection.wrap_database_errors:
-        # django-stubs describe this class and the wrappers' arguments as psycopg2's.
-        cursor: Any = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
-
-
 def user_with_account(user_id: Any) -> User | None:
     """The user with ``credit_account`` already loaded (or known absent), in one query."""
     user_model = get_user_model()
@@ -196,7 +176,7 @@ def user_with_account(user_id: Any) -> User | None:
         value = field.get_db_prep_value(field.to_python(user_id), connection)
     except ValidationError:  # a claim that cannot be an id names no user
         return None
-    with _lookup_cursor(connection) as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(lookup.sql, [value])
         rows = cursor.fetchmany(2)
     if not rows:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from django.db import connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 
 
 def insert_unless_present(instance: models.Model) -> bool:
@@ -41,3 +43,28 @@ def insert_unless_present(instance: models.Model) -> bool:
     instance._state.adding = False
     instance._state.db = using
     return True
+
+
+def prepared_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
+    """A cursor for a statement run on every request or delivery: on PostgreSQL it binds its
+    parameters server-side, so psycopg prepares the statement once a connection has run it
+    ``prepare_threshold`` times (settings.py) and PostgreSQL stops parsing and planning it
+    each time. Django's own cursors bind client-side and are never prepared. Wrapped as Django
+    wraps its cursors, so query logging and ``execute_wrapper`` see it; elsewhere, Django's
+    cursor.
+
+    The statement's parameters must have types PostgreSQL can infer server-side (a str is
+    sent untyped, an int as the smallest integer type holding it).
+    """
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        # django-stubs describe this class and the wrappers' arguments as psycopg2's.
+        cursor: Any = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)

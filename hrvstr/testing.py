@@ -4,6 +4,8 @@
 screenshots at the sizes that found bugs before; the default runs the same code on fewer cases,
 one browser journey of eleven, and not the proofs that start servers in subprocesses.
 A specific variable (``HRVSTR_FUZZ_EXAMPLES=100``) still wins over both.
+
+Also what tests ask PostgreSQL about their own connection (``prepared_statement_uses``).
 """
 
 from __future__ import annotations
@@ -35,3 +37,17 @@ def full_size_only() -> Any:
     return pytest.mark.skipif(
         not full_proofs(), reason="runs at full proof size only: HRVSTR_PROOFS=full"
     )
+
+
+def prepared_statement_uses(fragment: str) -> list[int]:
+    """For each statement psycopg prepared on this connection whose SQL contains
+    ``fragment``: how many times PostgreSQL ran it from its cached plans (PostgreSQL 14+)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans + custom_plans FROM pg_prepared_statements "
+            "WHERE NOT from_sql AND strpos(statement, %s) > 0",
+            [fragment],
+        )
+        return [uses for (uses,) in cursor.fetchall()]

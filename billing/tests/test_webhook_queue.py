@@ -12,6 +12,7 @@ from djstripe.models import Event, WebhookEventTrigger
 from billing import tasks
 from billing.tests.harness import checkout
 from billing.webhook_events import wanted
+from hrvstr.testing import prepared_statement_uses
 from subscriptions.models import CreditAccount
 from subscriptions.selectors import ledger_drift
 
@@ -126,6 +127,17 @@ def test_a_redelivery_while_the_job_waits_adds_no_row_and_no_job(
     assert response.status_code == 200 and response.json()["duplicate"] is True
     after = (WebhookEventTrigger.objects.count(), len(jobs(task_name="billing.process_webhook")))
     assert after == (before[0] + 1, before[1] + 1)
+
+
+def test_the_store_and_enqueue_statement_is_planned_once_per_connection(
+    queued, api, owner, stripe_harness
+):
+    batch = paid_checkout(api, stripe_harness)
+    for delivery in batch + batch:  # new ones, then redeliveries (their jobs are waiting)
+        assert stripe_harness.post(delivery) == 200
+    [uses] = prepared_statement_uses("procrastinate_defer_jobs_v1")
+    assert uses == 2 * len(batch) - 5  # all but the first five runs (prepare_threshold)
+    assert len(jobs(task_name="billing.process_webhook")) == len(batch)
 
 
 def test_no_stored_delivery_without_its_job(queued, api, owner, stripe_harness):

@@ -14,6 +14,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from hrvstr.auth import token_verified, user_with_account
+from hrvstr.testing import prepared_statement_uses
 from subscriptions.models import CreditAccount
 from subscriptions.tokens import tokens_issue, tokens_revoke_all
 
@@ -50,26 +51,16 @@ def test_it_finds_no_one_for_unknown_or_malformed_ids(db):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
 def test_on_postgresql_every_request_reuses_one_prepared_lookup(api, owner, other_user):
     """PostgreSQL plans the lookup's join once per connection, not on every request."""
-
-    def prepared_lookups() -> list[tuple[int, int]]:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-                "WHERE NOT from_sql AND statement LIKE %s",
-                ['%FROM "auth_user" LEFT OUTER JOIN "subscriptions_creditaccount"%'],
-            )
-            return cursor.fetchall()
-
+    lookup = 'FROM "auth_user" LEFT OUTER JOIN "subscriptions_creditaccount"'
     for _ in range(8):
         assert api.get("/api/subscription/tier-info").status_code == 200
     assert user_with_account(other_user.pk) == other_user
-    [(generic, custom)] = prepared_lookups()  # one statement, whichever user it looks up
-    assert generic + custom >= 4  # executed as prepared: one Parse, then Bind/Execute only
+    [uses] = prepared_statement_uses(lookup)  # one statement, whichever user it looks up
+    assert uses >= 4  # executed as prepared: one Parse, then Bind/Execute only
     with CaptureQueriesContext(connection) as queries:  # still counted as Django's queries are
         assert api.get("/api/subscription/tier-info").status_code == 200
     assert len(queries) == 1
-    [(generic_after, custom_after)] = prepared_lookups()
-    assert generic_after + custom_after == generic + custom + 1
+    assert prepared_statement_uses(lookup) == [uses + 1]
 
 
 def test_a_user_without_an_account_gets_one_on_first_read(api, owner):
