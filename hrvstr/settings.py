@@ -151,9 +151,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # production image's default) checks connections itself: no per-request round trip.
         DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("CONN_HEALTH_CHECKS", True)
-    # The statements every request or delivery runs (the user lookup, hrvstr/auth.py; a
-    # webhook's store-and-enqueue, billing/tasks.py) are prepared: planning the lookup's
-    # three-table join cost PostgreSQL more than running it. Django disables preparation by
+    # The statements run on every request or delivery (the user lookup, hrvstr/auth.py; a
+    # webhook's store-and-enqueue, billing/tasks.py; a charge and an unlock,
+    # subscriptions/services/charge.py) are prepared: planning them cost PostgreSQL more than
+    # running them. Django disables preparation by
     # default for external poolers; only hrvstr.db.prepared_cursor binds server-side, so
     # Django's own queries stay unprepared either way. PgBouncer in transaction mode before
     # 1.21 (or without max_prepared_statements) needs DATABASE_PREPARED_STATEMENTS=false.

@@ -36,6 +36,7 @@ from typing import Any
 from django.db import connection
 
 from activities.models import Activity, ActivityType, Actor, LedgerEntry, LedgerKind
+from hrvstr.db import prepared_cursor
 from subscriptions.models import ComponentUnlock, CreditAccount, SubscriptionStatus
 
 # The charge's split, worked out in the UPDATE's SET from the row being updated: SET reads the
@@ -124,7 +125,7 @@ def charge_in_one_statement(
     when the locked path must decide. ``cost`` was priced for ``tier``: an account on another
     tier by now (its discount differs) is left to the locked path too. Raises IntegrityError
     for a repeated key."""
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(
             _SQL,
             {
@@ -214,7 +215,7 @@ def unlock_in_one_statement(
     statement; None when the locked path must decide (short of credits, a tier below
     ``tiers``, something fell due). IntegrityError: an open unlock exists (the unique index),
     the statement changed nothing."""
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(
             _UNLOCK_SQL,
             {

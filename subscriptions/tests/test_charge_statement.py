@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activities.models import LedgerEntry
+from hrvstr.testing import prepared_statement_uses
 from subscriptions import services
 from subscriptions.models import CreditAccount
 from subscriptions.selectors import ledger_drift
@@ -213,3 +214,20 @@ def test_contended_charges_are_each_one_statement_and_split_on_the_row_they_char
     # (The allowance was set without a ledger row: the spends' rows are compared alone.)
     assert sum(row.monthly_delta for row in spent) == -20
     assert sum(row.purchased_delta for row in spent) == -28
+
+
+def test_charges_and_unlocks_are_planned_once_per_connection(user):
+    """Both statements run prepared after their first five runs (prepare_threshold)."""
+    for key in range(7):
+        services.credits_spend(
+            user=user, action="finviz_sentiment", quantity=1, idempotency_key=f"p{key}"
+        )
+    for _ in range(7):  # one open unlock per user and component: seven users
+        other = UserFactory.create()
+        services.account_get(user=other)
+        services.credits_purchase_add(user=other, credits=20, idempotency_key=f"cs_{other.pk}")
+        assert services.component_unlock(user=other, component="chart").charged
+    assert prepared_statement_uses("AND a.tier = $") == [2]  # the charge
+    assert prepared_statement_uses("AND a.tier = ANY($") == [2]  # the unlock
+    for account in CreditAccount.objects.all():
+        assert ledger_drift(account=account) == {}
