@@ -154,10 +154,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The statements run on every request or delivery (the user lookup, hrvstr/auth.py; a
     # webhook's store-and-enqueue, billing/tasks.py; a charge and an unlock,
     # subscriptions/services/charge.py) are prepared: planning them cost PostgreSQL more than
-    # running them. Django disables preparation by
-    # default for external poolers; only hrvstr.db.prepared_cursor binds server-side, so
-    # Django's own queries stay unprepared either way. PgBouncer in transaction mode before
-    # 1.21 (or without max_prepared_statements) needs DATABASE_PREPARED_STATEMENTS=false.
+    # running them. Django disables preparation by default for external poolers; only
+    # hrvstr.db.prepared_cursor binds server-side, so Django's own queries stay unprepared
+    # either way. PgBouncer in transaction mode before 1.21 (or without
+    # max_prepared_statements) needs DATABASE_PREPARED_STATEMENTS=false.
     if env_bool("DATABASE_PREPARED_STATEMENTS", True):
         DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
     # A lock that cannot be had in time becomes a 503 (Stripe retries), not a hung worker.
