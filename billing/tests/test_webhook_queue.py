@@ -136,7 +136,7 @@ def test_the_store_and_enqueue_statement_is_planned_once_per_connection(
     for delivery in batch + batch:  # new ones, then redeliveries (their jobs are waiting)
         assert stripe_harness.post(delivery) == 200
     [uses] = prepared_statement_uses("procrastinate_defer_jobs_v1")
-    assert uses == 2 * len(batch) - 5  # all but the first five runs (prepare_threshold)
+    assert uses == 2 * len(batch) - connection.connection.prepare_threshold  # all but those
     assert len(jobs(task_name="billing.process_webhook")) == len(batch)
 
 

@@ -217,7 +217,7 @@ def test_contended_charges_are_each_one_statement_and_split_on_the_row_they_char
 
 
 def test_charges_and_unlocks_are_planned_once_per_connection(user):
-    """Both statements run prepared after their first five runs (prepare_threshold)."""
+    """Both statements run prepared after their first ``prepare_threshold`` runs."""
     for key in range(7):
         services.credits_spend(
             user=user, action="finviz_sentiment", quantity=1, idempotency_key=f"p{key}"
@@ -227,7 +227,8 @@ def test_charges_and_unlocks_are_planned_once_per_connection(user):
         services.account_get(user=other)
         services.credits_purchase_add(user=other, credits=20, idempotency_key=f"cs_{other.pk}")
         assert services.component_unlock(user=other, component="chart").charged
-    assert prepared_statement_uses("AND a.tier = $") == [2]  # the charge
-    assert prepared_statement_uses("AND a.tier = ANY($") == [2]  # the unlock
+    prepared_runs = 7 - connection.connection.prepare_threshold
+    assert prepared_statement_uses("AND a.tier = $") == [prepared_runs]  # the charge
+    assert prepared_statement_uses("AND a.tier = ANY($") == [prepared_runs]  # the unlock
     for account in CreditAccount.objects.all():
         assert ledger_drift(account=account) == {}
