@@ -146,7 +146,10 @@ def run(quick: bool = False) -> list[Row]:
     sizes = QUICK_SIZES if quick and not built(SIZES[-1]) else SIZES
     users = {size: user_with_rows(size) for size in sizes}
     cases = {size: cases_for(user, access_token(user)) for size, user in users.items()}
-    rounds, seconds = (1, 1) if quick else (2, 3)
+    # 2 s of wrk a case (24 cases in the full run): 800 requests or more at c=4 for each p50.
+    # 3 s took 24 s more of the run for p50s within the same spread (tier-info 2.9-4.8 ms,
+    # the feed 8.8-13.7 ms, with either, on 2026-12-03).
+    rounds, seconds = (1, 1) if quick else (2, 2)
     p50: dict[tuple[int, str], list[float]] = {}
     with gunicorn() as server:
         for size in sizes:  # warm: connections, caches, the buffer pool; each size's URLs in turn

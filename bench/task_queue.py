@@ -169,7 +169,7 @@ def per_type_costs(
     chosen = sorted({e["data"]["object"].get("customer") for e in events} - {None})[:customers]
     sample = [e for e in events if e["data"]["object"].get("customer") in chosen]
     database_reset(events)
-    stripe_mirror_as_deployed(stripe_host, sample)
+    stripe_mirror_as_deployed(stripe_host, events)  # every customer: the other resets' mirror
     webhook_endpoint_forget()  # its row went with the reset
     endpoint = webhook_endpoint_ensure()
     counter = StripeCallCounter()
