@@ -17,8 +17,10 @@ import uuid
 from django.conf import settings
 from django.db import migrations, models
 
+from hrvstr.schema import TablesAtOnceMigration
 
-class Migration(migrations.Migration):
+
+class Migration(TablesAtOnceMigration):
 
     initial = True
 

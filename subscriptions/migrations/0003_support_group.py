@@ -51,7 +51,7 @@ class Migration(migrations.Migration):
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("activities", "0001_initial"),
-        ("djstripe", "0001_squashed_0003_2_11"),
+        ("djstripe", "0003_2_11"),  # our squash replaces it (billing/djstripe_migrations)
     ]
 
     operations = [migrations.RunPython(create_group, remove_group)]
