@@ -10,7 +10,8 @@ the renewal's subscription update, a bundle bought through Checkout):
   7's design): first deliveries per second;
 - intake: the same server in queue mode stores and enqueues (no Stripe call), posted by wrk
   (each event once): events per second, the median of three rounds (two of copies with new
-  event ids, dropped afterwards, then the burst itself);
+  event ids, dropped afterwards, then the burst itself; with ``--quick``'s smaller burst,
+  three rounds of copies, 1,000 deliveries or more each, then the burst unmeasured);
 - processing: ``--task-workers`` Procrastinate workers (``--task-concurrency`` jobs each) drain
   the burst: events per second, against the baseline;
 - time-to-credits: a bundle's ``checkout.session.completed`` posted right after the burst was
@@ -62,6 +63,7 @@ from bench.webhooks import (
 )
 
 LATENCY_MS = float(os.environ.get("BENCH_STRIPE_LATENCY_MS", "150"))
+INTAKE_ROUND = 1_000  # deliveries at least, in each measured round of the intake
 
 
 def jobs_left() -> int:
@@ -252,19 +254,28 @@ def run(quick: bool = False) -> list[Row]:
         log(f"queue bench: inline baselines {inline}")
 
         # The queue: intake with no worker running (copies of the burst with new event ids,
-        # then the burst itself), then the workers drain the burst.
+        # then the burst itself), then the workers drain the burst. A round posts at least
+        # INTAKE_ROUND deliveries: --quick's 249 a round gave 339-718 events/s in five runs.
+        copies = -(-INTAKE_ROUND // len(burst))
         database_reset(events)
         stripe_mirror_as_deployed(stripe_host, events)
         queue_clear()
         with webhook_server(stripe_host, "queue") as server:
             url = server.url + "/api/billing/webhook"
             intakes = []
-            for index in range(intake_rounds - 1):
-                intakes.append(
-                    wrk_post_each(url, signed_bodies(burst, id_suffix=f"-r{index}"), connections=16)
-                )
+            for index in range(intake_rounds):
+                if index == intake_rounds - 1 and copies == 1:
+                    intakes.append(wrk_post_each(url, signed_bodies(burst), connections=16))
+                    break
+                signed = [
+                    delivery
+                    for copy in range(copies)
+                    for delivery in signed_bodies(burst, id_suffix=f"-r{index}c{copy}")
+                ]
+                intakes.append(wrk_post_each(url, signed, connections=16))
                 intake_forget()
-            intakes.append(wrk_post_each(url, signed_bodies(burst), connections=16))
+            else:  # every round was copies: the burst itself, not measured
+                wrk_post_each(url, signed_bodies(burst), connections=16)
             log(f"queue bench: intake rounds {intakes}")
             queued = jobs_left()
             env = (
@@ -343,7 +354,7 @@ def run(quick: bool = False) -> list[Row]:
         ),
         Row(
             "6 queue",
-            f"intake: {len(burst):,} deliveries stored and enqueued, wrk -c 16, "
+            f"intake: {len(burst) * copies:,} deliveries stored and enqueued, wrk -c 16, "
             f"median of {intake_rounds} rounds; server: gunicorn.conf.py, "
             f"{server_shape()}, pooled connections",
             fmt(intake_rate, "events/s"),
