@@ -82,7 +82,14 @@ def django_setup(**extra_env: str) -> None:
 
 
 def database_prepare() -> None:
-    """Create the bench database if missing and migrate it (a no-op when it is current)."""
+    """Create the bench database if missing, migrate it (a no-op when it is current) and
+    vacuum it.
+
+    Every run deletes and rewrites thousands of rows (accounts, deliveries, jobs), and a
+    PostgreSQL with autovacuum off (as on the session machines) never cleans them up nor
+    gathers statistics: after an evening of runs the accounts table held 25,864 dead rows
+    against 17,840 live and most tables had never been analysed. Production runs autovacuum;
+    each section starts from what it would have left (1-2.4 s)."""
     django_setup()
     from django.core.management import call_command
     from django.db import connection
@@ -98,6 +105,8 @@ def database_prepare() -> None:
         )  # fmt: skip
     call_command("migrate", "--noinput", verbosity=0)
     call_command("createcachetable", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
 
 
 _ports_given: set[int] = set()
