@@ -369,7 +369,7 @@ def run(quick: bool = False) -> list[Row]:
             f"processing: {queued + 1:,} jobs, {task_workers} workers x {concurrency}",
             fmt(processing, "events/s", 1),
             fmt(inline[False]["rate"], "events/s (in the request)", 1),
-            f"{ratio:.1f}x",
+            f"{ratio:.2f}x",  # 1.96x read "2.0x" next to MISSED
             ">= 2x",
             verdict(ratio >= 2 and failed == 0),
         ),
