@@ -40,8 +40,9 @@ test-full:
 soak: install
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
-# Issue 7's benchmarks, one table (needs PostgreSQL and wrk; see bench/run.py): under 10
-# minutes on a quiet 2-core machine (642-668 s here); bench-quick in about two (120-136 s here).
+# Issue 7's benchmarks, one table (needs PostgreSQL and wrk; see bench/run.py): aimed at 10
+# minutes on a quiet 2-core machine (on 2026-12-03: 489 s on the fastest machine, 542-632 s
+# on the last, 671-700 s on one half as fast); bench-quick at two (102 s; 142-148 s).
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
