@@ -128,12 +128,16 @@ def _fresh_cache():
 
 @pytest.fixture(autouse=True)
 def _fresh_webhook_endpoint():
-    """Each process caches the webhook endpoint row; a test's row goes with its database."""
+    """Each process caches the webhook endpoint row and dj-stripe's owner account; a test's
+    rows go with its database."""
     from billing.endpoint import webhook_endpoint_forget
+    from billing.owner_account import shared_forget
 
     webhook_endpoint_forget()
+    shared_forget()
     yield
     webhook_endpoint_forget()
+    shared_forget()
 
 
 @pytest.fixture
