@@ -316,10 +316,6 @@ def invoice_paid_apply(invoice: StripeDict, *, event_id: str, observed_at: datet
     )
     if reason not in RENEWAL_REASONS or period is None:
         return
-    if not CreditAccount.objects.filter(user=user, stripe_subscription_id=subscription_id).exists():
-        # A duplicate subscription (cancelled and refunded above) starts no period.
-        logger.warning("invoice %s: not the account's subscription; no period", invoice["id"])
-        return
     state = subscription_state(subscription, observed_at=observed_at)
     services.allowance_period_start(
         user=user,
@@ -328,6 +324,8 @@ def invoice_paid_apply(invoice: StripeDict, *, event_id: str, observed_at: datet
         interval=state.interval,
         idempotency_key=f"invoice:{invoice['id']}",
         source=invoice["id"],
+        # A duplicate subscription (cancelled and refunded above) starts no period.
+        subscription_id=subscription_id,
     )
 
 

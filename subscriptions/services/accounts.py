@@ -226,19 +226,24 @@ def allowance_period_start(
     interval: str,
     idempotency_key: str,
     source: str = "",
+    subscription_id: str | None = None,
 ) -> LedgerEntry | None:
     """A paid period began (Stripe's renewal or first invoice was paid): reset the allowance.
 
     A yearly period gets its first monthly allowance now and the rest from the monthly roll.
-    An invoice for a period older than the current one (a late delivery) changes nothing.
+    An invoice for a period older than the current one (a late delivery) changes nothing, nor
+    does one of ``subscription_id`` when that is not the account's subscription (a duplicate,
+    ended when it was applied).
     """
-    existing = recorded_entry(idempotency_key)
-    if existing is not None:
-        return existing
+    # The key is checked under the lock only: a first delivery, the usual case, would find
+    # nothing before it as well, and a replay waits on the lock no longer than a spend does.
     with transaction.atomic():
         account = lock_account(user.pk)
         if (existing := recorded_entry(idempotency_key)) is not None:
             return existing
+        if subscription_id is not None and account.stripe_subscription_id != subscription_id:
+            logger.warning("%s: not the account's subscription; no period", idempotency_key)
+            return None
         if account.billing_period_end is not None and period_end < account.billing_period_end:
             logger.info("ignoring paid invoice for an older period (%s)", idempotency_key)
             return None

@@ -39,10 +39,8 @@ def credits_purchase_add(
     """
     if credits <= 0:
         raise InvalidAmount("credits must be positive", credits=credits)
-    if (existing := recorded_entry(idempotency_key)) is not None:
-        return existing
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # the key checked under the lock only: allowance_period_start
             account = lock_account(user.pk)
             if (existing := recorded_entry(idempotency_key)) is not None:
                 return existing

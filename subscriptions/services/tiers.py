@@ -83,9 +83,7 @@ def subscription_sync(
       Stripe's current state always applies.
     Returns the ledger row, or None when nothing changed.
     """
-    if (existing := recorded_entry(idempotency_key)) is not None:
-        return existing
-    with transaction.atomic():
+    with transaction.atomic():  # the key checked under the lock only: allowance_period_start
         account = lock_account(user.pk)
         if (existing := recorded_entry(idempotency_key)) is not None:
             return existing

@@ -143,6 +143,30 @@ def test_a_paid_invoice_replayed_returns_the_first_reset(owner):
     assert services.allowance_period_start(**args) == first
 
 
+def test_a_paid_invoice_of_another_subscription_starts_no_period(owner):
+    """A duplicate subscription's first invoice (billing/duplicates.py ends it): the account's
+    period and allowance stay those of the subscription it has."""
+    subscribe(owner)
+    before = account_of(owner)
+    assert before.stripe_subscription_id
+    result = services.allowance_period_start(
+        user=owner,
+        period_start=T0 + timedelta(days=3),
+        period_end=T0 + timedelta(days=31),
+        interval="month",
+        idempotency_key="invoice:in_duplicate",
+        subscription_id="sub_duplicate",
+    )
+    after = account_of(owner)
+    assert result is None
+    assert (after.period_start, after.billing_period_end, after.version) == (
+        before.period_start,
+        before.billing_period_end,
+        before.version,
+    )
+    assert not LedgerEntry.objects.filter(idempotency_key="invoice:in_duplicate").exists()
+
+
 def test_an_unlock_bought_again_before_the_sweep_closes_the_ended_one_first(db):
     """One open unlock per component (a unique index): the ended one is closed, with its
     research_expired activity, before the new one is written."""
