@@ -8,8 +8,10 @@ per event; each costs 150-400 ms on the real API and counts against Stripe's rat
 
 For the objects our rules read (Checkout Sessions, subscriptions, invoices, subscription
 schedules), this handler takes dj-stripe's place: one retrieve with those related objects
-expanded. dj-stripe stores nested objects from the answer instead of fetching them, and our
-rules find what they need in it (billing/sync.py, billing/clawbacks.py). Other objects keep
+expanded, read as plain JSON values (``gateway.object_read``: dj-stripe reads dicts, and
+building the SDK's objects cost more than the rest of the read). dj-stripe stores nested
+objects from the answer instead of fetching them, and our rules find what they need in it
+(billing/sync.py, billing/clawbacks.py). Other objects keep
 dj-stripe's handler; a deletion too.
 
 The object is still re-read, never taken from the event's body: see billing/webhooks.py.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import stripe
@@ -107,7 +109,7 @@ def event_object_store(sender: Any, event: Any, **kwargs: Any) -> None:
         _handle_crud_like_event(target_cls=model, event=event)
         return
     try:
-        stripe_object = gateway.object_retrieve(model.stripe_class, data["id"], expand=expand)
+        stripe_object = gateway.object_read(model.stripe_class, data["id"], expand=expand)
     except gateway.StripeRequestFailed as exc:
         if exc.extra.get("stripe_code") != "resource_missing":
             raise
@@ -119,18 +121,17 @@ def event_object_store(sender: Any, event: Any, **kwargs: Any) -> None:
     model.sync_from_stripe_data(stripe_object, api_key=api_key)
 
 
-def _nested_subscription_store(stripe_object: Any, *, api_key: str) -> None:
+def _nested_subscription_store(stripe_object: Mapping[str, Any], *, api_key: str) -> None:
     """A session's or schedule's expanded subscription with no row yet, stored from the same
-    answer before its parent: dj-stripe cannot store a nested subscription itself (it pages
-    the items of the SDK object, which it has turned into a plain dict by then) and would
-    fetch it again. Its customer first, which the subscription names by id only."""
-    subscription = getattr(stripe_object, "subscription", None)
-    if not isinstance(subscription, stripe.StripeObject):
+    answer before its parent, which would otherwise fetch it again. Its customer first, which
+    the subscription names by id only."""
+    subscription = stripe_object.get("subscription")
+    if not isinstance(subscription, Mapping):
         return
     if djstripe_models.Subscription.objects.filter(id=subscription["id"]).exists():
         return
-    customer = getattr(stripe_object, "customer", None)
-    if isinstance(customer, stripe.StripeObject):
+    customer = stripe_object.get("customer")
+    if isinstance(customer, Mapping):
         djstripe_models.Customer.sync_from_stripe_data(customer, api_key=api_key)
     djstripe_models.Subscription.sync_from_stripe_data(subscription, api_key=api_key)
 

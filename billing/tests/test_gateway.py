@@ -61,3 +61,37 @@ def test_stripe_being_down_is_a_clear_503_for_the_spa(api, keyed, monkeypatch):
     response = api.post("/api/billing/create-checkout-session", {"tier": "pro"}, format="json")
     assert response.status_code == 503
     assert response.json()["code"] == "stripe_unavailable"
+
+
+def test_a_plain_read_holds_what_the_sdks_object_holds(stripe_harness):
+    """``object_read`` (an event's object, for dj-stripe) gives the same values as the SDK's
+    retrieve, as JSON dicts; list objects iterate, size and page as the SDK's ListObject."""
+    customer = gateway.customer_create(
+        email="plain@example.com", name="Plain", metadata={"k": "v"}, idempotency_key="plain-1"
+    )
+    expand = ["invoice_settings.default_payment_method"]
+    plain = gateway.object_read(stripe.Customer, customer.id, expand=expand)
+    sdk = gateway.object_retrieve(stripe.Customer, customer.id, expand=expand)
+    assert type(plain) is dict and plain == sdk.to_dict()
+
+
+def test_a_list_with_more_pages_is_paged_through_by_the_sdk(stripe_harness):
+    from billing.tests.harness import SECRET_KEY
+
+    ids = [
+        gateway.customer_create(
+            email=f"page{n}@example.com", name="", metadata={}, idempotency_key=f"page-{n}"
+        ).id
+        for n in range(3)
+    ]
+    newest_first = list(reversed(ids))
+    first = gateway.object_read(stripe.Customer, newest_first[0], expand=[])
+    page = gateway.StripeList(
+        {"object": "list", "url": "/v1/customers", "has_more": True, "data": [first]}
+    )
+    page.api_key = SECRET_KEY
+    assert len(page) == 1 and [c["id"] for c in page] == [first["id"]]
+    assert [c["id"] for c in page.auto_paging_iter()] == newest_first
+    page["has_more"] = False
+    assert [c["id"] for c in page.auto_paging_iter()] == [first["id"]]
+    assert not gateway.StripeList({"object": "list", "data": [], "has_more": False})
