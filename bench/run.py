@@ -29,6 +29,7 @@ import os
 import shlex
 import sys
 import time
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows.extend(modules[name].run(quick=args.quick))
         except Exception as exc:  # one broken section must not hide the others' figures
-            log(f"{name} failed: {exc!r}")
+            log(f"{name} failed: {exc!r}\n{traceback.format_exc()}")
             rows.append(Row(name, "FAILED", repr(exc)[:80], verdict="MISSED"))
         timings.append(f"{name} {time.perf_counter() - section_start:.0f} s")
     total = time.perf_counter() - started

@@ -15,9 +15,9 @@ taken from, in order:
 - the process's memo: answers whose transaction committed, for ``SHARED_FOR`` seconds. Only
   committed answers go there: an account that dj-stripe created inside a delivery that then
   rolled back does not exist, and must not be named by the next one. A change to an account
-  or an API key saved in this process (the admin) empties it at once; another process sees
-  the change within ``SHARED_FOR`` seconds (a row named by a deleted account fails its
-  delivery, which the queue retries later).
+  or an API key saved in this process (the admin) empties it at once, and so does a block
+  that fails; another process sees the change within ``SHARED_FOR`` seconds or at its next
+  failed delivery (a row named by a deleted account fails it, and the queue retries it).
 
 Outside the block, dj-stripe's own code runs unchanged.
 """
@@ -53,6 +53,11 @@ def owner_account_memo() -> Iterator[None]:
     token = _memo.set({})
     try:
         yield
+    except BaseException:
+        # An answer kept for the process may be why the block failed (an account deleted
+        # behind the ORM's back, so no signal said so): the retry asks the database again.
+        shared_forget()
+        raise
     finally:
         _memo.reset(token)
 

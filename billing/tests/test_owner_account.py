@@ -77,6 +77,18 @@ def test_answers_expire_and_a_key_saved_here_is_seen_at_once(
     assert delivery(owner, django_capture_on_commit_callbacks)[1] >= 1
 
 
+def test_a_failed_delivery_forgets_what_the_process_kept(
+    stripe_harness, django_capture_on_commit_callbacks
+):
+    """An account deleted without the ORM's signals (raw SQL, a restored database) is named
+    by kept answers until a delivery fails on it; its retry asks the database again."""
+    delivery(owner, django_capture_on_commit_callbacks)
+    assert delivery(owner, django_capture_on_commit_callbacks)[1] == 0
+    with pytest.raises(RuntimeError), owner_account_memo():
+        raise RuntimeError("a foreign key to a deleted account")
+    assert delivery(owner, django_capture_on_commit_callbacks)[1] >= 1
+
+
 def test_outside_a_delivery_dj_stripe_asks_every_time(
     stripe_harness, django_capture_on_commit_callbacks
 ):
