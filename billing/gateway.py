@@ -151,11 +151,6 @@ def _call(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         ) from exc
 
 
-def object_retrieve(resource: Any, object_id: str, *, expand: list[str]) -> Any:
-    """Any object by id, with ``expand``."""
-    return _call(resource.retrieve, object_id, expand=expand)
-
-
 class StripeList(dict[str, Any]):
     """A list object read by ``object_read``, used as dj-stripe uses the SDK's ``ListObject``
     (an invoice's lines, a subscription's items): iterated and sized as its embedded page, and
@@ -184,8 +179,8 @@ def object_read(resource: Any, object_id: str, *, expand: list[str]) -> dict[str
     dj-stripe turns the SDK's objects back into dicts before it reads them. Building them for
     an expanded answer (about 560 per event) was a fifth of a webhook worker's CPU (py-spy on
     bench/task_queue.py's drain). The request is still the SDK's own
-    (``StripeClient.raw_request``): the same HTTP client, retries, API version and errors as
-    ``object_retrieve``."""
+    (``StripeClient.raw_request``), with the HTTP client, retries and API version of its
+    module-level calls, and its errors mapped as theirs (``_call``)."""
     url = f"{resource.class_url()}/{quote(object_id, safe='')}"
     return _call(_plain_get, url, expand=expand)
 
