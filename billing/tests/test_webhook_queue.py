@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from djstripe.models import Event, WebhookEventTrigger
 
-from billing import tasks
+from billing import gateway, tasks
 from billing.tests.harness import checkout
 from billing.webhook_events import wanted
 from hrvstr.testing import prepared_statement_uses
@@ -266,16 +266,16 @@ def test_two_workers_apply_one_customers_events_in_the_order_they_read_them(
         return WebhookEventTrigger.objects.get(body__contains=delivery.event["id"]).pk
 
     a_has_read, b_is_done = threading.Event(), threading.Event()
-    real_retrieve = stripe.Subscription.retrieve
+    real_read = gateway.object_read  # how a worker reads the event's object
 
-    def retrieve(*args, **kwargs):
-        subscription = real_retrieve(*args, **kwargs)
+    def read(*args, **kwargs):
+        subscription = real_read(*args, **kwargs)
         if threading.current_thread().name == "A" and not a_has_read.is_set():
             a_has_read.set()
             b_is_done.wait(timeout=3)  # with the lock B waits for A: A goes on after 3 s
         return subscription
 
-    monkeypatch.setattr(stripe.Subscription, "retrieve", retrieve)
+    monkeypatch.setattr(gateway, "object_read", read)
 
     def process(trigger_id: int) -> None:
         try:
