@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import stripe
@@ -116,24 +116,7 @@ def event_object_store(sender: Any, event: Any, **kwargs: Any) -> None:
         # Forged, or deleted since: our receivers find no fresh row and skip the event.
         logger.warning("event %s: Stripe has no %s; not stored", event.id, data["id"])
         return
-    api_key = event.default_api_key
-    _nested_subscription_store(stripe_object, api_key=api_key)
-    model.sync_from_stripe_data(stripe_object, api_key=api_key)
-
-
-def _nested_subscription_store(stripe_object: Mapping[str, Any], *, api_key: str) -> None:
-    """A session's or schedule's expanded subscription with no row yet, stored from the same
-    answer before its parent, which would otherwise fetch it again. Its customer first, which
-    the subscription names by id only."""
-    subscription = stripe_object.get("subscription")
-    if not isinstance(subscription, Mapping):
-        return
-    if djstripe_models.Subscription.objects.filter(id=subscription["id"]).exists():
-        return
-    customer = stripe_object.get("customer")
-    if isinstance(customer, Mapping):
-        djstripe_models.Customer.sync_from_stripe_data(customer, api_key=api_key)
-    djstripe_models.Subscription.sync_from_stripe_data(subscription, api_key=api_key)
+    model.sync_from_stripe_data(stripe_object, api_key=event.default_api_key)
 
 
 def _subscription_items_store(

@@ -76,6 +76,25 @@ def test_each_event_of_a_customer_life_costs_one_stripe_call_at_most(
     assert not over, f"more than one Stripe call per event: {over} (all: {seen})"
 
 
+def test_a_subscription_checkout_landing_first_stores_its_subscription_from_the_one_call(
+    api, owner, stripe_harness, calls_per_delivery
+):
+    """Stripe does not order events: the Checkout can land before its subscription's. Its
+    expanded subscription, items included, is stored from the Checkout's one read."""
+    from djstripe.models import Subscription, SubscriptionItem
+
+    checkout(api, stripe_harness, {"tier": "pro", "interval": "month"})
+    first = [d for d in stripe_harness.queued if d.event["type"] == "checkout.session.completed"]
+    assert first and not Subscription.objects.exists()
+    assert stripe_harness.post(first[0]) == 200
+    assert calls_per_delivery["checkout.session.completed"] == [1]
+    subscription = Subscription.objects.get()
+    assert SubscriptionItem.objects.filter(subscription=subscription).count() == 1
+    stripe_harness.queued.remove(first[0])
+    stripe_harness.deliver()
+    assert tier_info(api)["tier"] == "pro"
+
+
 def test_a_bundle_refunded_before_its_event_lands_is_asked_about_in_full(
     api, owner, stripe_harness, calls_per_delivery
 ):
