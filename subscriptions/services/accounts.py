@@ -235,8 +235,8 @@ def allowance_period_start(
     does one of ``subscription_id`` when that is not the account's subscription (a duplicate,
     ended when it was applied).
     """
-    # The key is checked under the lock only: a first delivery, the usual case, would find
-    # nothing before it as well, and a replay waits on the lock no longer than a spend does.
+    if (existing := recorded_entry(idempotency_key)) is not None:  # a replay takes no lock
+        return existing
     with transaction.atomic():
         account = lock_account(user.pk)
         if (existing := recorded_entry(idempotency_key)) is not None:

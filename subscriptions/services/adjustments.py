@@ -39,8 +39,13 @@ def credits_purchase_add(
     """
     if credits <= 0:
         raise InvalidAmount("credits must be positive", credits=credits)
+    # Before the lock as well as under it: a replay (the success page and the webhook apply
+    # one Checkout) must not take the account before the purchase row, which the clawback's
+    # settlement locks first (credits_clawback_settle, below): a deadlock otherwise.
+    if (existing := recorded_entry(idempotency_key)) is not None:
+        return existing
     try:
-        with transaction.atomic():  # the key checked under the lock only: allowance_period_start
+        with transaction.atomic():
             account = lock_account(user.pk)
             if (existing := recorded_entry(idempotency_key)) is not None:
                 return existing

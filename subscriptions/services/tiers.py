@@ -83,7 +83,9 @@ def subscription_sync(
       Stripe's current state always applies.
     Returns the ledger row, or None when nothing changed.
     """
-    with transaction.atomic():  # the key checked under the lock only: allowance_period_start
+    if (existing := recorded_entry(idempotency_key)) is not None:  # a replay takes no lock
+        return existing
+    with transaction.atomic():
         account = lock_account(user.pk)
         if (existing := recorded_entry(idempotency_key)) is not None:
             return existing
