@@ -31,6 +31,7 @@ import stripe
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_ratelimit import ALL
@@ -295,6 +296,33 @@ def _receive(
         logger.exception("webhook %s (%s) failed", event.get("id"), event.get("type"))
         return _error(500, "Processing failed; Stripe will retry")
     return JsonResponse({"received": True, "trigger": trigger.id})
+
+
+class WebhookFastPath:
+    """Middleware: Stripe's POSTs to ``/api/billing/webhook`` go straight to their view.
+
+    Listed right after Django's SecurityMiddleware, whose TLS redirect and headers still
+    apply. What it skips serves browsers: static files, CORS, the session and the user,
+    CSRF (the view is exempt), messages, framing and CSP headers for a page, and URL
+    resolution. None of it changes what Stripe is answered, and together they were almost
+    half the app's CPU for a delivery (in-process, one thread: 0.64-0.70 ms a delivery
+    through them, 0.35-0.44 ms past them; bench/task_queue.py measures the intake served).
+    Anything else at that path (another method, a trailing slash) is routed as usual and
+    answered 405 or 404 in JSON.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        # The path as ``path_info`` reads it (without a deployment's script prefix).
+        self.path = reverse("stripe-webhook")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and request.path_info == self.path:
+            response = stripe_webhook(request)
+            # As CommonMiddleware sets it on every other answer.
+            response["Content-Length"] = str(len(response.content))
+            return response
+        return self.get_response(request)
 
 
 def _store_and_enqueue(

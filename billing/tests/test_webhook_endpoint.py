@@ -386,3 +386,56 @@ def test_a_signed_event_of_a_type_we_neither_act_on_nor_show_is_acknowledged_uns
     assert {"invoice.paid", "checkout.session.completed", "charge.refunded"} <= events
     assert {"product.created", "price.updated", "payment_intent.succeeded"}.isdisjoint(events)
     assert len(events) < 60
+
+
+# --- the fast path (billing.endpoint.WebhookFastPath) ---------------------------------------
+
+
+def test_a_delivery_gets_securitys_headers_and_none_meant_for_a_page(client, endpoint_configured):
+    body = event_body()
+    response = post(client, body, sign(body))
+    assert response.status_code == 200 and response.json()["received"] is True
+    assert WebhookEventTrigger.objects.get().processed
+    assert response["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware ran
+    assert response["Content-Length"] == str(len(response.content))
+    # The browser middleware did not: no policy for a page, no session, no Vary on cookies.
+    for header in ("Content-Security-Policy", "X-Frame-Options", "Vary"):
+        assert header not in response
+    assert not response.cookies
+    # Any other API answer has them.
+    assert "Content-Security-Policy" in client.get("/api/billing/pricing")
+
+
+def test_a_plain_http_delivery_is_redirected_to_https_before_anything_is_stored(
+    client, endpoint_configured, settings
+):
+    settings.SECURE_SSL_REDIRECT = True
+    body = event_body()
+    response = post(client, body, sign(body))
+    assert response.status_code == 301
+    assert response["Location"] == "https://testserver/api/billing/webhook"
+    assert not WebhookEventTrigger.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_other_methods_on_the_webhook_path_are_routed_and_answered_405_in_json(
+    client, endpoint_configured, method
+):
+    response = getattr(client, method)("/api/billing/webhook")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed" and response["Allow"] == "POST"
+    assert not WebhookEventTrigger.objects.exists()
+
+
+def test_a_post_with_a_trailing_slash_is_routed_and_answered_404_in_json(
+    client, endpoint_configured
+):
+    body = event_body()
+    response = client.post(
+        "/api/billing/webhook/",
+        data=body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign(body),
+    )
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert not WebhookEventTrigger.objects.exists()
