@@ -9,13 +9,15 @@ measured in this run, next to its baseline measured in the same run, so compare 
 across machines rather than absolute numbers. ``--quick`` scales every section down (the
 webhook bursts to 250 events, no ``make run`` from a clone, the queue section without the rows
 that only tell its gains apart) for a check in about two minutes (102-148 s on 2-core
-machines on 2026-12-03, 146 s on 2026-12-04; the aim is under two). The full run posts 1,000
+machines on 2026-12-03; 146 s on a slow one and 100-127 s on another on 2026-12-04; the
+aim is under two). The full run posts 1,000
 first webhook deliveries (200 customers) and bursts 2,000 events through the queue (400
 customers); issue 7's and 14's 2,000 customers with
 ``BENCH_WEBHOOK_CUSTOMERS=2000 BENCH_QUEUE_CUSTOMERS=2000``.
 The whole test suite's time is left to ``make test`` (``BENCH_SUITE=1`` adds it), so that
 ``make bench`` aims at ten minutes (on 2026-12-03: 489 s on the fastest machine, 542-632 s
-on the last one, 671-700 s on one half as fast; 582 s on 2026-12-04; docs/performance.md).
+on the last one, 671-700 s on one half as fast; 582 s and 448 s on two machines on
+2026-12-04; docs/performance.md).
 
 A run of every section (full or ``--quick``) also rewrites the table in docs/performance.md,
 between its ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers, with the command
