@@ -31,7 +31,7 @@ import stripe
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_ratelimit import ALL
@@ -313,8 +313,9 @@ class WebhookFastPath:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        # The path as ``path_info`` reads it (without a deployment's script prefix).
-        self.path = reverse("stripe-webhook")
+        # The path as ``path_info`` reads it: without the script prefix of a deployment
+        # mounted below the root (reverse() includes it once a request has set it).
+        self.path = "/" + reverse("stripe-webhook").removeprefix(get_script_prefix())
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method == "POST" and request.path_info == self.path:

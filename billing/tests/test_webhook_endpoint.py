@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.http import HttpResponse
+from django.test import RequestFactory
 from djstripe.models import Event, WebhookEventTrigger
 
 from billing.tests.harness import WEBHOOK_SECRET, event_body, post, sign
@@ -439,3 +441,24 @@ def test_a_post_with_a_trailing_slash_is_routed_and_answered_404_in_json(
     )
     assert response.status_code == 404 and response.json()["code"] == "not_found"
     assert not WebhookEventTrigger.objects.exists()
+
+
+def test_under_a_script_prefix_a_delivery_still_takes_the_fast_path(endpoint_configured):
+    from django.urls import set_script_prefix
+
+    from billing.endpoint import WebhookFastPath
+
+    set_script_prefix("/billing-backend/")
+    try:
+        fast_path = WebhookFastPath(lambda request: HttpResponse(status=418))
+    finally:
+        set_script_prefix("/")
+    body = event_body()
+    request = RequestFactory().post(
+        "/api/billing/webhook",
+        data=body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign(body),
+    )
+    assert fast_path(request).status_code == 200
+    assert fast_path(RequestFactory().get("/api/billing/webhook")).status_code == 418
