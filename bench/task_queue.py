@@ -201,9 +201,9 @@ def per_type_costs(
 
 def run(quick: bool = False) -> list[Row]:
     database_prepare()
-    # The full run's burst is 2,000 events (400 customers): the 10,000-event burst
-    # (BENCH_QUEUE_CUSTOMERS=2000) drains in about 15 minutes at the rates measured on a busy
-    # 2-core machine, more than `make bench` has in all.
+    # The full run's burst is 2,000 events (400 customers): with the 10,000-event
+    # burst (BENCH_QUEUE_CUSTOMERS=2000) this section took 377 s on 2026-12-04 (a 189 s
+    # drain), which would put `make bench` well over its ten minutes.
     customers = int(os.environ.get("BENCH_QUEUE_CUSTOMERS", 50 if quick else 400))
     state, events = world_build(customers, customers * 5)
     # The Checkout watched during the burst: the last bundle purchase, held out of the burst.
