@@ -12,6 +12,8 @@ job. Without a queue (SQLite, tests) the same processing runs here once the row 
 Before any of that, the size and the signature are checked here: dj-stripe stores every
 post (body and headers) before its own signature check, so unsigned posts would fill the
 database. Refused posts cost a log line and no row, and are rate limited per address.
+A POST to our URL reaches its view straight after Django's SecurityMiddleware, past the
+middleware that serves browsers (``WebhookFastPath``, listed in settings.MIDDLEWARE).
 
 One shortcut: a correctly signed redelivery of an event dj-stripe already stored is answered
 200 at once, without a second trigger row (dj-stripe would store one, find the event and do
