@@ -43,7 +43,7 @@ soak: install
 # Issue 7's benchmarks, one table (needs PostgreSQL and wrk; see bench/run.py): aimed at 10
 # minutes on a quiet 2-core machine (on 2026-12-03: 489 s on the fastest machine, 542-632 s
 # on the last, 671-700 s on one half as fast; 582 s and 448 s on 2026-12-04); bench-quick
-# at two (102 s; 142-148 s; 146 s and 100-127 s).
+# at two (102 s; 142-148 s; 146 s and 100-114 s).
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

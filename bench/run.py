@@ -9,7 +9,7 @@ measured in this run, next to its baseline measured in the same run, so compare 
 across machines rather than absolute numbers. ``--quick`` scales every section down (the
 webhook bursts to 250 events, no ``make run`` from a clone, the queue section without the rows
 that only tell its gains apart) for a check in about two minutes (102-148 s on 2-core
-machines on 2026-12-03; 146 s on a slow one and 100-127 s on another on 2026-12-04; the
+machines on 2026-12-03; 146 s on a slow one and 100-114 s on another on 2026-12-04; the
 aim is under two). The full run posts 1,000
 first webhook deliveries (200 customers) and bursts 2,000 events through the queue (400
 customers); issue 7's and 14's 2,000 customers with
