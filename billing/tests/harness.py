@@ -168,11 +168,9 @@ def event_body(event_type: str = "invoice.upcoming", livemode: bool = False, **o
     return json.dumps(event)
 
 
-def post(client, body: str, signature: str | None):
+def post(client, body: str, signature: str | None, path: str = "/api/billing/webhook"):
     headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
-    return client.post(
-        "/api/billing/webhook", data=body, content_type="application/json", **headers
-    )
+    return client.post(path, data=body, content_type="application/json", **headers)
 
 
 # --- the catalogue, made once per test process ---------------------------------------------

@@ -433,12 +433,7 @@ def test_a_post_with_a_trailing_slash_is_routed_and_answered_404_in_json(
     client, endpoint_configured
 ):
     body = event_body()
-    response = client.post(
-        "/api/billing/webhook/",
-        data=body,
-        content_type="application/json",
-        HTTP_STRIPE_SIGNATURE=sign(body),
-    )
+    response = post(client, body, sign(body), path="/api/billing/webhook/")
     assert response.status_code == 404 and response.json()["code"] == "not_found"
     assert not WebhookEventTrigger.objects.exists()
 
